@@ -1,0 +1,657 @@
+/**
+ * The timeout configuration: the `WS_*` environment variables (seconds), parsed with envalid,
+ * the three named profiles of seed 004, the cross-field rules, and one frozen
+ * {@link TimeoutConfig} in milliseconds that the rest of the library reads.
+ *
+ * Parsing never exits the process and never prints: every problem (bad values, unknown profile,
+ * broken cross-field rules, bad code overrides) is collected and thrown at once in one
+ * {@link ConfigError}.
+ *
+ * An empty (or whitespace-only) variable counts as unset, as in dotenv files where `WS_IDLE_TIMEOUT=`
+ * is a common way to leave a line in place without giving it a value.
+ */
+import { cleanEnv, EnvError, makeValidator, type ReporterOptions } from 'envalid';
+import { ConfigError, type ConfigProblem } from './errors.js';
+
+/**
+ * Every timeout of one connection, in milliseconds (whole numbers). Produced frozen by
+ * {@link loadTimeoutConfig}, {@link resolveTimeoutConfig} and {@link defaultTimeoutConfig}.
+ */
+export interface TimeoutConfig {
+  /**
+   * How often the manual loop's heartbeat runs: the default wait of `receiveWithTimeout`.
+   * Env `WS_HEARTBEAT_INTERVAL` (seconds). Must be > 0.
+   * @default 30000
+   */
+  readonly heartbeatIntervalMs: number;
+  /**
+   * Maximum connection lifetime. Env `WS_CONNECTION_TIMEOUT` (seconds). `0` disables the limit.
+   * @default 300000
+   */
+  readonly connectionTimeoutMs: number;
+  /**
+   * Deadline for one send to be flushed to the socket. Env `WS_MESSAGE_TIMEOUT` (seconds). Must be > 0.
+   * @default 1000
+   */
+  readonly messageTimeoutMs: number;
+  /**
+   * No application message (in or out) for this long closes the socket. Env `WS_IDLE_TIMEOUT`
+   * (seconds). `0` disables idle expiry.
+   * @default 60000
+   */
+  readonly idleTimeoutMs: number;
+  /**
+   * How often a ping is sent. Env `WS_PING_INTERVAL` (seconds). Must be > 0.
+   * @default 25000
+   */
+  readonly pingIntervalMs: number;
+  /**
+   * A ping unanswered for this long means the peer is gone (the socket is terminated).
+   * Env `WS_PONG_TIMEOUT` (seconds). Must be > 0.
+   * @default 60000
+   */
+  readonly pongTimeoutMs: number;
+  /**
+   * How long `gracefulClose` waits for the peer's close frame before it terminates the socket.
+   * Env `WS_CLOSE_TIMEOUT` (seconds). Must be > 0.
+   * @default 5000
+   */
+  readonly closeTimeoutMs: number;
+  /**
+   * The shared scheduler's tick: timeouts fire no later than deadline + resolution.
+   * Env `WS_TIMER_RESOLUTION` (seconds). Must be > 0.
+   * @default 1000
+   */
+  readonly resolutionMs: number;
+}
+
+/** The named presets selected with `WS_TIMEOUT_PROFILE` (seed 004's three tables). */
+export type TimeoutProfile = 'development' | 'production' | 'high-latency';
+
+type Field = keyof TimeoutConfig;
+
+/** Field order: also the order problems are reported in. */
+const FIELDS: readonly Field[] = Object.freeze([
+  'heartbeatIntervalMs',
+  'connectionTimeoutMs',
+  'messageTimeoutMs',
+  'idleTimeoutMs',
+  'pingIntervalMs',
+  'pongTimeoutMs',
+  'closeTimeoutMs',
+  'resolutionMs',
+] as const);
+
+/** The only fields for which 0 means "disabled". */
+const DISABLEABLE: ReadonlySet<Field> = new Set<Field>(['connectionTimeoutMs', 'idleTimeoutMs']);
+
+/** Largest delay Node timers honour (2^31-1 ms ≈ 24.8 days); larger ones fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_SECONDS = MAX_TIMER_MS / 1000;
+
+/** The variable that selects a profile. */
+const PROFILE_ENV = 'WS_TIMEOUT_PROFILE';
+
+const PROFILE_NAMES: readonly TimeoutProfile[] = Object.freeze(['development', 'production', 'high-latency'] as const);
+
+/**
+ * The environment variable (seconds) behind each field.
+ *
+ * | field | variable |
+ * | --- | --- |
+ * | `heartbeatIntervalMs` | `WS_HEARTBEAT_INTERVAL` |
+ * | `connectionTimeoutMs` | `WS_CONNECTION_TIMEOUT` |
+ * | `messageTimeoutMs` | `WS_MESSAGE_TIMEOUT` |
+ * | `idleTimeoutMs` | `WS_IDLE_TIMEOUT` |
+ * | `pingIntervalMs` | `WS_PING_INTERVAL` |
+ * | `pongTimeoutMs` | `WS_PONG_TIMEOUT` |
+ * | `closeTimeoutMs` | `WS_CLOSE_TIMEOUT` |
+ * | `resolutionMs` | `WS_TIMER_RESOLUTION` |
+ *
+ * The profile itself is selected with `WS_TIMEOUT_PROFILE`.
+ */
+export const TIMEOUT_ENV: Readonly<Record<Field, string>> = Object.freeze({
+  heartbeatIntervalMs: 'WS_HEARTBEAT_INTERVAL',
+  connectionTimeoutMs: 'WS_CONNECTION_TIMEOUT',
+  messageTimeoutMs: 'WS_MESSAGE_TIMEOUT',
+  idleTimeoutMs: 'WS_IDLE_TIMEOUT',
+  pingIntervalMs: 'WS_PING_INTERVAL',
+  pongTimeoutMs: 'WS_PONG_TIMEOUT',
+  closeTimeoutMs: 'WS_CLOSE_TIMEOUT',
+  resolutionMs: 'WS_TIMER_RESOLUTION',
+});
+
+/** Every config this module produced (frozen and valid), so hot paths can skip re-validation. */
+const produced = new WeakSet<object>();
+
+/** Freezes a config, registers it as produced by this module, and returns it. */
+function seal(values: Record<Field, number>): TimeoutConfig {
+  const config: TimeoutConfig = Object.freeze({
+    heartbeatIntervalMs: values.heartbeatIntervalMs,
+    connectionTimeoutMs: values.connectionTimeoutMs,
+    messageTimeoutMs: values.messageTimeoutMs,
+    idleTimeoutMs: values.idleTimeoutMs,
+    pingIntervalMs: values.pingIntervalMs,
+    pongTimeoutMs: values.pongTimeoutMs,
+    closeTimeoutMs: values.closeTimeoutMs,
+    resolutionMs: values.resolutionMs,
+  });
+  produced.add(config);
+  return config;
+}
+
+/**
+ * The configuration used when `WS_TIMEOUT_PROFILE` is unset and no `WS_*` variable is set
+ * (DESIGN.md's defaults column). Frozen.
+ *
+ * @default heartbeat 30 s, lifetime 300 s, message 1 s, idle 60 s, ping 25 s, pong 60 s, close 5 s, resolution 1 s
+ */
+export const DEFAULT_TIMEOUT_CONFIG: TimeoutConfig = seal({
+  heartbeatIntervalMs: 30_000,
+  connectionTimeoutMs: 300_000,
+  messageTimeoutMs: 1_000,
+  idleTimeoutMs: 60_000,
+  pingIntervalMs: 25_000,
+  pongTimeoutMs: 60_000,
+  closeTimeoutMs: 5_000,
+  resolutionMs: 1_000,
+});
+
+/**
+ * The three presets selected with `WS_TIMEOUT_PROFILE` (seed 004's tables, in ms). Close timeout
+ * (5 s) and timer resolution (1 s) are the same in all three. Single `WS_*` variables override
+ * the selected profile's values. All frozen.
+ *
+ * | profile | heartbeat | lifetime | message | idle | ping | pong | close | resolution |
+ * | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+ * | `development` | 15 s | 120 s | 0.5 s | 30 s | 10 s | 30 s | 5 s | 1 s |
+ * | `production` | 60 s | 600 s | 2 s | 120 s | 30 s | 90 s | 5 s | 1 s |
+ * | `high-latency` | 120 s | 1200 s | 5 s | 300 s | 60 s | 180 s | 5 s | 1 s |
+ */
+export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> = Object.freeze({
+  development: seal({
+    heartbeatIntervalMs: 15_000,
+    connectionTimeoutMs: 120_000,
+    messageTimeoutMs: 500,
+    idleTimeoutMs: 30_000,
+    pingIntervalMs: 10_000,
+    pongTimeoutMs: 30_000,
+    closeTimeoutMs: 5_000,
+    resolutionMs: 1_000,
+  }),
+  production: seal({
+    heartbeatIntervalMs: 60_000,
+    connectionTimeoutMs: 600_000,
+    messageTimeoutMs: 2_000,
+    idleTimeoutMs: 120_000,
+    pingIntervalMs: 30_000,
+    pongTimeoutMs: 90_000,
+    closeTimeoutMs: 5_000,
+    resolutionMs: 1_000,
+  }),
+  'high-latency': seal({
+    heartbeatIntervalMs: 120_000,
+    connectionTimeoutMs: 1_200_000,
+    messageTimeoutMs: 5_000,
+    idleTimeoutMs: 300_000,
+    pingIntervalMs: 60_000,
+    pongTimeoutMs: 180_000,
+    closeTimeoutMs: 5_000,
+    resolutionMs: 1_000,
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Per-field rules (shared by env values in seconds and code overrides in ms)
+// ---------------------------------------------------------------------------------------------
+
+type Unit = 's' | 'ms';
+
+/** "what is valid", in the unit the user wrote. */
+function validRange(field: Field, unit: Unit): string {
+  const range = unit === 's' ? `a number of seconds from 0.001 to ${MAX_TIMER_SECONDS}` : `a number of milliseconds from 1 to ${MAX_TIMER_MS}`;
+  return DISABLEABLE.has(field) ? `expected 0 (disabled) or ${range}` : `expected ${range}`;
+}
+
+function disableHint(field: Field): string {
+  return DISABLEABLE.has(field) ? '; to disable it, use 0' : '';
+}
+
+/**
+ * Checks one number already known to be a finite, non-negative amount of `unit`, and returns
+ * its whole milliseconds, or a reason.
+ */
+function checkAmount(field: Field, amount: number, unit: Unit): { ms: number } | { reason: string } {
+  const ms = Math.round(unit === 's' ? amount * 1000 : amount);
+  if (amount === 0 && !DISABLEABLE.has(field)) {
+    return {
+      reason:
+        `0 is not allowed: this timeout cannot be disabled (0 disables only ` +
+        `${TIMEOUT_ENV.idleTimeoutMs} and ${TIMEOUT_ENV.connectionTimeoutMs}); ${validRange(field, unit)}`,
+    };
+  }
+  if (amount > 0 && ms === 0) {
+    return { reason: `${amount} ${unit} is less than 1 ms once rounded to whole milliseconds; ${validRange(field, unit)}` };
+  }
+  if (ms > MAX_TIMER_MS) {
+    return {
+      reason:
+        `too large: ${amount} ${unit} exceeds the longest delay a Node timer supports ` +
+        `(2^31-1 ms = ${MAX_TIMER_SECONDS} s, about 24.8 days; longer delays fire after 1 ms)` +
+        `${disableHint(field)}; ${validRange(field, unit)}`,
+    };
+  }
+  return { ms };
+}
+
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
+const WITH_UNIT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)\s*(?:ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)$/i;
+
+/** Parses one `WS_*` value (seconds) into whole ms, or throws envalid's `EnvError` with the reason. */
+function parseSeconds(field: Field, input: string): number {
+  const text = String(input).trim();
+  if (/^[+-]?nan$/i.test(text)) {
+    throw new EnvError(`NaN is not a number; ${validRange(field, 's')}`);
+  }
+  if (/^[+-]?inf(?:inity)?$/i.test(text)) {
+    throw new EnvError(`${text} is not a finite duration${disableHint(field)}; ${validRange(field, 's')}`);
+  }
+  if (!DECIMAL.test(text)) {
+    const hint = WITH_UNIT.test(text) ? ' (the unit is always seconds: write the number alone, e.g. "30" or "0.5")' : '';
+    throw new EnvError(`not a number${hint}; ${validRange(field, 's')}`);
+  }
+  const seconds = Number(text);
+  if (seconds < 0) {
+    throw new EnvError(`must not be negative${disableHint(field)}; ${validRange(field, 's')}`);
+  }
+  if (!Number.isFinite(seconds)) {
+    throw new EnvError(`too large: ${text} s is beyond any timer (max ${MAX_TIMER_SECONDS} s)${disableHint(field)}; ${validRange(field, 's')}`);
+  }
+  const checked = checkAmount(field, seconds === 0 ? 0 : seconds, 's'); // -0 reads as 0
+  if ('reason' in checked) throw new EnvError(checked.reason);
+  return checked.ms;
+}
+
+/** Validates one code value (ms): whole ms or a reason. Fractions are rounded like env values. */
+function checkMilliseconds(field: Field, value: unknown): { ms: number } | { reason: string } {
+  if (typeof value !== 'number') {
+    return { reason: `must be a number of milliseconds, got ${value === null ? 'null' : typeof value}; ${validRange(field, 'ms')}` };
+  }
+  if (Number.isNaN(value)) return { reason: `NaN is not a number; ${validRange(field, 'ms')}` };
+  if (value === Infinity || value === -Infinity) {
+    return { reason: `${value} is not a finite duration${disableHint(field)}; ${validRange(field, 'ms')}` };
+  }
+  if (value < 0) return { reason: `must not be negative${disableHint(field)}; ${validRange(field, 'ms')}` };
+  return checkAmount(field, value === 0 ? 0 : value, 'ms');
+}
+
+// ---------------------------------------------------------------------------------------------
+// envalid specs
+// ---------------------------------------------------------------------------------------------
+
+const secondsValidators = new Map(FIELDS.map((field) => [field, makeValidator<number>((input) => parseSeconds(field, input))]));
+
+const profileValidator = makeValidator<TimeoutProfile>((input) => {
+  const text = String(input).trim();
+  if ((PROFILE_NAMES as readonly string[]).includes(text)) return text as TimeoutProfile;
+  throw new EnvError(`unknown profile; expected one of ${PROFILE_NAMES.map((p) => `"${p}"`).join(', ')} (or leave it unset for the defaults)`);
+});
+
+const FIELD_DOCS: Readonly<Record<Field, string>> = {
+  heartbeatIntervalMs: "seconds between heartbeat checks of the manual loop (receiveWithTimeout's default wait)",
+  connectionTimeoutMs: 'maximum connection lifetime in seconds; 0 disables',
+  messageTimeoutMs: 'seconds one send may take to be flushed',
+  idleTimeoutMs: 'seconds without an application message before the socket is closed; 0 disables',
+  pingIntervalMs: 'seconds between pings',
+  pongTimeoutMs: 'seconds a ping may stay unanswered before the peer is declared gone',
+  closeTimeoutMs: "seconds gracefulClose waits for the peer's close frame before terminating",
+  resolutionMs: "seconds per tick of the shared scheduler; timeouts fire no later than deadline + resolution",
+};
+
+/** Every variable optional (`default: undefined`): unset ones take the profile's value. */
+const ENV_SPECS = {
+  [PROFILE_ENV]: profileValidator({
+    default: undefined,
+    desc: `timeout preset: ${PROFILE_NAMES.join(', ')}; unset means the defaults`,
+  }),
+  ...Object.fromEntries(
+    FIELDS.map((field) => [TIMEOUT_ENV[field], secondsValidators.get(field)!({ default: undefined, desc: FIELD_DOCS[field] })]),
+  ),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Where each value came from (for naming problems) and the cross-field rules
+// ---------------------------------------------------------------------------------------------
+
+/** How a value is named and shown in a problem. */
+interface Origin {
+  /** `WS_IDLE_TIMEOUT` or `idleTimeoutMs`. */
+  readonly name: string;
+  /** The value in the unit of its name: a seconds string for env names, a number of ms for fields. */
+  readonly value: unknown;
+  /** `WS_IDLE_TIMEOUT=600 s` / `idleTimeoutMs=600000 ms`, with where it came from when not given. */
+  readonly shown: string;
+}
+
+function seconds(ms: number): string {
+  return String(ms / 1000);
+}
+
+function envOrigin(field: Field, ms: number, raw: string | undefined, source: string): Origin {
+  const name = TIMEOUT_ENV[field];
+  if (raw !== undefined) return { name, value: raw, shown: `${name}=${raw.trim()} s` };
+  return { name, value: seconds(ms), shown: `${name}=${seconds(ms)} s (${source})` };
+}
+
+function codeOrigin(field: Field, ms: number, source?: string): Origin {
+  return { name: field, value: ms, shown: `${field}=${ms} ms${source ? ` (${source})` : ''}` };
+}
+
+function crossProblem(a: Origin, b: Origin, reason: string): ConfigProblem {
+  return { name: `${a.name}/${b.name}`, value: { [a.name]: a.value, [b.name]: b.value }, reason };
+}
+
+/**
+ * The cross-field rules, on values that are individually valid. A rule is skipped when any of
+ * its fields is in `unknown` (invalid, or unknowable because the profile was invalid).
+ */
+function crossFieldProblems(
+  c: Readonly<Record<Field, number>>,
+  origin: (field: Field) => Origin,
+  unknown: ReadonlySet<Field>,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const known = (...fields: Field[]) => fields.every((f) => !unknown.has(f));
+
+  // 1. idle < lifetime when both are enabled.
+  if (known('idleTimeoutMs', 'connectionTimeoutMs') && c.idleTimeoutMs > 0 && c.connectionTimeoutMs > 0 && c.idleTimeoutMs >= c.connectionTimeoutMs) {
+    const idle = origin('idleTimeoutMs');
+    const life = origin('connectionTimeoutMs');
+    problems.push(
+      crossProblem(
+        idle,
+        life,
+        `${idle.shown} must be less than ${life.shown} when both are enabled, otherwise the connection reaches ` +
+          `its maximum lifetime before it can ever be idle that long; lower ${idle.name}, raise ${life.name}, ` +
+          `or set either to 0 to disable it`,
+      ),
+    );
+  }
+
+  // 2. ping interval < lifetime when the lifetime is enabled.
+  if (known('pingIntervalMs', 'connectionTimeoutMs') && c.connectionTimeoutMs > 0 && c.pingIntervalMs >= c.connectionTimeoutMs) {
+    const ping = origin('pingIntervalMs');
+    const life = origin('connectionTimeoutMs');
+    problems.push(
+      crossProblem(
+        ping,
+        life,
+        `${ping.shown} must be less than ${life.shown} when the lifetime limit is enabled, otherwise no ping is ` +
+          `ever sent before the connection reaches its maximum lifetime; lower ${ping.name}, or raise ${life.name} ` +
+          `(0 disables it)`,
+      ),
+    );
+  }
+
+  // 3. resolution <= every tick-driven timeout (ping, pong, enabled idle and lifetime): name the smallest.
+  if (known('resolutionMs')) {
+    const driven: Field[] = ['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'];
+    let smallest: Field | undefined;
+    for (const f of driven) {
+      if (unknown.has(f) || (DISABLEABLE.has(f) && c[f] === 0)) continue;
+      if (smallest === undefined || c[f] < c[smallest]) smallest = f;
+    }
+    if (smallest !== undefined && c.resolutionMs > c[smallest]) {
+      const res = origin('resolutionMs');
+      const low = origin(smallest);
+      problems.push(
+        crossProblem(
+          res,
+          low,
+          `${res.shown} must not be greater than ${low.shown}, the smallest of the ping interval, pong timeout and ` +
+            `enabled idle/lifetime timeouts: deadlines are checked once per tick, so a timeout shorter than one tick ` +
+            `would fire up to a whole tick late; lower ${res.name} or raise ${low.name}`,
+        ),
+      );
+    }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides
+// ---------------------------------------------------------------------------------------------
+
+const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The field a mistyped key most likely meant (`idleTimeout`, `WS_IDLE_TIMEOUT`, `idleTimoutMs`...). */
+function suggestField(key: string): Field | undefined {
+  const byEnv = FIELDS.find((f) => TIMEOUT_ENV[f] === key.toUpperCase());
+  if (byEnv) return byEnv;
+  const lower = key.toLowerCase();
+  let best: Field | undefined;
+  let bestDistance = Infinity;
+  for (const f of FIELDS) {
+    const d = Math.min(editDistance(lower, f.toLowerCase()), editDistance(`${lower}ms`, f.toLowerCase()));
+    if (d < bestDistance) [best, bestDistance] = [f, d];
+  }
+  return bestDistance <= 3 ? best : undefined;
+}
+
+/**
+ * Validates code overrides: unknown keys and bad values become problems named by the key.
+ * Keys whose value is `undefined` are ignored (as with an options spread).
+ */
+function readOverrides(overrides: unknown): { values: Partial<Record<Field, number>>; problems: ConfigProblem[] } {
+  const values: Partial<Record<Field, number>> = {};
+  const problems: ConfigProblem[] = [];
+  if (overrides === undefined || overrides === null) return { values, problems };
+  if (typeof overrides !== 'object' || Array.isArray(overrides)) {
+    problems.push({ name: 'overrides', value: overrides, reason: `must be an object of millisecond fields (${FIELDS.join(', ')})` });
+    return { values, problems };
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (!FIELD_SET.has(key)) {
+      const guess = suggestField(key);
+      problems.push({
+        name: key,
+        value,
+        reason: `unknown option${guess ? `; did you mean "${guess}"?` : ''} Valid options (milliseconds): ${FIELDS.join(', ')}`,
+      });
+      continue;
+    }
+    if (value === undefined) continue;
+    const field = key as Field;
+    const checked = checkMilliseconds(field, value);
+    if ('reason' in checked) problems.push({ name: field, value, reason: checked.reason });
+    else values[field] = checked.ms;
+  }
+  return { values, problems };
+}
+
+function hasOverrides(overrides: unknown): boolean {
+  return overrides !== undefined && overrides !== null && (typeof overrides !== 'object' || Object.keys(overrides).length > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Reads the `WS_*` variables (seconds, fractions allowed, rounded to whole ms) on top of the
+ * profile named by `WS_TIMEOUT_PROFILE` (or {@link DEFAULT_TIMEOUT_CONFIG} when it is unset),
+ * applies the code `overrides` (ms) on top, checks every value and the cross-field rules, and
+ * returns one frozen config.
+ *
+ * - An unset, empty or whitespace-only variable takes the profile's value.
+ * - 0 disables only `WS_IDLE_TIMEOUT` and `WS_CONNECTION_TIMEOUT`; every other value must be > 0.
+ * - Values above 2^31-1 ms (≈ 24.8 days) are rejected: Node timers cannot wait that long.
+ * - With nothing set and no overrides, the profile (or default) object itself is returned.
+ *
+ * Never prints and never exits the process.
+ *
+ * @param env The environment to read (only `WS_TIMEOUT_PROFILE` and the {@link TIMEOUT_ENV} names are looked at). @default process.env
+ * @param overrides Values in milliseconds that win over the environment; unknown keys are rejected.
+ * @returns A frozen config, for which {@link isTimeoutConfig} is true.
+ * @throws {ConfigError} With every problem at once: problems from the environment name the variable
+ *   and echo its raw string; problems from `overrides` name the field; cross-field problems name both
+ *   sides, e.g. `WS_IDLE_TIMEOUT/WS_CONNECTION_TIMEOUT`.
+ */
+export function loadTimeoutConfig(env: Record<string, string | undefined> = process.env, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
+  // Only our variables, with empty values dropped (empty = unset).
+  const raw: Record<string, string> = {};
+  for (const name of Object.keys(ENV_SPECS)) {
+    const value: unknown = env[name];
+    if (value === undefined || value === null) continue;
+    const text = typeof value === 'string' ? value : String(value);
+    if (text.trim() !== '') raw[name] = text;
+  }
+
+  let envErrors: Partial<Record<string, Error>> = {};
+  const cleaned = cleanEnv(raw, ENV_SPECS, {
+    reporter: ({ errors }: ReporterOptions<typeof ENV_SPECS>) => {
+      envErrors = { ...errors };
+    },
+  }) as unknown as Readonly<Record<string, unknown>>;
+  // envalid's strict proxy throws on reading a variable that failed, so read only those that passed.
+  const read = (name: string): unknown => (envErrors[name] ? undefined : cleaned[name]);
+
+  const problems: ConfigProblem[] = [];
+  const problem = (name: string) => {
+    const error = envErrors[name];
+    if (error) problems.push({ name, value: raw[name], reason: error.message });
+  };
+
+  problem(PROFILE_ENV);
+  const profile = read(PROFILE_ENV) as TimeoutProfile | undefined;
+  const profileValid = !envErrors[PROFILE_ENV];
+  const base = profile ? TIMEOUT_PROFILES[profile] : DEFAULT_TIMEOUT_CONFIG;
+  const source = profile ? `${profile} profile` : 'default'; // with an unknown profile, such values are never shown
+
+  const fromEnv: Partial<Record<Field, number>> = {};
+  const unknown = new Set<Field>();
+  for (const field of FIELDS) {
+    const name = TIMEOUT_ENV[field];
+    problem(name);
+    if (envErrors[name]) unknown.add(field);
+    const ms = read(name);
+    if (typeof ms === 'number') fromEnv[field] = ms;
+  }
+
+  const fromCode = readOverrides(overrides);
+  problems.push(...fromCode.problems);
+  for (const p of fromCode.problems) if (FIELD_SET.has(p.name)) unknown.add(p.name as Field);
+
+  // Code wins over env, env over the profile. A bad env value overridden by valid code stays
+  // reported, but the field takes part in the cross-field rules with the code value.
+  const values = { ...base } as Record<Field, number>;
+  for (const field of FIELDS) {
+    const ms = fromCode.values[field] ?? fromEnv[field];
+    if (ms !== undefined) {
+      values[field] = ms;
+      if (!fromCode.problems.some((p) => p.name === field)) unknown.delete(field);
+    } else if (!profileValid) {
+      unknown.add(field); // would have come from a profile we could not read
+    }
+  }
+  const origin = (field: Field): Origin => {
+    if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
+    return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source);
+  };
+  problems.push(...crossFieldProblems(values, origin, unknown));
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (Object.keys(fromEnv).length === 0 && Object.keys(fromCode.values).length === 0) return base;
+  return seal(values);
+}
+
+/**
+ * Merges code `overrides` (milliseconds) onto `base` and validates the result with the same
+ * per-field and cross-field rules as {@link loadTimeoutConfig}; problems name the field
+ * (`idleTimeoutMs`). Unknown keys are rejected; keys whose value is `undefined` are ignored.
+ *
+ * @param base A config, normally from {@link loadTimeoutConfig} or {@link defaultTimeoutConfig}.
+ *   A base not produced by this module is validated too.
+ * @param overrides Values in milliseconds to apply.
+ * @returns `base` itself (the same object) when `overrides` is undefined or empty; otherwise a new frozen config.
+ * @throws {ConfigError} With every problem at once.
+ */
+export function resolveTimeoutConfig(base: TimeoutConfig, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
+  if (!hasOverrides(overrides)) return base;
+  const problems: ConfigProblem[] = [];
+  if (typeof base !== 'object' || base === null) {
+    throw new ConfigError([{ name: 'base', value: base, reason: `must be a TimeoutConfig object (${FIELDS.join(', ')})` }]);
+  }
+
+  const fromCode = readOverrides(overrides);
+  const unknown = new Set<Field>();
+  const values = {} as Record<Field, number>;
+  const trusted = isTimeoutConfig(base);
+  for (const field of FIELDS) {
+    const override = fromCode.values[field];
+    if (override !== undefined) {
+      values[field] = override;
+      continue;
+    }
+    if (fromCode.problems.some((p) => p.name === field)) {
+      unknown.add(field);
+      continue;
+    }
+    if (trusted) {
+      values[field] = base[field];
+      continue;
+    }
+    const checked = checkMilliseconds(field, (base as unknown as Record<string, unknown>)[field]);
+    if ('reason' in checked) {
+      problems.push({ name: field, value: (base as unknown as Record<string, unknown>)[field], reason: `in the base config: ${checked.reason}` });
+      unknown.add(field);
+    } else {
+      values[field] = checked.ms;
+    }
+  }
+  problems.push(...fromCode.problems);
+  const origin = (field: Field): Origin => codeOrigin(field, values[field], fromCode.values[field] === undefined ? 'base config' : undefined);
+  problems.push(...crossFieldProblems(values, origin, unknown));
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (Object.keys(fromCode.values).length === 0 && trusted) return base; // only undefined-valued keys
+  return seal(values);
+}
+
+/**
+ * True only for configs produced by this module ({@link loadTimeoutConfig},
+ * {@link resolveTimeoutConfig}, {@link defaultTimeoutConfig}, {@link DEFAULT_TIMEOUT_CONFIG},
+ * {@link TIMEOUT_PROFILES}): frozen and already validated, so callers may skip re-validation.
+ * A look-alike plain object is not one.
+ */
+export function isTimeoutConfig(value: unknown): value is TimeoutConfig {
+  return typeof value === 'object' && value !== null && produced.has(value);
+}
+
+let cachedDefault: TimeoutConfig | undefined;
+
+/**
+ * `loadTimeoutConfig(process.env)`, computed on first call and cached for the life of the
+ * process (later changes to `process.env` are not seen). A failed load is not cached: the
+ * {@link ConfigError} is thrown again on the next call.
+ *
+ * @throws {ConfigError} When the process environment is invalid.
+ */
+export function defaultTimeoutConfig(): TimeoutConfig {
+  cachedDefault ??= loadTimeoutConfig(process.env);
+  return cachedDefault;
+}

@@ -1,0 +1,32 @@
+export { systemClock, type Clock, type TimerHandle } from './clock.js';
+export {
+  CloseCode,
+  CloseReason,
+  MAX_CLOSE_REASON_BYTES,
+  TIMEOUT_CLOSE_CODES,
+  truncateCloseReason,
+  type CloseCodeValue,
+  type TimeoutReason,
+} from './close-codes.js';
+export {
+  DEFAULT_TIMEOUT_CONFIG,
+  TIMEOUT_ENV,
+  TIMEOUT_PROFILES,
+  defaultTimeoutConfig,
+  isTimeoutConfig,
+  loadTimeoutConfig,
+  resolveTimeoutConfig,
+  type TimeoutConfig,
+  type TimeoutProfile,
+} from './config.js';
+export { ConfigError, SessionCleanupError, SessionStoreError, type ConfigProblem } from './errors.js';
+export { createLogger, defaultLogger, redact, silentLogger, type CreateLoggerOptions, type Logger } from './logger.js';
+export {
+  WebSocketTimeoutManager,
+  type CloseOutcome,
+  type HeartbeatMode,
+  type ManagerOptions,
+  type SlowConsumerPolicy,
+} from './manager.js';
+export { Scheduler, sharedScheduler, type SchedulerEntry, type SchedulerOptions } from './scheduler.js';
+export { ReadyState, type ManagedSocket, type Message } from './socket.js';

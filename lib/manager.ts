@@ -1,0 +1,596 @@
+/**
+ * `WebSocketTimeoutManager`: one server socket's deadlines, receive queue, sends, heartbeat
+ * and close. The rules live in ./deadlines.ts; this module does the I/O.
+ */
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import {
+  CloseCode,
+  CloseReason,
+  TIMEOUT_CLOSE_CODES,
+  isSendableCloseCode,
+  truncateCloseReason,
+  type TimeoutReason,
+} from './close-codes.js';
+import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
+import * as rules from './deadlines.js';
+import { defaultLogger, type Logger } from './logger.js';
+import { initSchedulerEntry, sharedScheduler, type Scheduler } from './scheduler.js';
+import { ReadyState, type ManagedSocket, type Message } from './socket.js';
+
+/** How liveness is probed: protocol ping frames, or `"ping"`/`"pong"` text for peers that cannot see frames. */
+export type HeartbeatMode = 'protocol' | 'application';
+
+/**
+ * What to do with a peer that reads too slowly (a send missed its deadline, or `bufferedAmount`
+ * is over `maxBufferedBytes`): `'close'` closes with 4003 `send_timeout`; `'refuse'` only
+ * makes that send resolve `false`.
+ */
+export type SlowConsumerPolicy = 'close' | 'refuse';
+
+/** How `gracefulClose` ended: the peer answered, it had to be terminated, or it was already gone. */
+export type CloseOutcome = 'closed' | 'terminated' | 'already_closed';
+
+export interface ManagerOptions {
+  /** Shown in every log line of this connection. */
+  userId?: string;
+  /** Connection id for logs. @default a process-unique `c<n>` */
+  id?: string;
+  /** Overrides (ms) on top of the loaded `WS_*` config; a config from `loadTimeoutConfig` is used as is. */
+  config?: Partial<TimeoutConfig>;
+  clock?: Clock;
+  logger?: Logger;
+  /** @default 'protocol' */
+  heartbeatMode?: HeartbeatMode;
+  /** Messages held for `receiveWithTimeout` before the socket is paused. @default 1000 */
+  maxQueuedMessages?: number;
+  /** A send is refused (and the policy applied) while `bufferedAmount` exceeds this. @default 1_048_576 (1 MiB) */
+  maxBufferedBytes?: number;
+  /** @default 'close' */
+  slowConsumerPolicy?: SlowConsumerPolicy;
+  /** Send the JSON `connectionTimeout` notice before an idle or lifetime close. @default true */
+  timeoutNotice?: boolean;
+  /** Up to this many ms are taken off each connection's lifetime at random, so a fleet does not reconnect at once. @default 0 */
+  lifetimeJitterMs?: number;
+  /** Send `{"type":"reconnectAdvised"}` this many ms before the lifetime close; 0 disables. @default 0 */
+  reconnectNoticeMs?: number;
+  /** Random source for the jitter, in [0, 1). @default Math.random */
+  random?: () => number;
+  /** The scheduler `start()` registers with. @default one shared per clock and resolution */
+  scheduler?: Scheduler;
+  /**
+   * When set, messages go to this callback instead of the receive queue
+   * (then `receiveWithTimeout` only ever resolves `null`).
+   */
+  onMessage?: (message: Message, manager: WebSocketTimeoutManager) => void;
+  /** Told why the manager is ending the connection, before the close starts. */
+  onTimeout?: (reason: TimeoutReason, manager: WebSocketTimeoutManager) => void;
+  /** Told once the socket has closed, whoever closed it. */
+  onClose?: (code: number, reason: string, manager: WebSocketTimeoutManager) => void;
+}
+
+type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
+
+const MANAGER = Symbol('ws-timeouts.manager');
+type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager };
+
+// Listeners are shared by every socket and find their manager through a symbol on the socket:
+// no closure per connection, and `off()` removes exactly what `on()` added.
+function onSocketMessage(this: Tagged, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+  this[MANAGER]?.handleMessage(data, isBinary);
+}
+function onSocketPong(this: Tagged): void {
+  this[MANAGER]?.handlePong();
+}
+function onSocketClose(this: Tagged, code: number, reason: Buffer): void {
+  this[MANAGER]?.handleClose(code, reason);
+}
+function onSocketError(this: Tagged, err: Error): void {
+  this[MANAGER]?.handleError(err);
+}
+
+let nextConnectionSeq = 0;
+const noop = (): void => undefined;
+/** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
+const RTT_SMOOTHING = 0.125;
+
+export class WebSocketTimeoutManager implements rules.DeadlineState {
+  readonly ws: ManagedSocket;
+  readonly config: TimeoutConfig;
+  readonly userId: string | undefined;
+  readonly connectedAt: number;
+  lastActivityAt: number;
+  lastPingAt: number;
+  pingOutstandingSince = -1;
+  lastPongAt = -1;
+  /** Round-trip time of the last answered ping, ms; -1 before the first. */
+  lastRttMs = -1;
+  /** Exponentially smoothed round-trip time, ms; -1 before the first. */
+  smoothedRttMs = -1;
+  readonly lifetimeMs: number;
+  reconnectNoticeAt = -1;
+  /** Free-form labels (e.g. `{ role: 'speaker' }`) for metrics and the registry. */
+  labels: Record<string, string> | undefined;
+
+  private readonly options: ManagerOptions;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly seq: number;
+  private queue: Message[] | null = null;
+  private waiters: Waiter[] | null = null;
+  private paused = false;
+  private closed = false;
+  private closing: Promise<CloseOutcome> | null = null;
+  private finishClose: ((outcome: CloseOutcome) => void) | null = null;
+  private closeTimer: TimerHandle = undefined;
+  private scheduler: Scheduler | null = null;
+  private closedSignal: Promise<void> | null = null;
+  private resolveClosed: (() => void) | null = null;
+  declare schedulerNext: null;
+  declare schedulerPrev: null;
+  declare schedulerDueTick: number;
+
+  constructor(ws: ManagedSocket, options: ManagerOptions = {}) {
+    initSchedulerEntry(this);
+    this.ws = ws;
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? defaultLogger();
+    this.userId = options.userId;
+    this.seq = ++nextConnectionSeq;
+    this.config = isTimeoutConfig(options.config)
+      ? options.config
+      : resolveTimeoutConfig(defaultTimeoutConfig(), options.config);
+    const now = this.clock.now();
+    this.connectedAt = now;
+    this.lastActivityAt = now;
+    this.lastPingAt = now;
+    this.lifetimeMs = this.jitteredLifetime();
+    const noticeMs = options.reconnectNoticeMs ?? 0;
+    if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
+
+    (ws as Tagged)[MANAGER] = this;
+    ws.on('message', onSocketMessage);
+    ws.on('pong', onSocketPong);
+    ws.on('close', onSocketClose);
+    ws.on('error', onSocketError);
+    if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
+    else this.logger.info('WebSocket connected', this.logMeta());
+  }
+
+  /** Connection id used in logs. */
+  get id(): string {
+    return this.options.id ?? `c${this.seq}`;
+  }
+
+  get state(): 'open' | 'closing' | 'closed' {
+    if (this.closed) return 'closed';
+    return this.closing || this.ws.readyState === ReadyState.CLOSING ? 'closing' : 'open';
+  }
+
+  /** Messages waiting for `receiveWithTimeout`. */
+  get queuedMessages(): number {
+    return this.queue?.length ?? 0;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /**
+   * The next message (string for text, Buffer for binary), or `null` when `timeoutMs` passes
+   * first or the connection is closed. Messages that arrived earlier are queued, never lost.
+   * @param timeoutMs @default config.heartbeatIntervalMs; `Infinity` waits until a message or close
+   */
+  receiveWithTimeout(timeoutMs: number = this.config.heartbeatIntervalMs): Promise<Message | null> {
+    checkTimeout('timeoutMs', timeoutMs);
+    const queued = this.queue?.shift();
+    if (queued !== undefined) {
+      this.resumeIfDrained();
+      return Promise.resolve(queued);
+    }
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter: Waiter = { resolve, timer: undefined };
+      if (timeoutMs !== Infinity) {
+        waiter.timer = this.clock.setTimeout(() => {
+          const i = this.waiters?.indexOf(waiter) ?? -1;
+          if (i >= 0) this.waiters!.splice(i, 1);
+          resolve(null);
+        }, timeoutMs);
+      }
+      (this.waiters ??= []).push(waiter);
+    });
+  }
+
+  /** Yields every message until the connection closes. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      const message = await this.receiveWithTimeout(Infinity);
+      if (message === null) return;
+      yield message;
+    }
+  }
+
+  /** @internal called by the socket's 'message' listener */
+  handleMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    const message: Message = isBinary ? toBuffer(data) : data.toString();
+    if (this.options.heartbeatMode === 'application' && !isBinary) {
+      if (message === 'pong') return this.handlePong();
+      if (message === 'ping') return void this.trySend('pong');
+    }
+    this.lastActivityAt = this.clock.now();
+    const waiter = this.waiters?.shift();
+    if (waiter) {
+      this.clock.clearTimeout(waiter.timer);
+      waiter.resolve(message);
+    } else if (this.options.onMessage) {
+      this.options.onMessage(message, this);
+    } else {
+      (this.queue ??= []).push(message);
+      if (!this.paused && this.queue.length >= (this.options.maxQueuedMessages ?? 1000) && this.ws.pause) {
+        // Backpressure: stop reading from the peer rather than let the queue grow.
+        this.paused = true;
+        this.ws.pause();
+      }
+    }
+  }
+
+  private resumeIfDrained(): void {
+    if (this.paused && this.queue!.length <= (this.options.maxQueuedMessages ?? 1000) / 2) {
+      this.paused = false;
+      this.ws.resume?.();
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends `data` as JSON. Resolves `true` once the frame is handed to the OS within
+   * `timeoutMs`; `false` on deadline, closed socket, unserialisable data or send error. Never rejects.
+   * @param timeoutMs @default config.messageTimeoutMs
+   */
+  sendJsonWithTimeout(data: unknown, timeoutMs?: number): Promise<boolean> {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(data);
+    } catch (err) {
+      this.logger.error('WebSocket send failed: data is not serialisable to JSON', this.logMeta({ error: err }));
+    }
+    if (text === undefined) return Promise.resolve(false);
+    return this.sendTextWithTimeout(text, timeoutMs);
+  }
+
+  /** Sends a text frame; same contract as {@link sendJsonWithTimeout}. */
+  sendTextWithTimeout(text: string, timeoutMs: number = this.config.messageTimeoutMs): Promise<boolean> {
+    checkTimeout('timeoutMs', timeoutMs);
+    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
+    const limit = this.options.maxBufferedBytes ?? 1_048_576;
+    if (this.ws.bufferedAmount > limit) {
+      this.slowConsumer('buffered_limit', { bufferedAmount: this.ws.bufferedAmount, maxBufferedBytes: limit });
+      return Promise.resolve(false);
+    }
+    this.lastActivityAt = this.clock.now();
+    return new Promise((resolve) => {
+      let settled = false;
+      const timer = this.clock.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        resolve(false);
+        this.slowConsumer('send_deadline', { messageTimeoutMs: timeoutMs });
+      }, timeoutMs);
+      const done = (err?: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        this.clock.clearTimeout(timer);
+        if (err) this.logger.warn('WebSocket send failed', this.logMeta({ error: err }));
+        resolve(!err);
+      };
+      try {
+        this.ws.send(text, done);
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+  }
+
+  /** Fire-and-forget send for notices and heartbeat text; false when it could not be queued. */
+  private trySend(text: string): boolean {
+    if (this.ws.readyState !== ReadyState.OPEN) return false;
+    try {
+      this.ws.send(text, noop);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private slowConsumer(cause: 'send_deadline' | 'buffered_limit', meta: Record<string, unknown>): void {
+    this.logger.warn('WebSocket slow consumer', this.logMeta({ reason: 'send_timeout', cause, ...meta }));
+    if ((this.options.slowConsumerPolicy ?? 'close') === 'close' && !this.closing && !this.closed) {
+      this.notifyTimeout('send_timeout');
+      void this.gracefulClose(CloseCode.SendTimeout, CloseReason.send_timeout);
+    }
+  }
+
+  // ---------------------------------------------------------------- activity and deadlines
+
+  /** Marks application activity now (inbound and outbound messages do this by themselves). */
+  updateActivity(): void {
+    this.lastActivityAt = this.clock.now();
+  }
+
+  /** No application message for `idleTimeoutMs` (always false when idle is disabled). */
+  isIdle(): boolean {
+    return rules.isIdle(this, this.config, this.clock.now());
+  }
+
+  /** A ping has gone unanswered for `pongTimeoutMs`. */
+  isPongTimeout(): boolean {
+    return rules.isPongOverdue(this, this.config, this.clock.now());
+  }
+
+  /** No ping is outstanding and `pingIntervalMs` has passed since the last one. */
+  shouldPing(): boolean {
+    return rules.shouldPing(this, this.config, this.clock.now());
+  }
+
+  /** Milliseconds since the connection was accepted. */
+  connectionAge(): number {
+    return this.clock.now() - this.connectedAt;
+  }
+
+  /** The connection has lived `connectionTimeoutMs` (minus its jitter); false when disabled. */
+  isConnectionTimeout(): boolean {
+    return rules.isLifetimeExceeded(this, this.clock.now());
+  }
+
+  /**
+   * One heartbeat step for the manual loop: terminates a peer whose pong is overdue, pings when
+   * due. Resolves `false` once the peer is gone, `true` while the connection is usable.
+   */
+  async handleHeartbeat(): Promise<boolean> {
+    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return false;
+    if (this.isPongTimeout()) {
+      this.expire('pong_timeout');
+      return false;
+    }
+    const now = this.clock.now();
+    if (rules.shouldPing(this, this.config, now)) return this.sendPing(now);
+    return true;
+  }
+
+  private sendPing(now: number): boolean {
+    this.lastPingAt = now;
+    this.pingOutstandingSince = now;
+    if (this.options.heartbeatMode === 'application') return this.trySend('ping');
+    try {
+      this.ws.ping();
+      return true;
+    } catch (err) {
+      this.logger.warn('WebSocket ping failed', this.logMeta({ error: err }));
+      return false;
+    }
+  }
+
+  /** @internal a pong frame (or `"pong"` text in application mode) arrived */
+  handlePong(): void {
+    const now = this.clock.now();
+    this.lastPongAt = now;
+    if (this.pingOutstandingSince < 0) return;
+    const rtt = now - this.pingOutstandingSince;
+    this.pingOutstandingSince = -1;
+    this.lastRttMs = rtt;
+    this.smoothedRttMs = this.smoothedRttMs < 0 ? rtt : this.smoothedRttMs + RTT_SMOOTHING * (rtt - this.smoothedRttMs);
+  }
+
+  // ---------------------------------------------------------------- automatic mode
+
+  /**
+   * Enforces idle, lifetime and pong timeouts (and sends pings) by itself, on the shared
+   * scheduler: on expiry the notice is sent, the socket closed with its code and `onTimeout` told.
+   */
+  start(): this {
+    if (this.closed || this.scheduler) return this;
+    this.scheduler = this.options.scheduler ?? sharedScheduler(this.clock, this.config.resolutionMs);
+    this.scheduler.schedule(this, rules.nextCheckAt(this, this.config));
+    return this;
+  }
+
+  /** Stops automatic enforcement; the manual methods keep working. */
+  stop(): void {
+    this.scheduler?.cancel(this);
+    this.scheduler = null;
+  }
+
+  /** @internal called by the scheduler when a deadline may have passed */
+  onDue(now: number, stalled: boolean): void {
+    if (this.closed || this.closing) return;
+    for (let decision = rules.decide(this, this.config, now); decision; decision = rules.decide(this, this.config, now)) {
+      if (decision === 'pong_timeout' && stalled) {
+        // After an event-loop stall, give pending input one more turn to be read before judging.
+        this.scheduler?.schedule(this, now);
+        return;
+      }
+      if (decision === 'ping') {
+        if (!this.sendPing(now)) return;
+      } else if (decision === 'reconnect_notice') {
+        this.reconnectNoticeAt = -1;
+        this.trySend(
+          JSON.stringify({
+            type: 'reconnectAdvised',
+            reason: 'max_lifetime',
+            closeInSeconds: (this.connectedAt + this.lifetimeMs - now) / 1000,
+            timestamp: now,
+          }),
+        );
+      } else {
+        return this.expire(decision);
+      }
+    }
+    this.scheduler?.schedule(this, rules.nextCheckAt(this, this.config));
+  }
+
+  private expire(reason: Exclude<TimeoutReason, 'send_timeout'>): void {
+    this.logger.warn('WebSocket timeout', this.logMeta({ reason, ...this.timeoutMeta(reason) }));
+    this.notifyTimeout(reason);
+    if (reason === 'pong_timeout') {
+      // A peer that stopped answering pings gets no close frame: it would never read it.
+      this.terminate();
+      return;
+    }
+    if (this.options.timeoutNotice !== false) this.trySend(JSON.stringify(this.timeoutNotice(reason)));
+    void this.gracefulClose(TIMEOUT_CLOSE_CODES[reason], CloseReason[reason]);
+  }
+
+  private timeoutNotice(reason: 'idle' | 'max_lifetime'): Record<string, unknown> {
+    const timestamp = this.clock.now();
+    return reason === 'idle'
+      ? {
+          type: 'connectionTimeout',
+          reason,
+          message: 'Connection closed due to inactivity',
+          idleSeconds: this.config.idleTimeoutMs / 1000,
+          timestamp,
+        }
+      : {
+          type: 'connectionTimeout',
+          reason,
+          message: 'Connection closed: maximum lifetime reached',
+          lifetimeSeconds: this.lifetimeMs / 1000,
+          timestamp,
+        };
+  }
+
+  private timeoutMeta(reason: TimeoutReason): Record<string, number> {
+    switch (reason) {
+      case 'idle':
+        return { idleTimeoutMs: this.config.idleTimeoutMs, idleMs: this.clock.now() - this.lastActivityAt };
+      case 'max_lifetime':
+        return { connectionTimeoutMs: this.config.connectionTimeoutMs, lifetimeMs: this.lifetimeMs };
+      case 'pong_timeout':
+        return { pingIntervalMs: this.config.pingIntervalMs, pongTimeoutMs: this.config.pongTimeoutMs };
+      case 'send_timeout':
+        return { messageTimeoutMs: this.config.messageTimeoutMs };
+    }
+  }
+
+  private notifyTimeout(reason: TimeoutReason): void {
+    try {
+      this.options.onTimeout?.(reason, this);
+    } catch (err) {
+      this.logger.error('onTimeout callback threw', this.logMeta({ reason, error: err }));
+    }
+  }
+
+  private jitteredLifetime(): number {
+    const lifetime = this.config.connectionTimeoutMs;
+    const jitter = Math.min(this.options.lifetimeJitterMs ?? 0, lifetime - 1);
+    if (lifetime === 0 || jitter <= 0) return lifetime;
+    return lifetime - Math.floor((this.options.random ?? Math.random)() * jitter);
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /**
+   * Sends a close frame and waits up to `closeTimeoutMs` for the peer's; terminates a peer that
+   * does not answer. Idempotent (every call gets the first call's promise) and never rejects;
+   * a peer that is already gone resolves `'already_closed'`.
+   */
+  gracefulClose(code: number = CloseCode.NormalClosure, reason: string = CloseReason.normal_closure): Promise<CloseOutcome> {
+    if (this.closing) return this.closing;
+    if (this.closed) return (this.closing = Promise.resolve('already_closed'));
+    this.stop();
+    if (!isSendableCloseCode(code)) {
+      this.logger.warn('gracefulClose: invalid close code, using 1000', this.logMeta({ code }));
+      code = CloseCode.NormalClosure;
+    }
+    this.closing = new Promise<CloseOutcome>((resolve) => {
+      this.finishClose = resolve;
+    });
+    if (this.ws.readyState === ReadyState.OPEN) {
+      try {
+        this.ws.close(code, truncateCloseReason(String(reason)));
+      } catch (err) {
+        this.logger.warn('WebSocket close frame failed, terminating', this.logMeta({ error: err }));
+        this.terminate();
+      }
+    } else if (this.ws.readyState === ReadyState.CONNECTING) {
+      this.terminate();
+    }
+    if (!this.closed) {
+      this.closeTimer = this.clock.setTimeout(() => {
+        this.logger.warn('WebSocket peer did not answer the close frame, terminating', this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }));
+        this.finishClose?.('terminated');
+        this.finishClose = null;
+        this.terminate();
+      }, this.config.closeTimeoutMs);
+    }
+    return this.closing;
+  }
+
+  /** Drops the connection at once, without a close frame. Safe on any state. */
+  terminate(): void {
+    try {
+      this.ws.terminate();
+    } catch (err) {
+      this.logger.debug('WebSocket terminate failed', this.logMeta({ error: err }));
+    }
+  }
+
+  /** Resolves once the socket has closed (immediately if it already has). */
+  whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return (this.closedSignal ??= new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    }));
+  }
+
+  /** @internal the socket closed, whoever closed it */
+  handleClose(code: number, reasonBuffer: Buffer): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stop();
+    this.clock.clearTimeout(this.closeTimer);
+    const ws = this.ws as Tagged;
+    ws.off('message', onSocketMessage);
+    ws.off('pong', onSocketPong);
+    ws.off('close', onSocketClose);
+    ws.off('error', onSocketError);
+    delete ws[MANAGER];
+    const waiters = this.waiters;
+    this.waiters = null;
+    for (const waiter of waiters ?? []) {
+      this.clock.clearTimeout(waiter.timer);
+      waiter.resolve(null);
+    }
+    this.finishClose?.('closed');
+    this.finishClose = null;
+    this.resolveClosed?.();
+    const reason = reasonBuffer.toString();
+    this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
+    try {
+      this.options.onClose?.(code, reason, this);
+    } catch (err) {
+      this.logger.error('onClose callback threw', this.logMeta({ error: err }));
+    }
+  }
+
+  /** @internal the socket reported an error; 'close' follows, so only log it */
+  handleError(err: Error): void {
+    this.logger.warn('WebSocket error', this.logMeta({ error: err, errorCode: (err as { code?: string }).code }));
+  }
+
+  private logMeta(extra?: Record<string, unknown>): Record<string, unknown> {
+    return { connectionId: this.id, userId: this.userId, ...this.labels, ...extra };
+  }
+}
+
+function checkTimeout(name: string, value: number): void {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative number of milliseconds (or Infinity), got ${String(value)}`);
+  }
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

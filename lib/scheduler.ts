@@ -1,0 +1,340 @@
+/**
+ * One shared coarse tick that drives the idle, lifetime, ping and pong checks of every socket.
+ *
+ * A hashed timing wheel: `wheelSize` slots (a power of two), each a circular doubly linked list
+ * threaded through the entries themselves (intrusive links), so `schedule()` and `cancel()` are
+ * O(1) and allocate nothing, and a tick visits only the slots of the tick indices that elapsed.
+ * A slot holds entries of every wheel round; those due in a later round stay where they are.
+ *
+ * Time is cut into ticks of `resolutionMs`: tick k covers `[k·R, (k+1)·R)`. A deadline T is due
+ * at tick `ceil(T / R)` and that tick is processed at a time `>= ceil(T / R)·R`, so a deadline
+ * never fires early and, while the event loop keeps up, fires at most one resolution late.
+ *
+ * One clock timer runs while entries exist and none when the wheel is empty, so a process with
+ * no sockets can exit. The timer only queues the tick with `clock.afterIo()` (Node's check
+ * phase): input that arrived during an event-loop stall, such as a pong, is read before any
+ * deadline is judged.
+ */
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { defaultLogger, type Logger } from './logger.js';
+
+export interface SchedulerEntry {
+  /**
+   * Called once when due, with the tick's time and whether the tick ran more than one
+   * resolution late (an event-loop stall). Reschedule from inside if more checks are needed.
+   */
+  onDue(now: number, stalled: boolean): void;
+  /** Intrusive link, managed by the scheduler only. */
+  schedulerNext: SchedulerEntry | null;
+  /** Intrusive link, managed by the scheduler only. */
+  schedulerPrev: SchedulerEntry | null;
+  /** The tick the entry is due at (scheduler-internal numbering); -1 when not scheduled. */
+  schedulerDueTick: number;
+}
+
+type SchedulerFields = Pick<SchedulerEntry, 'schedulerNext' | 'schedulerPrev' | 'schedulerDueTick'>;
+
+/**
+ * Gives an object the scheduler's intrusive fields, unscheduled. Call it in the constructor,
+ * before other fields are set, so every instance keeps one hidden class.
+ */
+export function initSchedulerEntry<T extends object>(entry: T): T & SchedulerFields {
+  const e = entry as T & SchedulerFields;
+  e.schedulerNext = null;
+  e.schedulerPrev = null;
+  e.schedulerDueTick = -1;
+  return e;
+}
+
+export interface SchedulerOptions {
+  /** Length of one tick. Deadlines fire no later than deadline + resolution. @default 1000 // 1 second */
+  resolutionMs?: number;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Slots in the wheel, a power of two. A stall longer than `wheelSize` ticks visits each slot once. @default 1024 */
+  wheelSize?: number;
+  /** Where a throwing `onDue` is reported when no `onError` is given. @default defaultLogger() */
+  logger?: Logger;
+  /** Called with whatever an `onDue` threw; the tick carries on with the next entry. */
+  onError?: (err: unknown, entry: SchedulerEntry) => void;
+}
+
+/** The defaults, declared once. */
+export const SCHEDULER_DEFAULTS = Object.freeze({ resolutionMs: 1000, wheelSize: 1024 });
+
+/** The largest wheel: slot indices are computed with 32-bit `&`. */
+const MAX_WHEEL_SIZE = 2 ** 30;
+
+/** A slot's list head: a circular list is empty when the sentinel links to itself. */
+function createSentinel(): SchedulerEntry {
+  const s: SchedulerEntry = { onDue: () => undefined, schedulerNext: null, schedulerPrev: null, schedulerDueTick: -1 };
+  s.schedulerNext = s;
+  s.schedulerPrev = s;
+  return s;
+}
+
+function linkLast(list: SchedulerEntry, entry: SchedulerEntry): void {
+  const last = list.schedulerPrev!;
+  entry.schedulerPrev = last;
+  entry.schedulerNext = list;
+  last.schedulerNext = entry;
+  list.schedulerPrev = entry;
+}
+
+/** Works on whichever list holds the entry (a slot or the due list): that is what the sentinels buy. */
+function unlink(entry: SchedulerEntry): void {
+  entry.schedulerPrev!.schedulerNext = entry.schedulerNext;
+  entry.schedulerNext!.schedulerPrev = entry.schedulerPrev;
+  entry.schedulerNext = null;
+  entry.schedulerPrev = null;
+}
+
+function checkResolution(value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Scheduler: resolutionMs must be a number of milliseconds, got ${typeof value} ${String(value)}`);
+  }
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`Scheduler: resolutionMs must be a finite number > 0 (milliseconds), got ${value}`);
+  }
+  return value;
+}
+
+function checkWheelSize(value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Scheduler: wheelSize must be a number, got ${typeof value} ${String(value)}`);
+  }
+  if (!Number.isInteger(value) || value < 2 || value > MAX_WHEEL_SIZE || (value & (value - 1)) !== 0) {
+    throw new RangeError(`Scheduler: wheelSize must be a power of two from 2 to 2^30 (e.g. 1024), got ${value}`);
+  }
+  return value;
+}
+
+export class Scheduler {
+  readonly resolutionMs: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger | undefined;
+  private readonly onError: ((err: unknown, entry: SchedulerEntry) => void) | undefined;
+  private readonly slots: SchedulerEntry[];
+  private readonly mask: number;
+  /** Entries taken off the wheel by the running tick and not yet called. */
+  private readonly due: SchedulerEntry = createSentinel();
+  /**
+   * Ticks are counted from the tick the scheduler was created in, not from the epoch: at
+   * 1-second resolution epoch tick numbers pass 2^30 and would stop being small integers in V8.
+   */
+  private readonly originTick: number;
+  /** The first tick not yet processed. Never decreases; every scheduled entry is due at or after it. */
+  private nextTick: number;
+  private count = 0;
+  private timer: TimerHandle | null = null;
+  /** The timer fired and the tick waits in `afterIo`. */
+  private tickQueued = false;
+  private running = false;
+  private lagMs = 0;
+
+  constructor(options: SchedulerOptions = {}) {
+    this.resolutionMs = checkResolution(options.resolutionMs ?? SCHEDULER_DEFAULTS.resolutionMs);
+    const wheelSize = checkWheelSize(options.wheelSize ?? SCHEDULER_DEFAULTS.wheelSize);
+    const clock = options.clock ?? systemClock;
+    if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.afterIo !== 'function') {
+      throw new TypeError('Scheduler: clock must implement the Clock interface (now, setTimeout, clearTimeout, afterIo)');
+    }
+    if (options.logger !== undefined && typeof options.logger.error !== 'function') {
+      throw new TypeError('Scheduler: logger must have an error(message, meta) method');
+    }
+    if (options.onError !== undefined && typeof options.onError !== 'function') {
+      throw new TypeError(`Scheduler: onError must be a function, got ${typeof options.onError}`);
+    }
+    this.clock = clock;
+    this.logger = options.logger;
+    this.onError = options.onError;
+    this.mask = wheelSize - 1;
+    this.slots = Array.from({ length: wheelSize }, createSentinel);
+    this.originTick = Math.floor(clock.now() / this.resolutionMs);
+    this.nextTick = 1;
+  }
+
+  /** Entries scheduled, including those the running tick has yet to call. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** How late the last tick that processed anything ran, in ms (event-loop lag, for metrics). */
+  get lastLagMs(): number {
+    return this.lagMs;
+  }
+
+  /**
+   * Makes `entry` due at `atMs` (epoch ms), moving it if it was already scheduled. A time in
+   * the past or now is due on the next tick, never during the current one. An entry belongs to
+   * one scheduler at a time.
+   */
+  schedule(entry: SchedulerEntry, atMs: number): void {
+    if (!Number.isFinite(atMs)) {
+      throw new RangeError(`Scheduler: schedule() needs a finite time in ms, got ${atMs}`);
+    }
+    if (this.count === 0 && !this.running) {
+      // Nothing is on the wheel, so the ticks that passed while idle need no visit; skipping
+      // them also keeps the first tick from looking like a stall.
+      this.nextTick = Math.max(this.nextTick, this.tickAt(this.clock.now()) + 1);
+    }
+    let dueTick = Math.ceil(atMs / this.resolutionMs) - this.originTick;
+    if (dueTick < this.nextTick) dueTick = this.nextTick;
+    const current = entry.schedulerDueTick;
+    if (current >= 0) {
+      // Entries on the due list have current < nextTick <= dueTick, so equality means "on the wheel, same slot".
+      if (current === dueTick) return;
+      unlink(entry);
+    } else {
+      this.count++;
+    }
+    entry.schedulerDueTick = dueTick;
+    linkLast(this.slots[dueTick & this.mask]!, entry);
+    if (this.timer === null && !this.tickQueued && !this.running) this.arm();
+  }
+
+  /** Unschedules `entry`; a no-op if it is not scheduled. Stops the timer when nothing is left. */
+  cancel(entry: SchedulerEntry): void {
+    if (!(entry.schedulerDueTick >= 0)) return;
+    unlink(entry);
+    entry.schedulerDueTick = -1;
+    if (--this.count === 0) this.disarm();
+  }
+
+  isScheduled(entry: SchedulerEntry): boolean {
+    return entry.schedulerDueTick >= 0;
+  }
+
+  /**
+   * Runs due entries now (used by tests and by the timer). Visits the slots of every tick that
+   * elapsed since the last one, at most once each. Returns the number of entries called.
+   */
+  tick(): number {
+    if (this.running) return 0;
+    this.running = true;
+    let fired: number;
+    try {
+      fired = this.process();
+    } finally {
+      this.running = false;
+    }
+    if (this.count === 0) this.disarm();
+    else if (this.timer === null && !this.tickQueued) this.arm();
+    return fired;
+  }
+
+  /** Cancels the timer. Entries stay scheduled; the next `schedule()` restarts the timer. */
+  stop(): void {
+    this.disarm();
+  }
+
+  private tickAt(timeMs: number): number {
+    return Math.floor(timeMs / this.resolutionMs) - this.originTick;
+  }
+
+  /** The earliest time at which tick `t` may be processed. */
+  private startOf(t: number): number {
+    return (t + this.originTick) * this.resolutionMs;
+  }
+
+  private process(): number {
+    const now = this.clock.now();
+    const target = this.tickAt(now);
+    const first = this.nextTick;
+    if (target < first) return 0;
+    const lagMs = now - this.startOf(first);
+    this.lagMs = lagMs;
+    const stalled = lagMs > this.resolutionMs;
+
+    // Detach everything due before calling anyone: callbacks may then schedule or cancel any
+    // entry, this one included, and nothing they schedule can be due in this tick.
+    const due = this.due;
+    const visits = Math.min(target - first + 1, this.slots.length);
+    for (let i = 0; i < visits; i++) {
+      const slot = this.slots[(first + i) & this.mask]!;
+      let entry = slot.schedulerNext!;
+      while (entry !== slot) {
+        const next = entry.schedulerNext!;
+        if (entry.schedulerDueTick <= target) {
+          unlink(entry);
+          linkLast(due, entry);
+        }
+        entry = next;
+      }
+    }
+    this.nextTick = target + 1;
+
+    let fired = 0;
+    for (let entry = due.schedulerNext!; entry !== due; entry = due.schedulerNext!) {
+      unlink(entry);
+      entry.schedulerDueTick = -1;
+      this.count--;
+      fired++;
+      try {
+        entry.onDue(now, stalled);
+      } catch (err) {
+        this.report(err, entry);
+      }
+    }
+    return fired;
+  }
+
+  private report(err: unknown, entry: SchedulerEntry): void {
+    if (this.onError) {
+      try {
+        this.onError(err, entry);
+        return;
+      } catch (onErrorErr) {
+        err = onErrorErr;
+      }
+    }
+    (this.logger ?? defaultLogger()).error('Scheduler: a due callback threw', {
+      error: err,
+      entry: entry.constructor?.name,
+    });
+  }
+
+  private arm(): void {
+    // Never wait longer than one resolution, so a wall clock set backwards is re-read soon.
+    const delay = Math.max(0, Math.min(this.resolutionMs, this.startOf(this.nextTick) - this.clock.now()));
+    this.timer = this.clock.setTimeout(this.onTimer, delay);
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) {
+      this.clock.clearTimeout(this.timer);
+      this.timer = null;
+    }
+    // An already queued afterIo callback cannot be withdrawn: it finds the flag down and returns.
+    this.tickQueued = false;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.tickQueued = true;
+    this.clock.afterIo(this.onAfterIo);
+  };
+
+  private readonly onAfterIo = (): void => {
+    if (!this.tickQueued) return;
+    this.tickQueued = false;
+    this.tick();
+  };
+}
+
+const shared = new WeakMap<Clock, Map<number, Scheduler>>();
+
+/** The scheduler shared by everything on `clock` at `resolutionMs`, created on first use. */
+export function sharedScheduler(clock: Clock, resolutionMs: number): Scheduler {
+  let byResolution = shared.get(clock);
+  if (!byResolution) {
+    byResolution = new Map();
+    shared.set(clock, byResolution);
+  }
+  let scheduler = byResolution.get(resolutionMs);
+  if (!scheduler) {
+    scheduler = new Scheduler({ clock, resolutionMs });
+    byResolution.set(resolutionMs, scheduler);
+  }
+  return scheduler;
+}

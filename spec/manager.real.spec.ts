@@ -1,0 +1,172 @@
+import { expect } from 'chai';
+import WebSocket from 'ws';
+import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
+import { silentLogger } from '../lib/logger.js';
+import type { TimeoutConfig } from '../lib/config.js';
+import { startWsServer, type TestServer } from './support/ws-server.js';
+import { rawClient } from './support/raw-client.js';
+
+// Real sockets on 127.0.0.1 with short real timeouts; no fake timers anywhere in this file.
+const FAST: Partial<TimeoutConfig> = {
+  heartbeatIntervalMs: 50,
+  pingIntervalMs: 50,
+  pongTimeoutMs: 150,
+  messageTimeoutMs: 200,
+  closeTimeoutMs: 200,
+  idleTimeoutMs: 0,
+  connectionTimeoutMs: 0,
+  resolutionMs: 10,
+};
+
+function opened(url: string, options?: WebSocket.ClientOptions): Promise<WebSocket> {
+  const ws = new WebSocket(url, options);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+function closeEvent(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+describe('WebSocketTimeoutManager over real ws sockets', () => {
+  let server: TestServer;
+  let managers: WebSocketTimeoutManager[];
+
+  async function serve(handler: (manager: WebSocketTimeoutManager) => Promise<void> | void, options: ManagerOptions = {}) {
+    managers = [];
+    server = await startWsServer((ws) => {
+      const manager = new WebSocketTimeoutManager(ws, { logger: silentLogger, ...options, config: { ...FAST, ...options.config } });
+      managers.push(manager);
+      void handler(manager);
+    });
+  }
+
+  afterEach(async () => server?.close());
+
+  describe("seed 004's basic usage loop", () => {
+    async function basicLoop(timeoutManager: WebSocketTimeoutManager): Promise<void> {
+      try {
+        for (;;) {
+          const message = await timeoutManager.receiveWithTimeout();
+          if (message === null) {
+            if (!(await timeoutManager.handleHeartbeat())) break; // connection lost
+            continue;
+          }
+          if (message === 'pong') {
+            timeoutManager.updateActivity();
+            continue;
+          }
+          const response = { type: 'response', data: 'processed' };
+          if (!(await timeoutManager.sendJsonWithTimeout(response))) break;
+          if (timeoutManager.isConnectionTimeout()) break;
+        }
+      } finally {
+        await timeoutManager.gracefulClose();
+      }
+    }
+
+    it('answers each message and keeps a ping-answering client through many heartbeats', async () => {
+      await serve(basicLoop);
+      const client = await opened(server.url);
+      await new Promise((r) => setTimeout(r, 400));
+      client.send('hello');
+      const reply = await new Promise((resolve) => client.once('message', (data) => resolve(JSON.parse(data.toString()))));
+      expect(reply).to.deep.equal({ type: 'response', data: 'processed' });
+      expect(managers[0]!.lastRttMs).to.be.at.least(0);
+      client.close();
+      await closeEvent(client);
+    });
+
+    it('terminates a client with autoPong: false after ping interval + pong timeout', async () => {
+      await serve(basicLoop);
+      const client = await opened(server.url, { autoPong: false });
+      const started = Date.now();
+      const { code } = await closeEvent(client);
+      expect(code).to.equal(1006); // no close frame: the peer was terminated
+      expect(Date.now() - started).to.be.at.least(FAST.pingIntervalMs! + FAST.pongTimeoutMs!);
+    });
+
+    it('ends the loop with a normal close once the lifetime is over', async () => {
+      await serve(basicLoop, { config: { connectionTimeoutMs: 150 } });
+      const client = await opened(server.url);
+      await new Promise((r) => setTimeout(r, 200));
+      client.send('one more');
+      expect(await closeEvent(client)).to.deep.equal({ code: 1000, reason: 'normal_closure' });
+    });
+  });
+
+  describe("seed 004's advanced usage loop", () => {
+    it('uses a per-endpoint message timeout and a custom receive timeout', async () => {
+      const seen: string[] = [];
+      await serve(
+        async (timeoutManager) => {
+          try {
+            while (timeoutManager.state === 'open') {
+              const message = await timeoutManager.receiveWithTimeout(10_000);
+              if (message === null) continue;
+              seen.push(String(message));
+              await timeoutManager.sendTextWithTimeout(`processed:${String(message)}`);
+            }
+          } finally {
+            await timeoutManager.gracefulClose();
+          }
+        },
+        { config: { messageTimeoutMs: 5_000 } },
+      );
+      expect(managers).to.have.length(0);
+      const client = await opened(server.url);
+      expect(managers[0]!.config.messageTimeoutMs).to.equal(5_000);
+      client.send('job');
+      const reply = await new Promise((resolve) => client.once('message', (data) => resolve(data.toString())));
+      expect(reply).to.equal('processed:job');
+      client.close(1000);
+      await closeEvent(client);
+      expect(seen).to.deep.equal(['job']);
+    });
+  });
+
+  it('does not lose a message sent before anyone called receive', async () => {
+    await serve(() => undefined);
+    const client = await opened(server.url);
+    client.send('first');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await managers[0]!.receiveWithTimeout(1_000)).to.equal('first');
+    client.close();
+  });
+
+  it("terminates a peer that never answers the close frame after closeTimeoutMs ('terminated')", async () => {
+    await serve(() => undefined);
+    const peer = await rawClient(server.port);
+    await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    const outcome = await managers[0]!.gracefulClose(1000);
+    expect(outcome).to.equal('terminated');
+    expect(Date.now() - started).to.be.at.least(FAST.closeTimeoutMs! - 5);
+    expect(peer.frames.map((f) => f.opcode)).to.include(0x8);
+    await peer.closed;
+  });
+
+  it('resolves a send to a paused client false within the message timeout and closes it with 4003', async () => {
+    await serve(() => undefined);
+    const client = await opened(server.url);
+    client.pause();
+    await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    const sent = await managers[0]!.sendTextWithTimeout('x'.repeat(32 * 1024 * 1024));
+    expect(sent).to.equal(false);
+    expect(Date.now() - started).to.be.below(FAST.messageTimeoutMs! + 1_000);
+    client.resume();
+    const { code } = await closeEvent(client);
+    expect([4003, 1006]).to.include(code);
+  });
+
+  it('closes an idle client with the JSON notice and 4001 in automatic mode', async () => {
+    await serve((manager) => void manager.start(), { config: { idleTimeoutMs: 100 } });
+    const client = await opened(server.url);
+    const notice = new Promise((resolve) => client.once('message', (data) => resolve(JSON.parse(data.toString()))));
+    expect(await closeEvent(client)).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+    expect(await notice).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: 0.1 });
+  });
+});

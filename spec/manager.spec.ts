@@ -1,0 +1,490 @@
+import { expect } from 'chai';
+import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
+import { Scheduler } from '../lib/scheduler.js';
+import { createSocketPair } from '../lib/testing/socket-pair.js';
+import { createTestClock, type TestClock } from '../lib/testing/clock.js';
+import { captureLogs } from '../lib/testing/log-capture.js';
+
+// Every test runs on its own fake clock, injected: no global is touched, no real time passes.
+describe('WebSocketTimeoutManager', () => {
+  let t: TestClock;
+  let logs: ReturnType<typeof captureLogs>;
+
+  beforeEach(() => {
+    t = createTestClock();
+    logs = captureLogs();
+  });
+
+  function setup(options: ManagerOptions = {}, pairOptions = {}) {
+    const { server, client } = createSocketPair(pairOptions);
+    const scheduler = new Scheduler({ clock: t.clock, resolutionMs: options.config?.resolutionMs ?? 100 });
+    const manager = new WebSocketTimeoutManager(server, {
+      clock: t.clock,
+      logger: logs.logger,
+      scheduler,
+      userId: 'user-1',
+      ...options,
+    });
+    return { server, client, manager, scheduler };
+  }
+
+  describe('#receiveWithTimeout()', () => {
+    it('resolves a message that arrived before anyone called receive', async () => {
+      const { client, manager } = setup();
+      client.send('early');
+      await t.flush();
+      expect(await manager.receiveWithTimeout(10)).to.equal('early');
+    });
+
+    it('resolves null when the timeout passes first, not a millisecond earlier', async () => {
+      const { manager } = setup();
+      let result: unknown = 'pending';
+      void manager.receiveWithTimeout(500).then((m) => (result = m));
+      await t.tickAsync(499);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+    });
+
+    it('waits heartbeatIntervalMs by default', async () => {
+      const { manager } = setup({ config: { heartbeatIntervalMs: 2_000 } });
+      let result: unknown = 'pending';
+      void manager.receiveWithTimeout().then((m) => (result = m));
+      await t.tickAsync(1_999);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+    });
+
+    it('gives strings for text frames and Buffers for binary frames', async () => {
+      const { client, manager } = setup();
+      client.send('text');
+      client.send(Buffer.from([1, 2, 3]));
+      await t.flush();
+      expect(await manager.receiveWithTimeout(10)).to.equal('text');
+      const binary = await manager.receiveWithTimeout(10);
+      expect(Buffer.isBuffer(binary)).to.equal(true);
+      expect([...(binary as Buffer)]).to.deep.equal([1, 2, 3]);
+    });
+
+    it('hands messages to concurrent receivers in arrival order', async () => {
+      const { client, manager } = setup();
+      const first = manager.receiveWithTimeout(1_000);
+      const second = manager.receiveWithTimeout(1_000);
+      client.send('a');
+      client.send('b');
+      expect(await first).to.equal('a');
+      expect(await second).to.equal('b');
+    });
+
+    it('delivers messages queued before the close, then resolves null', async () => {
+      const { client, manager } = setup();
+      client.send('last words');
+      client.close(1000);
+      await t.flush();
+      expect(await manager.receiveWithTimeout(10)).to.equal('last words');
+      expect(await manager.receiveWithTimeout(10)).to.equal(null);
+    });
+
+    it('resolves a pending receive with null when the connection closes', async () => {
+      const { client, manager } = setup();
+      const pending = manager.receiveWithTimeout(60_000);
+      client.close(1000);
+      expect(await pending).to.equal(null);
+    });
+
+    it('pauses the socket when the queue is full, resumes it once drained to half, and loses nothing', async () => {
+      const { client, server, manager } = setup({ maxQueuedMessages: 4 });
+      for (let i = 0; i < 8; i++) client.send(`m${i}`);
+      await t.flush();
+      expect(server.isPaused).to.equal(true);
+      expect(manager.queuedMessages).to.equal(4);
+      const all = [];
+      for (let i = 0; i < 8; i++) all.push(await manager.receiveWithTimeout(10));
+      expect(all).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+      expect(server.isPaused).to.equal(false);
+    });
+
+    it('rejects a negative or NaN timeout with a RangeError naming it', () => {
+      const { manager } = setup();
+      expect(() => manager.receiveWithTimeout(-1)).to.throw(RangeError, /timeoutMs/);
+      expect(() => manager.receiveWithTimeout(NaN)).to.throw(RangeError, /timeoutMs/);
+    });
+
+    it('is iterable with for await until the connection closes', async () => {
+      const { client, manager } = setup();
+      client.send('one');
+      client.send('two');
+      client.close(1000);
+      const seen = [];
+      for await (const message of manager) seen.push(message);
+      expect(seen).to.deep.equal(['one', 'two']);
+    });
+  });
+
+  describe('#sendJsonWithTimeout()', () => {
+    it('resolves true once the frame is flushed and the peer gets the JSON', async () => {
+      const { client, manager } = setup();
+      expect(await manager.sendJsonWithTimeout({ type: 'response', data: 'processed' })).to.equal(true);
+      expect(client.receivedJson()).to.deep.equal([{ type: 'response', data: 'processed' }]);
+    });
+
+    it('resolves false for data that cannot be serialised, and logs it', async () => {
+      const { manager } = setup();
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      expect(await manager.sendJsonWithTimeout(circular)).to.equal(false);
+      expect(await manager.sendJsonWithTimeout(undefined)).to.equal(false);
+      expect(logs.find('WebSocket send failed: data is not serialisable to JSON')?.meta.connectionId).to.match(/^c\d+$/);
+    });
+
+    it('resolves false on a closed socket', async () => {
+      const { client, manager } = setup();
+      client.close(1000);
+      await t.flush();
+      expect(await manager.sendJsonWithTimeout({ a: 1 })).to.equal(false);
+    });
+
+    it('resolves false after messageTimeoutMs for a slow consumer and closes it with 4003', async () => {
+      const { client, manager } = setup({ config: { messageTimeoutMs: 1_000 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      client.stopReading();
+      let result: unknown = 'pending';
+      void manager.sendJsonWithTimeout({ big: 'x' }).then((r) => (result = r));
+      await t.tickAsync(999);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(false);
+      expect(reasons).to.deep.equal(['send_timeout']);
+      client.startReading();
+      await t.flush();
+      expect(client.closeFrame).to.deep.equal({ code: 4003, reason: 'send_timeout' });
+    });
+
+    it("only refuses the send under the 'refuse' policy", async () => {
+      const { client, manager } = setup({ slowConsumerPolicy: 'refuse', config: { messageTimeoutMs: 100 } });
+      client.stopReading();
+      const sent = manager.sendTextWithTimeout('x');
+      await t.tickAsync(100);
+      expect(await sent).to.equal(false);
+      expect(manager.state).to.equal('open');
+    });
+
+    it('refuses at once while bufferedAmount is over maxBufferedBytes', async () => {
+      const { client, manager, server } = setup({ maxBufferedBytes: 10, slowConsumerPolicy: 'refuse' });
+      client.stopReading();
+      void manager.sendTextWithTimeout('0123456789ABC', 60_000);
+      expect(server.bufferedAmount).to.equal(13);
+      expect(await manager.sendTextWithTimeout('more')).to.equal(false);
+      expect(logs.find('WebSocket slow consumer')?.meta).to.include({ cause: 'buffered_limit', maxBufferedBytes: 10 });
+    });
+
+    it('counts as activity', async () => {
+      const { manager } = setup();
+      await t.tickAsync(5_000);
+      await manager.sendTextWithTimeout('hi');
+      expect(manager.lastActivityAt).to.equal(t.now());
+    });
+  });
+
+  describe('#isIdle()', () => {
+    it('is true once idleTimeoutMs passes without an application message', async () => {
+      const { manager } = setup({ config: { idleTimeoutMs: 60_000 } });
+      await t.tickAsync(59_999);
+      expect(manager.isIdle()).to.equal(false);
+      await t.tickAsync(1);
+      expect(manager.isIdle()).to.equal(true);
+    });
+
+    it('is reset by an inbound message but not by a pong', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 60_000 } });
+      await t.tickAsync(50_000);
+      client.pong();
+      await t.tickAsync(10_000);
+      expect(manager.isIdle()).to.equal(true);
+      client.send('hello');
+      await t.flush();
+      expect(manager.isIdle()).to.equal(false);
+    });
+
+    it('is never true when idleTimeoutMs is 0', async () => {
+      const { manager } = setup({ config: { idleTimeoutMs: 0 } });
+      await t.tickAsync(10 * 60_000);
+      expect(manager.isIdle()).to.equal(false);
+    });
+  });
+
+  describe('#connectionAge() and #isConnectionTimeout()', () => {
+    it('measures the age in ms and flags the lifetime limit', async () => {
+      const { manager } = setup({ config: { connectionTimeoutMs: 300_000 } });
+      await t.tickAsync(299_999);
+      expect(manager.connectionAge()).to.equal(299_999);
+      expect(manager.isConnectionTimeout()).to.equal(false);
+      await t.tickAsync(1);
+      expect(manager.isConnectionTimeout()).to.equal(true);
+    });
+  });
+
+  describe('#handleHeartbeat()', () => {
+    it('pings once pingIntervalMs has passed, and not before', async () => {
+      const { client, manager } = setup({ config: { pingIntervalMs: 25_000 } });
+      await t.tickAsync(24_999);
+      expect(manager.shouldPing()).to.equal(false);
+      expect(await manager.handleHeartbeat()).to.equal(true);
+      expect(client.pings).to.equal(0);
+      await t.tickAsync(1);
+      expect(await manager.handleHeartbeat()).to.equal(true);
+      expect(client.pings).to.equal(1);
+    });
+
+    it('records the round-trip time of each pong, last and smoothed', async () => {
+      const { client, manager } = setup({ config: { pingIntervalMs: 1_000 } }, { autoPong: false });
+      await t.tickAsync(1_000);
+      await manager.handleHeartbeat();
+      await t.tickAsync(80);
+      client.pong();
+      await t.flush();
+      expect(manager.lastRttMs).to.equal(80);
+      expect(manager.smoothedRttMs).to.equal(80);
+      await t.tickAsync(1_000);
+      await manager.handleHeartbeat();
+      await t.tickAsync(160);
+      client.pong();
+      await t.flush();
+      expect(manager.lastRttMs).to.equal(160);
+      expect(manager.smoothedRttMs).to.equal(90);
+    });
+
+    it('resolves false and terminates once a ping is unanswered for pongTimeoutMs', async () => {
+      const { client, manager } = setup({ config: { pingIntervalMs: 25_000, pongTimeoutMs: 60_000 } }, { autoPong: false });
+      await t.tickAsync(25_000);
+      expect(await manager.handleHeartbeat()).to.equal(true);
+      await t.tickAsync(59_999);
+      expect(manager.isPongTimeout()).to.equal(false);
+      await t.tickAsync(1);
+      expect(manager.isPongTimeout()).to.equal(true);
+      expect(await manager.handleHeartbeat()).to.equal(false);
+      await t.flush();
+      expect(manager.state).to.equal('closed');
+      expect(client.closeFrame).to.equal(null);
+      expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout', pongTimeoutMs: 60_000, userId: 'user-1' });
+    });
+
+    it("in 'application' mode pings with \"ping\" text and takes \"pong\" text as the answer", async () => {
+      const { client, manager } = setup({ heartbeatMode: 'application', config: { pingIntervalMs: 1_000 } });
+      await t.tickAsync(1_000);
+      await manager.handleHeartbeat();
+      expect(client.received).to.deep.equal(['ping']);
+      expect(client.pings).to.equal(0);
+      await t.tickAsync(30);
+      client.send('pong');
+      await t.flush();
+      expect(manager.lastRttMs).to.equal(30);
+      expect(manager.queuedMessages).to.equal(0);
+    });
+
+    it("in 'application' mode answers a peer's \"ping\" text with \"pong\"", async () => {
+      const { client, manager } = setup({ heartbeatMode: 'application' });
+      client.send('ping');
+      await t.flush();
+      expect(client.received).to.deep.equal(['pong']);
+      expect(manager.queuedMessages).to.equal(0);
+    });
+
+    it('resolves false on a closed connection', async () => {
+      const { client, manager } = setup();
+      client.close(1000);
+      await t.flush();
+      expect(await manager.handleHeartbeat()).to.equal(false);
+    });
+  });
+
+  describe('#start()', () => {
+    it('sends the notice and closes with 4001 when the idle timeout elapses, within one resolution', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 60_000, resolutionMs: 100 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      await t.tickAsync(59_999);
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(101);
+      expect(client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+      const [notice] = client.receivedJson() as Array<Record<string, unknown>>;
+      expect(notice).to.deep.equal({
+        type: 'connectionTimeout',
+        reason: 'idle',
+        message: 'Connection closed due to inactivity',
+        idleSeconds: 60,
+        timestamp: notice!.timestamp,
+      });
+      expect((client.receivedJson()[0] as { timestamp: number }).timestamp).to.be.within(t.now() - 101, t.now());
+      expect(reasons).to.deep.equal(['idle']);
+      expect(manager.state).to.equal('closed');
+    });
+
+    it('postpones the idle close while messages flow', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 10_000 } });
+      manager.start();
+      for (let i = 0; i < 5; i++) {
+        await t.tickAsync(9_000);
+        client.send('still here');
+      }
+      await t.flush();
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(10_100);
+      expect(client.closeFrame?.code).to.equal(4001);
+    });
+
+    it('terminates a silent peer after ping interval + pong timeout, with no close frame', async () => {
+      const { client, manager } = setup(
+        { config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, resolutionMs: 100 } },
+        { autoPong: false },
+      );
+      manager.start();
+      await t.tickAsync(1_100);
+      expect(client.pings).to.equal(1);
+      await t.tickAsync(1_900);
+      expect(manager.state).to.equal('open');
+      await t.tickAsync(200);
+      expect(manager.state).to.equal('closed');
+      expect(client.closeFrame).to.equal(null);
+    });
+
+    it('keeps a peer that answers pings alive through many intervals', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 0, connectionTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000 } });
+      manager.start();
+      await t.tickAsync(30_000);
+      expect(manager.state).to.equal('open');
+      expect(client.pings).to.be.within(25, 30);
+    });
+
+    it('closes with 4002 and a lifetime notice at connectionTimeoutMs', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 0, connectionTimeoutMs: 120_000, pingIntervalMs: 30_000, pongTimeoutMs: 60_000 } });
+      manager.start();
+      await t.tickAsync(119_999);
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(101);
+      expect(client.closeFrame).to.deep.equal({ code: 4002, reason: 'max_lifetime' });
+      expect(client.receivedJson()[0]).to.include({ type: 'connectionTimeout', reason: 'max_lifetime', lifetimeSeconds: 120 });
+    });
+
+    it('takes up to lifetimeJitterMs off the lifetime, never adding to it', async () => {
+      const { client, manager } = setup({
+        config: { idleTimeoutMs: 0, connectionTimeoutMs: 7_200_000 },
+        lifetimeJitterMs: 600_000,
+        random: () => 0.5,
+      });
+      expect(manager.lifetimeMs).to.equal(6_900_000);
+      manager.start();
+      await t.tickAsync(6_899_900);
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(200);
+      expect(client.closeFrame?.code).to.equal(4002);
+    });
+
+    it('advises the peer to reconnect reconnectNoticeMs before the lifetime close', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 0, connectionTimeoutMs: 60_000 }, reconnectNoticeMs: 10_000 });
+      manager.start();
+      await t.tickAsync(49_999);
+      expect(client.receivedJson()).to.deep.equal([]);
+      await t.tickAsync(101);
+      expect(client.receivedJson()[0]).to.include({ type: 'reconnectAdvised', reason: 'max_lifetime' });
+      expect((client.receivedJson()[0] as { closeInSeconds: number }).closeInSeconds).to.be.within(9.9, 10);
+    });
+
+    it('does not send the notice when timeoutNotice is false', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 1_000 }, timeoutNotice: false });
+      manager.start();
+      await t.tickAsync(1_100);
+      expect(client.received).to.deep.equal([]);
+      expect(client.closeFrame?.code).to.equal(4001);
+    });
+
+    it('defers a pong verdict by one tick after an event-loop stall', async () => {
+      const { client, manager, server } = setup({ config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 1_000 } }, { autoPong: false });
+      manager.start();
+      await t.tickAsync(1_100);
+      expect(client.pings).to.equal(1);
+      // 1.1 s: the event loop blocks for 5 s; the peer's pong arrives during the block but
+      // is still unread when the first tick after it runs (marked stalled).
+      t.fake.setSystemTime(t.now() + 5_000);
+      manager.onDue(t.now(), true);
+      expect(server.readyState).to.equal(1);
+      client.pong();
+      await t.flush();
+      manager.onDue(t.now(), false);
+      expect(server.readyState).to.equal(1);
+      expect(manager.lastRttMs).to.be.at.least(5_000);
+    });
+  });
+
+  describe('#gracefulClose()', () => {
+    it("resolves 'closed' when the peer answers the close frame", async () => {
+      const { client, manager } = setup();
+      expect(await manager.gracefulClose()).to.equal('closed');
+      expect(client.closeFrame).to.deep.equal({ code: 1000, reason: 'normal_closure' });
+    });
+
+    it("terminates a peer that ignores the close frame after closeTimeoutMs and resolves 'terminated'", async () => {
+      const { client, manager, server } = setup({ config: { closeTimeoutMs: 5_000 } }, { answerClose: false });
+      let outcome: unknown = 'pending';
+      void manager.gracefulClose(1000).then((o) => (outcome = o));
+      await t.tickAsync(4_999);
+      expect(outcome).to.equal('pending');
+      expect(server.readyState).to.equal(2);
+      await t.tickAsync(1);
+      expect(outcome).to.equal('terminated');
+      expect(server.readyState).to.equal(3);
+      expect(client.closeFrame?.code).to.equal(1000);
+    });
+
+    it("resolves 'already_closed' for a peer that is already gone", async () => {
+      const { client, manager } = setup();
+      client.close(1001);
+      await t.flush();
+      expect(await manager.gracefulClose()).to.equal('already_closed');
+    });
+
+    it('is idempotent: every call gets the same promise and one close frame is sent', async () => {
+      const { manager } = setup();
+      const first = manager.gracefulClose(4000, 'first');
+      const second = manager.gracefulClose(1000, 'second');
+      expect(second).to.equal(first);
+      expect(await first).to.equal('closed');
+    });
+
+    it('uses 1000 for a code that may not be sent, and says so in the log', async () => {
+      const { client, manager } = setup();
+      await manager.gracefulClose(1006, 'bad');
+      expect(client.closeFrame?.code).to.equal(1000);
+      expect(logs.find('gracefulClose: invalid close code, using 1000')?.meta.code).to.equal(1006);
+    });
+
+    it('cuts the reason to 123 UTF-8 bytes', async () => {
+      const { client, manager } = setup();
+      await manager.gracefulClose(1000, 'é'.repeat(100));
+      expect(Buffer.byteLength(client.closeFrame!.reason)).to.equal(122);
+    });
+
+    it('removes every listener and timer the manager added', async () => {
+      const { server, manager, scheduler } = setup({ config: { idleTimeoutMs: 1_000 } });
+      manager.start();
+      void manager.receiveWithTimeout(60_000);
+      expect(server.listenerCount('message')).to.equal(1);
+      await manager.gracefulClose();
+      for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
+      expect(scheduler.size).to.equal(0);
+      expect(t.fake.countTimers()).to.equal(0);
+    });
+  });
+
+  describe('logging', () => {
+    it('logs connect and close with connection id, user id and close code', async () => {
+      const { manager } = setup({ userId: 'alice' });
+      await manager.gracefulClose(1000);
+      expect(logs.find('WebSocket connected')?.meta).to.include({ connectionId: manager.id, userId: 'alice' });
+      expect(logs.find('WebSocket closed')?.meta).to.include({ connectionId: manager.id, userId: 'alice', code: 1000 });
+    });
+  });
+});
