@@ -35,6 +35,8 @@ export interface ManagerOptions {
   userId?: string;
   /** Connection id for logs. @default a process-unique `c<n>` */
   id?: string;
+  /** Free-form labels (e.g. `{ role: 'speaker', route: '/ws/echo' }`), logged and used by metrics. */
+  labels?: Record<string, string>;
   /** Overrides (ms) on top of the loaded `WS_*` config; a config from `loadTimeoutConfig` is used as is. */
   config?: Partial<TimeoutConfig>;
   clock?: Clock;
@@ -136,6 +138,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? defaultLogger();
     this.userId = options.userId;
+    this.labels = options.labels;
     this.seq = ++nextConnectionSeq;
     this.config = isTimeoutConfig(options.config)
       ? options.config

@@ -29,19 +29,36 @@ class Probe implements SchedulerEntry {
   }
 }
 
-// DEFAULT_START is a whole number of seconds, so with resolution 1000 ticks fall on
+// DEFAULT_START is a whole number of seconds, so with resolution 1000 tick boundaries fall on
 // DEFAULT_START + k·1000. Every test runs on its own injected fake clock; no real time passes.
+//
+// The scheduler's timer fires at a boundary and queues the tick with `afterIo` (setImmediate).
+// fake-timers runs an immediate queued by a timer callback 1 ms later (a guard against
+// zero-delay loops), so a tick planned for boundary B calls its entries with now = B + 1.
+// `queuedAt` records when each tick was queued: exactly B.
+const B = DEFAULT_START;
+
 describe('Scheduler', () => {
   let t: TestClock;
   let logs: ReturnType<typeof captureLogs>;
+  let queuedAt: number[];
+  let clock: Clock;
 
   beforeEach(() => {
     t = createTestClock();
     logs = captureLogs();
+    queuedAt = [];
+    clock = {
+      ...t.clock,
+      afterIo: (fn) => {
+        queuedAt.push(t.now());
+        t.clock.afterIo(fn);
+      },
+    };
   });
 
   function create(options: ConstructorParameters<typeof Scheduler>[0] = {}): Scheduler {
-    return new Scheduler({ clock: t.clock, logger: logs.logger, ...options });
+    return new Scheduler({ clock, logger: logs.logger, ...options });
   }
 
   describe('constructor', () => {
