@@ -87,41 +87,58 @@ describe('Scheduler', () => {
   });
 
   describe('#schedule()', () => {
-    it('fires a deadline on a tick boundary at the boundary, not a millisecond earlier', async () => {
+    it('makes a deadline on a boundary due at that boundary, not a millisecond earlier', () => {
       const s = create();
       const p = new Probe();
-      s.schedule(p, DEFAULT_START + 3000);
-      await t.tickAsync(2999);
-      expect(p.calls).to.have.length(0);
-      await t.tickAsync(1);
-      expect(p.calls).to.deep.equal([{ now: DEFAULT_START + 3000, stalled: false }]);
+      s.schedule(p, B + 3000);
+      t.fake.setSystemTime(B + 2999);
+      expect(s.tick()).to.equal(0);
+      t.fake.setSystemTime(B + 3000);
+      expect(s.tick()).to.equal(1);
+      expect(p.calls).to.deep.equal([{ now: B + 3000, stalled: false }]);
     });
 
-    it('fires a deadline 1 ms past a boundary at the next boundary, one resolution late at most', async () => {
+    it('makes a deadline 1 ms past a boundary due at the next boundary, one resolution later', () => {
       const s = create();
       const p = new Probe();
-      s.schedule(p, DEFAULT_START + 3001);
-      await t.tickAsync(3999);
+      s.schedule(p, B + 3001);
+      t.fake.setSystemTime(B + 3000);
+      expect(s.tick()).to.equal(0);
+      t.fake.setSystemTime(B + 3999);
+      expect(s.tick()).to.equal(0);
+      t.fake.setSystemTime(B + 4000);
+      expect(s.tick()).to.equal(1);
+    });
+
+    it('queues the tick with its timer exactly at the boundary the deadline is due at', async () => {
+      const s = create();
+      const p = new Probe();
+      s.schedule(p, B + 3000);
+      // 0 ms: the timer waits for the next boundary; each tick re-arms it for the one after.
+      await t.tickAsync(2999);
       expect(p.calls).to.have.length(0);
-      await t.tickAsync(1);
-      expect(p.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 4000]);
+      expect(queuedAt.map((q) => q - B)).to.deep.equal([1000, 2000]);
+      // 3,000 ms: the tick is queued; 3,001 ms: fake-timers runs the immediate.
+      await t.tickAsync(2);
+      expect(queuedAt.map((q) => q - B)).to.deep.equal([1000, 2000, 3000]);
+      expect(p.calls).to.deep.equal([{ now: B + 3001, stalled: false }]);
     });
 
     it('is never early and at most one resolution late, whatever the offsets', async () => {
       // Started off-boundary (250 ms into a tick), with deadlines around several boundaries.
       await t.tickAsync(250);
       const s = create({ resolutionMs: 100 });
-      const offsets = [-1, 0, 1, 49, 50, 99, 100, 101, 149, 150, 151, 999, 1000, 1001, 12_345];
+      const start = t.now();
+      const offsets = [-1_000, -1, 0, 1, 49, 50, 51, 99, 100, 101, 149, 150, 151, 999, 1000, 1001, 12_345];
       const probes = offsets.map((o) => {
         const p = new Probe(String(o));
-        s.schedule(p, t.now() + o);
-        return { p, at: Math.max(t.now() + o, t.now()) };
+        s.schedule(p, start + o);
+        return { p, at: Math.max(start + o, start) };
       });
       await t.tickAsync(15_000);
       for (const { p, at } of probes) {
         expect(p.calls, p.name).to.have.length(1);
-        expect(p.calls[0]!.now, p.name).to.be.at.least(at);
-        expect(p.calls[0]!.now, p.name).to.be.at.most(at + 100);
+        expect(p.calls[0]!.now, p.name).to.be.within(at, at + 100);
       }
     });
 
@@ -133,23 +150,23 @@ describe('Scheduler', () => {
       s.schedule(now, t.now());
       expect(past.calls).to.have.length(0);
       expect(now.calls).to.have.length(0);
-      await t.tickAsync(100);
-      expect(past.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 100]);
-      expect(now.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 100]);
+      await t.tickAsync(101);
+      expect(past.calls.map((c) => c.now)).to.deep.equal([B + 101]);
+      expect(now.calls.map((c) => c.now)).to.deep.equal([B + 101]);
     });
 
     it('moves an already scheduled entry, later or earlier, and fires it once', async () => {
       const s = create();
       const later = new Probe('later');
       const earlier = new Probe('earlier');
-      s.schedule(later, DEFAULT_START + 2000);
-      s.schedule(later, DEFAULT_START + 5000);
-      s.schedule(earlier, DEFAULT_START + 5000);
-      s.schedule(earlier, DEFAULT_START + 1000);
+      s.schedule(later, B + 2000);
+      s.schedule(later, B + 5000);
+      s.schedule(earlier, B + 5000);
+      s.schedule(earlier, B + 1000);
       expect(s.size).to.equal(2);
       await t.tickAsync(10_000);
-      expect(later.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 5000]);
-      expect(earlier.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 1000]);
+      expect(later.calls.map((c) => c.now)).to.deep.equal([B + 5001]);
+      expect(earlier.calls.map((c) => c.now)).to.deep.equal([B + 1001]);
     });
 
     it('fires entries many wheel rounds away at their own tick, not at earlier visits of their slot', async () => {
@@ -158,11 +175,11 @@ describe('Scheduler', () => {
       const ats = [300, 1100, 6700, 80_300];
       const probes = ats.map((at) => {
         const p = new Probe(String(at));
-        s.schedule(p, DEFAULT_START + at);
+        s.schedule(p, B + at);
         return p;
       });
       await t.tickAsync(90_000);
-      probes.forEach((p, i) => expect(p.calls.map((c) => c.now), p.name).to.deep.equal([DEFAULT_START + ats[i]!]));
+      probes.forEach((p, i) => expect(p.calls.map((c) => c.now), p.name).to.deep.equal([B + ats[i]! + 1]));
       expect(s.size).to.equal(0);
     });
 
@@ -170,9 +187,9 @@ describe('Scheduler', () => {
       const s = create();
       const a = new Probe();
       const b = new Probe();
-      s.schedule(a, DEFAULT_START + 1000);
-      s.schedule(b, DEFAULT_START + 1000);
-      s.schedule(a, DEFAULT_START + 9000);
+      s.schedule(a, B + 1000);
+      s.schedule(b, B + 1000);
+      s.schedule(a, B + 9000);
       expect(s.size).to.equal(2);
     });
 
@@ -188,8 +205,8 @@ describe('Scheduler', () => {
       const s = create();
       const kept = new Probe('kept');
       const cancelled = new Probe('cancelled');
-      s.schedule(kept, DEFAULT_START + 1000);
-      s.schedule(cancelled, DEFAULT_START + 1000);
+      s.schedule(kept, B + 1000);
+      s.schedule(cancelled, B + 1000);
       s.cancel(cancelled);
       expect(s.size).to.equal(1);
       await t.tickAsync(5000);
@@ -201,7 +218,7 @@ describe('Scheduler', () => {
       const s = create();
       const p = new Probe();
       s.cancel(p);
-      s.schedule(p, DEFAULT_START + 1000);
+      s.schedule(p, B + 1000);
       s.cancel(p);
       s.cancel(p);
       expect(s.size).to.equal(0);
@@ -209,19 +226,20 @@ describe('Scheduler', () => {
   });
 
   describe('#isScheduled()', () => {
-    it('is true from schedule() until the entry fires or is cancelled', async () => {
+    it('is true from schedule() until the entry is called or cancelled', async () => {
       const s = create();
       const fired = new Probe();
       const cancelled = new Probe();
       expect(s.isScheduled(fired)).to.equal(false);
-      s.schedule(fired, DEFAULT_START + 1000);
-      s.schedule(cancelled, DEFAULT_START + 1000);
+      s.schedule(fired, B + 1000);
+      s.schedule(cancelled, B + 1000);
       expect(s.isScheduled(fired)).to.equal(true);
       s.cancel(cancelled);
       expect(s.isScheduled(cancelled)).to.equal(false);
-      fired.then = () => expect(s.isScheduled(fired)).to.equal(false);
-      await t.tickAsync(1000);
-      expect(fired.calls).to.have.length(1);
+      const inside: boolean[] = [];
+      fired.then = () => inside.push(s.isScheduled(fired));
+      await t.tickAsync(1001);
+      expect(inside).to.deep.equal([false]);
       expect(s.isScheduled(fired)).to.equal(false);
     });
   });
@@ -235,11 +253,12 @@ describe('Scheduler', () => {
       const onFar = () => farCalls++;
       // 100,000 entries spread over the next 10 wheel rounds (about 3 hours), none in the first tick.
       for (let i = 0; i < 100_000; i++) {
-        s.schedule(initSchedulerEntry({ onDue: onFar }), DEFAULT_START + 2000 + ((i * 7919) % 10_240_000));
+        s.schedule(initSchedulerEntry({ onDue: onFar }), B + 2000 + ((i * 7919) % 10_240_000));
       }
-      for (let i = 0; i < 1000; i++) s.schedule(initSchedulerEntry({ onDue }), DEFAULT_START + 1 + (i % 999));
+      for (let i = 0; i < 1000; i++) s.schedule(initSchedulerEntry({ onDue }), B + 1 + (i % 999));
       expect(s.size).to.equal(101_000);
-      await t.tickAsync(1000);
+      t.fake.setSystemTime(B + 1000);
+      expect(s.tick()).to.equal(1000);
       expect(dueCalls).to.equal(1000);
       expect(farCalls).to.equal(0);
       expect(s.size).to.equal(100_000);
@@ -247,9 +266,9 @@ describe('Scheduler', () => {
 
     it('returns the number of entries it called and calls nothing before their tick', () => {
       const s = create();
-      for (let i = 0; i < 3; i++) s.schedule(new Probe(), DEFAULT_START + 1000);
+      for (let i = 0; i < 3; i++) s.schedule(new Probe(), B + 1000);
       expect(s.tick()).to.equal(0);
-      t.fake.setSystemTime(DEFAULT_START + 1000);
+      t.fake.setSystemTime(B + 1000);
       expect(s.tick()).to.equal(3);
       expect(s.tick()).to.equal(0);
     });
@@ -257,69 +276,79 @@ describe('Scheduler', () => {
     it('passes stalled = false to entries of a tick that ran on time', async () => {
       const s = create();
       const p = new Probe();
-      s.schedule(p, DEFAULT_START + 1500);
-      await t.tickAsync(2000);
-      expect(p.calls).to.deep.equal([{ now: DEFAULT_START + 2000, stalled: false }]);
+      s.schedule(p, B + 1500);
+      await t.tickAsync(2001);
+      expect(p.calls).to.deep.equal([{ now: B + 2001, stalled: false }]);
     });
 
     it('catches up after a stall: every overdue entry fires once, with stalled = true', async () => {
       // 16 slots of 100 ms (a 1.6 s round); the stall lasts 30 s, so every slot is visited once.
       const s = create({ resolutionMs: 100, wheelSize: 16 });
-      const order: string[] = [];
       const ats = [100, 250, 1_000, 1_650, 20_000, 29_900];
       const probes = ats.map((at) => {
-        const p = new Probe(String(at), () => order.push(String(at)));
-        s.schedule(p, DEFAULT_START + at);
+        const p = new Probe(String(at));
+        s.schedule(p, B + at);
         return p;
       });
+      // Due at 30,100 ms, in a slot the catch-up visits: it stays for its own round.
       const notYet = new Probe('notYet');
-      s.schedule(notYet, DEFAULT_START + 30_050);
-      // 0 ms: the event loop blocks for 30 s; the tick planned at 100 ms runs at 30,000 ms.
+      s.schedule(notYet, B + 30_050);
+      // 0 ms: the event loop blocks; the timer planned for 100 ms fires at 30,000 ms, the tick runs at 30,001 ms.
       t.fake.jump(30_000);
-      await t.flush();
-      expect(order).to.have.members(ats.map(String));
-      for (const p of probes) expect(p.calls, p.name).to.deep.equal([{ now: DEFAULT_START + 30_000, stalled: true }]);
+      await t.tickAsync(1);
+      for (const p of probes) expect(p.calls, p.name).to.deep.equal([{ now: B + 30_001, stalled: true }]);
       expect(notYet.calls).to.have.length(0);
-      expect(s.lastLagMs).to.equal(29_900);
+      expect(s.lastLagMs).to.equal(29_901);
       // 30,100 ms: back on schedule.
       await t.tickAsync(100);
-      expect(notYet.calls).to.deep.equal([{ now: DEFAULT_START + 30_100, stalled: false }]);
+      expect(notYet.calls).to.deep.equal([{ now: B + 30_101, stalled: false }]);
     });
 
-    it('calls stalled only a tick more than one resolution late', async () => {
+    it('calls overdue entries in due order when the stall is shorter than one wheel round', async () => {
+      const s = create({ resolutionMs: 100 });
+      const order: number[] = [];
+      for (const at of [900, 100, 500, 300]) s.schedule(new Probe(String(at), () => order.push(at)), B + at);
+      t.fake.jump(1000);
+      await t.tickAsync(1);
+      expect(order).to.deep.equal([100, 300, 500, 900]);
+    });
+
+    it('reports stalled only for a tick more than one resolution late', async () => {
       const s = create({ resolutionMs: 100 });
       const a = new Probe('a');
       const b = new Probe('b');
-      s.schedule(a, DEFAULT_START + 100);
-      s.schedule(b, DEFAULT_START + 400);
-      // The tick planned at 100 ms runs at 200 ms: exactly one resolution late.
+      s.schedule(a, B + 100);
+      s.schedule(b, B + 400);
+      // The tick planned for 100 ms runs at 200 ms (timer at 199 ms): exactly one resolution late.
+      t.fake.jump(199);
+      await t.tickAsync(1);
+      expect(a.calls).to.deep.equal([{ now: B + 200, stalled: false }]);
+      // The tick planned for 300 ms runs at 401 ms.
       t.fake.jump(200);
-      await t.flush();
-      expect(a.calls).to.deep.equal([{ now: DEFAULT_START + 200, stalled: false }]);
-      // The tick planned at 300 ms runs at 401 ms.
-      t.fake.jump(201);
-      await t.flush();
-      expect(b.calls).to.deep.equal([{ now: DEFAULT_START + 401, stalled: true }]);
+      await t.tickAsync(1);
+      expect(b.calls).to.deep.equal([{ now: B + 401, stalled: true }]);
     });
 
     it('judges entries after pending I/O: the timer only queues the tick with afterIo', async () => {
       let inAfterIo = false;
-      const clock: Clock = {
-        ...t.clock,
-        afterIo: (fn) =>
-          t.clock.afterIo(() => {
-            inAfterIo = true;
-            try {
-              fn();
-            } finally {
-              inAfterIo = false;
-            }
-          }),
-      };
-      const s = new Scheduler({ clock, logger: logs.logger });
+      const s = new Scheduler({
+        clock: {
+          ...t.clock,
+          afterIo: (fn) =>
+            t.clock.afterIo(() => {
+              inAfterIo = true;
+              try {
+                fn();
+              } finally {
+                inAfterIo = false;
+              }
+            }),
+        },
+        logger: logs.logger,
+      });
       const seen: boolean[] = [];
-      s.schedule(new Probe('p', () => seen.push(inAfterIo)), DEFAULT_START + 1000);
-      await t.tickAsync(1000);
+      s.schedule(new Probe('p', () => seen.push(inAfterIo)), B + 1000);
+      await t.tickAsync(1001);
       expect(seen).to.deep.equal([true]);
     });
 
@@ -331,8 +360,8 @@ describe('Scheduler', () => {
         throw new Error('boom');
       });
       const after = new Probe('after');
-      for (const p of [before, thrower, after]) s.schedule(p, DEFAULT_START + 1000);
-      await t.tickAsync(1000);
+      for (const p of [before, thrower, after]) s.schedule(p, B + 1000);
+      await t.tickAsync(1001);
       expect(before.calls).to.have.length(1);
       expect(after.calls).to.have.length(1);
       expect(errors).to.have.length(1);
@@ -340,7 +369,7 @@ describe('Scheduler', () => {
       expect(errors[0]!.entry).to.equal(thrower);
       // The timer lives on.
       const next = new Probe('next');
-      s.schedule(next, DEFAULT_START + 2000);
+      s.schedule(next, B + 2000);
       await t.tickAsync(1000);
       expect(next.calls).to.have.length(1);
     });
@@ -348,9 +377,12 @@ describe('Scheduler', () => {
     it('logs a throwing callback through the logger when no onError is given', async () => {
       const s = create();
       const after = new Probe('after');
-      s.schedule(new Probe('thrower', () => { throw new Error('boom'); }), DEFAULT_START + 1000);
-      s.schedule(after, DEFAULT_START + 1000);
-      await t.tickAsync(1000);
+      const thrower = new Probe('thrower', () => {
+        throw new Error('boom');
+      });
+      s.schedule(thrower, B + 1000);
+      s.schedule(after, B + 1000);
+      await t.tickAsync(1001);
       expect(after.calls).to.have.length(1);
       const entry = logs.find('Scheduler: a due callback threw');
       expect(entry?.level).to.equal('error');
@@ -363,9 +395,10 @@ describe('Scheduler', () => {
       const p = new Probe('periodic', (now) => {
         if (p.calls.length < 5) s.schedule(p, now + 2000);
       });
-      s.schedule(p, DEFAULT_START + 2000);
+      s.schedule(p, B + 2000);
       await t.tickAsync(20_000);
-      expect(p.calls.map((c) => c.now - DEFAULT_START)).to.deep.equal([2000, 4000, 6000, 8000, 10_000]);
+      // Each call is at boundary + 1 (the fake immediate), so now + 2000 is 1 ms past a boundary.
+      expect(p.calls.map((c) => c.now - B)).to.deep.equal([2001, 5001, 8001, 11_001, 14_001]);
       expect(s.size).to.equal(0);
     });
 
@@ -373,18 +406,18 @@ describe('Scheduler', () => {
       const s = create();
       const cancelled = new Probe('cancelled');
       const moved = new Probe('moved');
-      const first = new Probe('first', (now) => {
+      const first = new Probe('first', () => {
         s.cancel(cancelled);
-        s.schedule(moved, now + 3000);
+        s.schedule(moved, B + 4000);
       });
-      for (const p of [first, cancelled, moved]) s.schedule(p, DEFAULT_START + 1000);
-      await t.tickAsync(1000);
+      for (const p of [first, cancelled, moved]) s.schedule(p, B + 1000);
+      await t.tickAsync(1001);
       expect(first.calls).to.have.length(1);
       expect(cancelled.calls).to.have.length(0);
       expect(moved.calls).to.have.length(0);
       expect(s.size).to.equal(1);
       await t.tickAsync(3000);
-      expect(moved.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 4000]);
+      expect(moved.calls.map((c) => c.now)).to.deep.equal([B + 4001]);
     });
 
     it('defers an entry a callback schedules for now to the next tick instead of looping', async () => {
@@ -392,20 +425,20 @@ describe('Scheduler', () => {
       const p = new Probe('again', (now) => {
         if (p.calls.length < 3) s.schedule(p, now);
       });
-      s.schedule(p, DEFAULT_START + 1000);
-      await t.tickAsync(1000);
+      s.schedule(p, B + 1000);
+      await t.tickAsync(1001);
       expect(p.calls).to.have.length(1);
       await t.tickAsync(1000);
-      expect(p.calls).to.have.length(2);
+      expect(p.calls.map((c) => c.now - B)).to.deep.equal([1001, 2001]);
     });
   });
 
   describe('timer lifecycle', () => {
     it('runs one timer while entries exist and none once the last one fired', async () => {
       const s = create();
-      for (let i = 0; i < 100; i++) s.schedule(new Probe(), DEFAULT_START + 1000 + i * 10);
+      for (let i = 0; i < 100; i++) s.schedule(new Probe(), B + 1000 + i * 10);
       expect(t.fake.countTimers()).to.equal(1);
-      await t.tickAsync(1000);
+      await t.tickAsync(2001);
       expect(s.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
     });
@@ -413,42 +446,45 @@ describe('Scheduler', () => {
     it('stops the timer when the last entry is cancelled and restarts it on schedule()', async () => {
       const s = create();
       const p = new Probe();
-      s.schedule(p, DEFAULT_START + 5000);
+      s.schedule(p, B + 5000);
       s.cancel(p);
       expect(t.fake.countTimers()).to.equal(0);
-      s.schedule(p, DEFAULT_START + 5000);
+      s.schedule(p, B + 5000);
       expect(t.fake.countTimers()).to.equal(1);
-      await t.tickAsync(5000);
+      await t.tickAsync(5001);
       expect(p.calls).to.have.length(1);
+      expect(t.fake.countTimers()).to.equal(0);
     });
 
     it('does not report a stall for the first tick after an idle period', async () => {
       const s = create();
       const p = new Probe();
-      s.schedule(p, DEFAULT_START + 1000);
-      await t.tickAsync(1000);
-      // Idle for an hour, then a new entry.
-      await t.tickAsync(3_600_000);
+      s.schedule(p, B + 1000);
+      await t.tickAsync(1001);
+      // Idle for an hour, then a new entry at 3,601,000 ms.
+      await t.tickAsync(3_599_999);
+      expect(t.fake.countTimers()).to.equal(0);
       s.schedule(p, t.now() + 1000);
-      await t.tickAsync(1000);
-      expect(p.calls[1]).to.deep.equal({ now: DEFAULT_START + 3_602_000, stalled: false });
+      await t.tickAsync(1001);
+      expect(p.calls[1]).to.deep.equal({ now: B + 3_602_001, stalled: false });
     });
 
     it('#stop() cancels the timer but keeps entries; the next schedule() restarts and catches up', async () => {
       const s = create();
       const early = new Probe('early');
       const late = new Probe('late');
-      s.schedule(early, DEFAULT_START + 1000);
+      s.schedule(early, B + 1000);
       s.stop();
       expect(t.fake.countTimers()).to.equal(0);
       await t.tickAsync(5000);
       expect(early.calls).to.have.length(0);
       expect(s.size).to.equal(1);
-      s.schedule(late, DEFAULT_START + 7000);
-      await t.tickAsync(0);
-      expect(early.calls).to.deep.equal([{ now: DEFAULT_START + 5000, stalled: true }]);
+      // 5,000 ms: restarted with an overdue entry, the timer fires at once.
+      s.schedule(late, B + 7000);
+      await t.tickAsync(1);
+      expect(early.calls).to.deep.equal([{ now: B + 5001, stalled: true }]);
       await t.tickAsync(2000);
-      expect(late.calls.map((c) => c.now)).to.deep.equal([DEFAULT_START + 7000]);
+      expect(late.calls.map((c) => c.now)).to.deep.equal([B + 7001]);
       expect(t.fake.countTimers()).to.equal(0);
     });
   });
