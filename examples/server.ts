@@ -1,31 +1,169 @@
 /**
- * The example server (`npm start`): an echo route with every timeout enforced.
- * PORT (default 3000) and every WS_* variable; a bad value exits non-zero before listening.
+ * The example server (`npm start`): the whole toolkit on one Express app.
+ *
+ * - `GET /`           live dashboard (examples/public): every open WebSocket and timeouts by reason
+ * - `ws /ws/echo`     each text message sent back unchanged, every timeout enforced
+ * - `ws /ws/scans`    scanner dashboards; `POST /scans` broadcasts a ticket scan to them (seed 000)
+ * - `GET /health`     JSON status and connection counts; `GET /metrics` Prometheus text
+ *
+ * `PORT` (default 3000), `HOST` (default: every interface) and every `WS_*` variable; a bad value
+ * prints every problem on stderr and exits 1 before anything listens.
  */
 import { createServer } from 'node:http';
-import express from 'express';
-import { WebSocketServer } from 'ws';
-import { ConfigError, WebSocketTimeoutManager, loadTimeoutConfig } from '../lib/index.js';
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import {
+  ConfigError,
+  ConnectionRegistry,
+  TimeoutMetrics,
+  attachWebSockets,
+  createLogger,
+  healthHandler,
+  installGracefulShutdown,
+  loadTimeoutConfig,
+  metricsHandler,
+  websocket,
+  wsTimeouts,
+  type TimeoutConfig,
+  type WebSocketHandler,
+  type WebSocketTimeoutManager,
+} from '../lib/index.js';
 
-let config;
-try {
-  config = loadTimeoutConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
+// ------------------------------------------------------------------ configuration, all checked first
+
+function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined } {
+  const problems: string[] = [];
+  let config: TimeoutConfig | undefined;
+  try {
+    config = loadTimeoutConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err.message);
+  }
+  const rawPort = env.PORT?.trim() || '3000';
+  const port = Number(rawPort);
+  if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push(`  PORT=${JSON.stringify(env.PORT)}: expected a whole number from 0 to 65535`);
+  if (problems.length > 0) {
+    console.error(`The example server cannot start:\n${problems.join('\n')}`);
+    process.exit(1);
+  }
+  return { config: config!, port, host: env.HOST?.trim() || undefined };
 }
 
-const app = express();
-app.get('/health', (_req, res) => res.json({ status: 'healthy' }));
-const server = createServer(app);
-const wss = new WebSocketServer({ server, path: '/ws/echo' });
-wss.on('connection', async (ws) => {
-  const manager = new WebSocketTimeoutManager(ws, { config }).start();
-  for await (const message of manager) {
-    if (!(await manager.sendTextWithTimeout(String(message)))) break;
+const { config, port, host } = readSettings(process.env);
+
+// ------------------------------------------------------------------ the toolkit
+
+const logger = createLogger();
+const metrics = new TimeoutMetrics();
+const registry = new ConnectionRegistry({ config, logger, metrics });
+
+/** The open `/ws/scans` sockets: a posted scan goes to these, not to echo clients. */
+const scanners = new Set<WebSocketTimeoutManager>();
+
+/**
+ * Stand-in for real authentication: `?user=alice` names the connection (it becomes
+ * `manager.userId`, shown on the dashboard and in every log line). A malformed name is refused
+ * with 400 *before* the upgrade, as a real auth middleware would refuse with 401.
+ */
+function identify(req: Request, res: Response, next: NextFunction): void {
+  const user = req.query.user;
+  if (user === undefined) return next();
+  if (typeof user !== 'string' || !/^[\w.-]{1,32}$/.test(user)) {
+    res.status(400).type('text/plain').send('user must be 1 to 32 letters, digits, "_", "." or "-"');
+    return;
   }
+  res.locals.userId = user;
+  next();
+}
+
+/** `/ws/echo`: every text message is sent back unchanged. */
+const echo: WebSocketHandler = async (manager) => {
+  for await (const message of manager) {
+    if (typeof message !== 'string') continue; // text only; binary frames still count as activity
+    if (!(await manager.sendTextWithTimeout(message))) break; // deadline missed: the manager closes with 4003
+  }
+};
+
+/** `/ws/scans`: a scanner dashboard only listens; what it sends is read and dropped. */
+const scans: WebSocketHandler = async (manager) => {
+  scanners.add(manager);
+  void manager.whenClosed().then(() => scanners.delete(manager));
+  for await (const _message of manager); // keeps the receive queue empty
+};
+
+const app = express();
+app.disable('x-powered-by');
+app.use(wsTimeouts()); // the WS_* config on every request (already validated above)
+app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url))));
+
+app.get('/health', healthHandler(registry));
+app.get('/metrics', metricsHandler(metrics));
+app.get('/api/connections', (req, res) => {
+  res.set('Cache-Control', 'no-store').json(dashboardView(req.wsTimeouts ?? config));
 });
 
-const port = Number(process.env.PORT ?? 3000);
-server.listen(port, () => console.log(`ws-timeouts example listening on http://localhost:${port}`));
+app.post('/scans', express.json({ limit: '8kb' }), async (req, res) => {
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  const ticketId = body.ticketId;
+  if (typeof ticketId !== 'string' || ticketId.length === 0 || ticketId.length > 64) {
+    res.status(400).json({ error: 'ticketId must be a string of 1 to 64 characters' });
+    return;
+  }
+  const scan = {
+    type: 'scan',
+    ticketId,
+    gate: typeof body.gate === 'string' ? body.gate.slice(0, 32) : undefined,
+    status: typeof body.status === 'string' ? body.status.slice(0, 32) : 'valid',
+    scannedAt: Date.now(),
+  };
+  // Each send has its own deadline (messageTimeoutMs): one slow scanner never holds up the others.
+  const results = await Promise.all([...scanners].map((scanner) => scanner.sendJsonWithTimeout(scan)));
+  const delivered = results.filter(Boolean).length;
+  logger.info('Ticket scan broadcast', { ticketId, scanners: results.length, delivered });
+  res.status(202).json({ delivered });
+});
+
+app.get('/ws/echo', identify, websocket(echo));
+app.get('/ws/scans', identify, websocket(scans));
+
+/** What the dashboard polls: one entry per open connection, plus the counters and the config. */
+function dashboardView(active: TimeoutConfig) {
+  // A route may override the idle timeout: the countdown bar needs each connection's own.
+  const idleTimeouts = new Map<string, number>();
+  for (const manager of registry.managers()) idleTimeouts.set(manager.id, manager.config.idleTimeoutMs);
+  return {
+    status: `${registry.size} open`,
+    config: active,
+    timeoutsByReason: registry.timeoutsByReason,
+    connections: registry.snapshot().map((c) => ({
+      id: c.id,
+      route: c.labels.route ?? null,
+      user: c.userId,
+      ageMs: c.ageMs,
+      idleTimeoutMs: idleTimeouts.get(c.id) ?? active.idleTimeoutMs,
+      idleRemainingMs: c.idleRemainingMs,
+      lastRttMs: c.lastRttMs,
+      state: c.state,
+    })),
+  };
+}
+
+// ------------------------------------------------------------------ serve
+
+const server = createServer(app);
+const gateway = attachWebSockets(server, app, { registry, logger });
+installGracefulShutdown(server, gateway, { logger });
+
+server.listen(port, host, () => {
+  const address = server.address();
+  const actual = typeof address === 'object' && address ? address.port : port;
+  logger.info('Example server listening', {
+    url: `http://${host ?? 'localhost'}:${actual}`,
+    port: actual,
+    idleTimeoutMs: config.idleTimeoutMs,
+    connectionTimeoutMs: config.connectionTimeoutMs,
+    pingIntervalMs: config.pingIntervalMs,
+    pongTimeoutMs: config.pongTimeoutMs,
+  });
+});

@@ -9,6 +9,8 @@ export const CloseCode = Object.freeze({
   GoingAway: 1001,
   /** The peer sent a frame larger than `maxPayload` (sent by ws itself). */
   MessageTooBig: 1009,
+  /** The server hit an unexpected error, e.g. a route's WebSocket handler threw. */
+  InternalError: 1011,
   /** No application message for `idleTimeoutMs`. */
   IdleTimeout: 4001,
   /** The connection reached `connectionTimeoutMs`. */
@@ -25,6 +27,7 @@ export type TimeoutReason = 'idle' | 'max_lifetime' | 'pong_timeout' | 'send_tim
 export const CloseReason = Object.freeze({
   normal_closure: 'normal_closure',
   going_away: 'going_away',
+  internal_error: 'internal_error',
   idle: 'idle_timeout',
   max_lifetime: 'max_lifetime',
   send_timeout: 'send_timeout',

@@ -30,3 +30,31 @@ export {
 } from './manager.js';
 export { Scheduler, sharedScheduler, type SchedulerEntry, type SchedulerOptions } from './scheduler.js';
 export { ReadyState, type ManagedSocket, type Message } from './socket.js';
+export {
+  attachWebSockets,
+  installGracefulShutdown,
+  shutdownGracefully,
+  websocket,
+  wsTimeouts,
+  WebSocketGateway,
+  type AttachWebSocketsOptions,
+  type ClosesAll,
+  type GracefulShutdownOptions,
+  type ManagerSink,
+  type ShutdownOptions,
+  type WebSocketHandler,
+  type WsTimeoutsOptions,
+} from './express/index.js';
+export {
+  ConnectionRegistry,
+  ESTIMATED_SESSION_BYTES,
+  REGISTRY_DEFAULTS,
+  type BroadcastOptions,
+  type BroadcastResult,
+  type ConnectionSnapshot,
+  type DisconnectInfo,
+  type RegistryOptions,
+  type SessionMetrics,
+} from './registry.js';
+export { METRICS_DEFAULTS, NO_ROLE, TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
+export { checkHealth, healthHandler, sessionHealth, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';

@@ -55,8 +55,16 @@ export interface ManagerOptions {
   lifetimeJitterMs?: number;
   /** Send `{"type":"reconnectAdvised"}` this many ms before the lifetime close; 0 disables. @default 0 */
   reconnectNoticeMs?: number;
-  /** Random source for the jitter, in [0, 1). @default Math.random */
+  /** Random source for the jitter and a `'random'` ping phase, in [0, 1). @default Math.random */
   random?: () => number;
+  /**
+   * Where in the ping interval this connection's pings fall, as a fraction in [0, 1): the first
+   * ping goes out `(1 - pingPhase) × pingIntervalMs` after connecting, and later pings keep that
+   * phase even after a late tick. `'random'` draws it from `random`, so many sockets accepted
+   * together do not all ping in the same tick (`ConnectionRegistry` sets it).
+   * @default 0 // the first ping one full interval after connecting
+   */
+  pingPhase?: number | 'random';
   /** The scheduler `start()` registers with. @default one shared per clock and resolution */
   scheduler?: Scheduler;
   /**
@@ -68,6 +76,10 @@ export interface ManagerOptions {
   onTimeout?: (reason: TimeoutReason, manager: WebSocketTimeoutManager) => void;
   /** Told once the socket has closed, whoever closed it. */
   onClose?: (code: number, reason: string, manager: WebSocketTimeoutManager) => void;
+  /** Told the round-trip time (ms) of every answered ping (for metrics). */
+  onPong?: (rttMs: number, manager: WebSocketTimeoutManager) => void;
+  /** Told each time the shared scheduler checks this connection's deadlines (for metrics). */
+  onCheck?: (manager: WebSocketTimeoutManager) => void;
 }
 
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
@@ -146,8 +158,8 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     const now = this.clock.now();
     this.connectedAt = now;
     this.lastActivityAt = now;
-    this.lastPingAt = now;
     this.lifetimeMs = this.jitteredLifetime();
+    this.lastPingAt = now - this.pingOffset();
     const noticeMs = options.reconnectNoticeMs ?? 0;
     if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
 
@@ -382,6 +394,13 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.pingOutstandingSince = -1;
     this.lastRttMs = rtt;
     this.smoothedRttMs = this.smoothedRttMs < 0 ? rtt : this.smoothedRttMs + RTT_SMOOTHING * (rtt - this.smoothedRttMs);
+    if (this.options.onPong) {
+      try {
+        this.options.onPong(rtt, this);
+      } catch (err) {
+        this.logger.error('onPong callback threw', this.logMeta({ error: err }));
+      }
+    }
   }
 
   // ---------------------------------------------------------------- automatic mode
@@ -406,6 +425,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
     if (this.closed || this.closing) return;
+    this.options.onCheck?.(this);
     for (let decision = rules.decide(this, this.config, now); decision; decision = rules.decide(this, this.config, now)) {
       if (decision === 'pong_timeout' && stalled) {
         // After an event-loop stall, give pending input one more turn to be read before judging.
@@ -413,7 +433,11 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
         return;
       }
       if (decision === 'ping') {
+        // Stay on this connection's ping phase even when the tick ran late: after a stall,
+        // every overdue socket pings in the same tick, but their next pings spread out again.
+        const late = now - this.lastPingAt - this.config.pingIntervalMs;
         if (!this.sendPing(now)) return;
+        this.lastPingAt = now - (late % this.config.pingIntervalMs);
       } else if (decision === 'reconnect_notice') {
         this.reconnectNoticeAt = -1;
         this.trySend(
@@ -481,6 +505,15 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     } catch (err) {
       this.logger.error('onTimeout callback threw', this.logMeta({ reason, error: err }));
     }
+  }
+
+  private pingOffset(): number {
+    const phase = this.options.pingPhase ?? 0;
+    if (phase === 'random') return Math.floor((this.options.random ?? Math.random)() * this.config.pingIntervalMs);
+    if (typeof phase !== 'number' || !(phase >= 0 && phase < 1)) {
+      throw new RangeError(`pingPhase must be a fraction in [0, 1) of pingIntervalMs, or 'random'; got ${String(phase)}`);
+    }
+    return Math.floor(phase * this.config.pingIntervalMs);
   }
 
   private jitteredLifetime(): number {

@@ -1,0 +1,442 @@
+/**
+ * The upgrade gateway: runs every WebSocket upgrade request through the Express app **before**
+ * the socket is accepted.
+ *
+ * On the HTTP server's `'upgrade'` event the gateway builds a real `http.ServerResponse` bound to
+ * the raw socket and calls the app with it, as Node does for a plain request. Whatever the
+ * middleware chain answers (401 from auth, 403, 429, Express's 404, a 500 from an error) is
+ * written to the client as a real HTTP response, and the socket is then closed: it is never
+ * accepted. Only when the chain reaches `websocket(handler)` is the socket handed to the one
+ * `WebSocketServer` (`noServer` mode) of this HTTP server, and the handler gets a ready
+ * `WebSocketTimeoutManager`.
+ *
+ * This is what express-ws gets wrong (express-ws #47: the upgrade completes before any
+ * middleware runs, so auth can only close an already-open socket).
+ */
+import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Application, Request, Response } from 'express';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import { systemClock, type TimerHandle } from '../clock.js';
+import { CloseCode, CloseReason } from '../close-codes.js';
+import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
+import { defaultLogger, type Logger } from '../logger.js';
+import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
+
+/** What a route handler gets: a ready manager (enforcing its timeouts) and the Express request. */
+export type WebSocketHandler = (manager: WebSocketTimeoutManager, req: Request) => void | Promise<void>;
+
+/**
+ * Where the gateway creates managers when one is given: `ConnectionRegistry` fits, so `/health`,
+ * `/metrics` and the dashboard see every connection. `add` must return a started manager.
+ */
+export interface ManagerSink {
+  add(ws: WebSocket, options: ManagerOptions): WebSocketTimeoutManager;
+}
+
+export interface AttachWebSocketsOptions {
+  /**
+   * When given, managers are created with `registry.add(ws, options)` (which tracks them and
+   * starts automatic enforcement); otherwise with `new WebSocketTimeoutManager(ws, options).start()`.
+   */
+  registry?: ManagerSink;
+  /** Options for the one `WebSocketServer` (e.g. `maxPayload`, `perMessageDeflate`, `handleProtocols`). */
+  wss?: Omit<ServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>;
+  /**
+   * Open WebSockets plus upgrade requests still in the middleware chain. An upgrade request over
+   * the limit gets `503` before any middleware runs. @default Infinity
+   */
+  maxConnections?: number;
+  /**
+   * Open WebSockets per client address. Checked when the request reaches `websocket()`, with
+   * `req.ip`, so Express's `trust proxy` setting applies; over the limit the client gets `503`.
+   * @default Infinity
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * How long the middleware chain may take to either answer or reach `websocket()`; after that
+   * the client gets `503` and the socket is closed. @default 10_000 // 10 seconds
+   */
+  handshakeTimeoutMs?: number;
+  /** Gateway log lines (refused upgrades, handler errors); also the managers' logger unless a route sets one. @default defaultLogger() */
+  logger?: Logger;
+}
+
+/** Per upgrade request, stashed on the request under a symbol until `websocket()` picks it up. */
+interface UpgradeContext {
+  readonly gateway: WebSocketGateway;
+  readonly socket: Socket;
+  /** The bytes after the request head: the upgrade `head`, plus whatever arrived during routing. */
+  head: Buffer[];
+  headBytes: number;
+  readonly res: ServerResponse;
+  /** The request path without its query string (the query may hold tokens: never logged). */
+  readonly path: string;
+  /** `routing`: in the middleware chain; `upgrading`: handed to ws; `done`: answered, accepted or gone. */
+  state: 'routing' | 'upgrading' | 'done';
+  /** The address counted against `maxConnectionsPerIp`, once reserved. */
+  ip: string | undefined;
+  timer: TimerHandle;
+  readonly onData: (chunk: Buffer) => void;
+  readonly onEnd: () => void;
+}
+
+/**
+ * Bytes a client may send after its upgrade request and before the answer. A conforming client
+ * sends nothing until it sees 101; this only bounds what is buffered for a misbehaving one.
+ */
+const MAX_EARLY_BYTES = 64 * 1024;
+
+const UPGRADE = Symbol('ws-timeouts.upgrade');
+type WithUpgrade = IncomingMessage & { [UPGRADE]?: UpgradeContext };
+
+const attached = new WeakMap<HttpServer | HttpsServer, WebSocketGateway>();
+
+/**
+ * One `WebSocketServer` in `noServer` mode for one HTTP(S) server, and the upgrade pipeline
+ * through the Express app. Created by {@link attachWebSockets}.
+ */
+export class WebSocketGateway {
+  readonly server: HttpServer | HttpsServer;
+  readonly app: Application;
+  /** The one `WebSocketServer` of this HTTP server (`noServer` mode). */
+  readonly wss: WebSocketServer;
+  /** Open managed connections, whatever their route. */
+  readonly managers: ReadonlySet<WebSocketTimeoutManager>;
+
+  private readonly options: AttachWebSocketsOptions;
+  private readonly logger: Logger;
+  private readonly open = new Set<WebSocketTimeoutManager>();
+  private readonly routing = new Set<UpgradeContext>();
+  private readonly perIp = new Map<string, number>();
+  private readonly onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+  private closed = false;
+
+  /** @internal use {@link attachWebSockets} */
+  constructor(server: HttpServer | HttpsServer, app: Application, options: AttachWebSocketsOptions = {}) {
+    checkLimit('maxConnections', options.maxConnections);
+    checkLimit('maxConnectionsPerIp', options.maxConnectionsPerIp);
+    checkTimeout(options.handshakeTimeoutMs);
+    this.server = server;
+    this.app = app;
+    this.options = options;
+    this.logger = options.logger ?? defaultLogger();
+    this.managers = this.open;
+    this.wss = new WebSocketServer({ ...options.wss, noServer: true });
+    this.wss.on('error', (err) => this.logger.error('WebSocketServer error', { error: err }));
+    this.onUpgrade = (req, socket, head) => this.handleUpgrade(req as WithUpgrade, socket, head);
+    server.on('upgrade', this.onUpgrade);
+  }
+
+  /** Open managed WebSocket connections. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Upgrade requests still in the Express middleware chain. */
+  get pending(): number {
+    return this.routing.size;
+  }
+
+  /**
+   * Closes every open managed connection with `code`/`reason` (each bounded by its
+   * `closeTimeoutMs`, then terminated) and refuses upgrade requests still in the middleware
+   * chain with 503. New upgrades are still accepted afterwards; see {@link close} to stop them.
+   * Never rejects.
+   */
+  async closeAll(code: number = CloseCode.GoingAway, reason: string = CloseReason.going_away): Promise<void> {
+    for (const ctx of [...this.routing]) this.refuse(ctx, 503, 'Server is shutting down');
+    const closing = [...this.open].map((manager) => manager.gracefulClose(code, reason));
+    // Sockets accepted but without a manager (its creation failed) have nothing to close gracefully.
+    for (const ws of this.wss.clients) if (!isManaged(ws)) ws.terminate();
+    await Promise.all(closing);
+  }
+
+  /**
+   * Stops the gateway for good: upgrades are answered 503 from now on, every connection is closed
+   * as by {@link closeAll}, then the `'upgrade'` listener is removed and the `WebSocketServer` closed.
+   */
+  async close(code: number = CloseCode.GoingAway, reason: string = CloseReason.going_away): Promise<void> {
+    this.closed = true;
+    await this.closeAll(code, reason);
+    this.server.off('upgrade', this.onUpgrade);
+    if (attached.get(this.server) === this) attached.delete(this.server);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  // ---------------------------------------------------------------- 1. the upgrade request arrives
+
+  private handleUpgrade(req: WithUpgrade, socket: Socket, head: Buffer): void {
+    // An error on the raw socket (reset by the peer...) must never go unhandled.
+    socket.on('error', onRawSocketError);
+    const res = new ServerResponse(req);
+    // Any HTTP answer is the last thing on this connection: it says `Connection: close`.
+    res.shouldKeepAlive = false;
+    try {
+      res.assignSocket(socket);
+    } catch {
+      socket.destroy(); // a pipelined response still owns the socket: nothing safe to answer with
+      return;
+    }
+    const ctx: UpgradeContext = {
+      gateway: this,
+      socket,
+      head: head.length > 0 ? [head] : [],
+      headBytes: head.length,
+      res,
+      path: pathOf(req.url),
+      state: 'routing',
+      ip: undefined,
+      timer: undefined,
+      onData: (chunk) => {
+        ctx.head.push(chunk);
+        ctx.headBytes += chunk.length;
+        if (ctx.headBytes > MAX_EARLY_BYTES) socket.destroy();
+      },
+      onEnd: () => {
+        if (ctx.state === 'routing') socket.destroy(); // the client left before the answer
+      },
+    };
+    req[UPGRADE] = ctx;
+    res.on('finish', () => this.answered(ctx));
+    socket.once('close', () => this.gone(ctx));
+    // Keep reading while the middleware chain runs: without a read, a client that gives up is
+    // never noticed (the socket would linger until the handshake timeout). What is read is kept
+    // and handed to ws as the upgrade head, in order.
+    socket.on('data', ctx.onData);
+    socket.on('end', ctx.onEnd);
+
+    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down');
+    const max = this.options.maxConnections ?? Infinity;
+    if (this.open.size + this.routing.size >= max) {
+      this.logger.warn('WebSocket upgrade refused: too many connections', { path: ctx.path, maxConnections: max });
+      return this.refuse(ctx, 503, 'Too many WebSocket connections, try again later');
+    }
+    this.routing.add(ctx);
+    const timeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
+    ctx.timer = systemClock.setTimeout(() => {
+      if (ctx.state !== 'routing') return;
+      this.logger.warn('WebSocket upgrade refused: the middleware chain did not answer in time', { path: ctx.path, handshakeTimeoutMs: timeoutMs });
+      this.refuse(ctx, 503, 'The server did not answer the upgrade request in time');
+    }, timeoutMs);
+
+    try {
+      this.app(req, res);
+    } catch (err) {
+      // Express catches middleware errors itself; this is a broken app object.
+      this.logger.error('WebSocket upgrade: the Express app threw', { path: ctx.path, error: err });
+      this.refuse(ctx, 500, 'Internal Server Error');
+    }
+  }
+
+  /** A plain HTTP response went out instead of an upgrade: close the socket once it is flushed. */
+  private answered(ctx: UpgradeContext): void {
+    if (ctx.state === 'upgrading') return;
+    const status = ctx.res.statusCode;
+    this.settle(ctx);
+    (status >= 500 ? this.logger.warn : this.logger.info).call(this.logger, 'WebSocket upgrade refused', { path: ctx.path, status });
+    ctx.res.detachSocket(ctx.socket);
+    ctx.socket.destroySoon();
+  }
+
+  /** The raw socket closed: the client gave up, the response was flushed, or the WebSocket ended. */
+  private gone(ctx: UpgradeContext): void {
+    this.settle(ctx);
+    if (ctx.ip !== undefined) {
+      const left = (this.perIp.get(ctx.ip) ?? 1) - 1;
+      if (left > 0) this.perIp.set(ctx.ip, left);
+      else this.perIp.delete(ctx.ip);
+      ctx.ip = undefined;
+    }
+  }
+
+  private settle(ctx: UpgradeContext): void {
+    if (ctx.state === 'routing') ctx.state = 'done';
+    this.routing.delete(ctx);
+    systemClock.clearTimeout(ctx.timer);
+    ctx.timer = undefined;
+  }
+
+  /** Answers `status` when nothing was sent yet; otherwise (or if it cannot) drops the socket. */
+  private refuse(ctx: UpgradeContext, status: number, message: string): void {
+    const { res, socket } = ctx;
+    if (ctx.state !== 'routing' || res.headersSent || socket.destroyed) {
+      this.settle(ctx);
+      if (ctx.state !== 'upgrading') socket.destroy();
+      return;
+    }
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    if (status === 503) res.setHeader('Retry-After', '5');
+    res.end(message);
+  }
+
+  // ---------------------------------------------------------------- 2. the chain reached websocket()
+
+  /** @internal called by `websocket()` with the request the chain delivered */
+  accept(ctx: UpgradeContext, req: Request, res: Response, handler: WebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
+    if (ctx.state !== 'routing') return; // the client left, or the chain already answered
+    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down');
+
+    const perIpMax = this.options.maxConnectionsPerIp ?? Infinity;
+    const ip = req.ip ?? ctx.socket.remoteAddress ?? 'unknown';
+    if (perIpMax !== Infinity && (this.perIp.get(ip) ?? 0) >= perIpMax) {
+      this.logger.warn('WebSocket upgrade refused: too many connections from one address', { path: ctx.path, maxConnectionsPerIp: perIpMax });
+      return this.refuse(ctx, 503, 'Too many WebSocket connections from this address, try again later');
+    }
+
+    // Config problems become a 500 through Express's error handling, before anything is accepted.
+    let config: Partial<TimeoutConfig> | undefined;
+    try {
+      config = routeConfig(req.wsTimeouts, route.config);
+    } catch (err) {
+      return next(err);
+    }
+
+    ctx.state = 'upgrading';
+    this.settle(ctx);
+    if (perIpMax !== Infinity) {
+      ctx.ip = ip;
+      this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    }
+    res.statusCode = 101; // what a logger listening on the response sees
+    const { socket } = ctx;
+    ctx.res.detachSocket(socket);
+    socket.off('data', ctx.onData);
+    socket.off('end', ctx.onEnd);
+    // Back to "no reader yet" (as Node leaves an upgrade socket), so ws's 'data' listener starts the flow.
+    socket.pause();
+    (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+    delete (req as WithUpgrade)[UPGRADE];
+    const head = ctx.head.length === 1 ? ctx.head[0]! : Buffer.concat(ctx.head);
+    ctx.head = [];
+    const options = this.managerOptions(req, res, route, config);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onRawSocketError); // ws owns the socket and its errors now
+      this.opened(ws, req, handler, options);
+    });
+  }
+
+  private managerOptions(req: Request, res: Response, route: ManagerOptions, config: Partial<TimeoutConfig> | undefined): ManagerOptions {
+    const options: ManagerOptions = { ...route, labels: { ...route.labels, route: routeLabel(req) } };
+    const userId = userIdOf(req, res) ?? route.userId;
+    if (userId !== undefined) options.userId = userId;
+    else delete options.userId;
+    if (config !== undefined) options.config = config;
+    else delete options.config;
+    const logger = route.logger ?? this.options.logger;
+    if (logger !== undefined) options.logger = logger;
+    else delete options.logger; // leave a registry's own logger in place
+    return options;
+  }
+
+  // ---------------------------------------------------------------- 3. the socket is open
+
+  private opened(ws: WebSocket, req: Request, handler: WebSocketHandler, options: ManagerOptions): void {
+    let manager: WebSocketTimeoutManager;
+    try {
+      manager = this.options.registry ? this.options.registry.add(ws, options) : new WebSocketTimeoutManager(ws, options).start();
+    } catch (err) {
+      this.logger.error('WebSocket manager could not be created', { userId: options.userId, ...options.labels, error: err });
+      ws.close(CloseCode.InternalError, CloseReason.internal_error);
+      return;
+    }
+    managed.add(ws);
+    this.open.add(manager);
+    void manager.whenClosed().then(() => {
+      this.open.delete(manager);
+      managed.delete(ws);
+    });
+    if (this.closed) {
+      void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
+      return;
+    }
+    const failed = (err: unknown): void => {
+      this.logger.error('WebSocket handler failed', { connectionId: manager.id, userId: manager.userId, ...manager.labels, error: err });
+      void manager.gracefulClose(CloseCode.InternalError, CloseReason.internal_error);
+    };
+    try {
+      const result = handler(manager, req);
+      if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).then(undefined, failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+}
+
+const managed = new WeakSet<WebSocket>();
+function isManaged(ws: WebSocket): boolean {
+  return managed.has(ws);
+}
+
+function onRawSocketError(this: Socket): void {
+  this.destroy();
+}
+
+/**
+ * Attaches the upgrade gateway to `server`: one `WebSocketServer({ noServer: true })`, and every
+ * upgrade request run through `app` before it is accepted. Call once per HTTP(S) server; plain
+ * HTTP requests are untouched.
+ *
+ * @throws {Error} When a gateway is already attached to `server`.
+ */
+export function attachWebSockets(server: HttpServer | HttpsServer, app: Application, options: AttachWebSocketsOptions = {}): WebSocketGateway {
+  if (attached.has(server)) {
+    throw new Error('attachWebSockets: a gateway is already attached to this server; call it once per server and reuse the returned gateway');
+  }
+  const gateway = new WebSocketGateway(server, app, options);
+  attached.set(server, gateway);
+  return gateway;
+}
+
+/** @internal the upgrade context of a request, when it came through a gateway */
+export function upgradeContextOf(req: Request): UpgradeContext | undefined {
+  return (req as WithUpgrade)[UPGRADE];
+}
+
+export type { UpgradeContext };
+
+/** Route options (`websocket(handler, { config })`) on top of `req.wsTimeouts`, validated now. */
+function routeConfig(fromRequest: TimeoutConfig | undefined, fromRoute: Partial<TimeoutConfig> | undefined): Partial<TimeoutConfig> | undefined {
+  if (fromRequest === undefined) return fromRoute;
+  return resolveTimeoutConfig(fromRequest, fromRoute);
+}
+
+/**
+ * Who the connection belongs to, for logs, metrics and the dashboard: `res.locals.userId` (set it
+ * in your auth middleware), else `req.user.id` (passport and friends). Strings and numbers only.
+ */
+function userIdOf(req: Request, res: Response): string | undefined {
+  const fromLocals: unknown = res.locals?.userId;
+  if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
+  const fromUser: unknown = (req as { user?: { id?: unknown } }).user?.id;
+  if (typeof fromUser === 'string' || typeof fromUser === 'number') return String(fromUser);
+  return undefined;
+}
+
+/** The route pattern (`/rooms/:room`, with its mount path), not the concrete URL: low cardinality for metrics. */
+function routeLabel(req: Request): string {
+  const pattern = (req.route as { path?: unknown } | undefined)?.path;
+  const label = `${req.baseUrl ?? ''}${typeof pattern === 'string' ? pattern : ''}`;
+  return label === '' ? pathOf(req.originalUrl ?? req.url) : label;
+}
+
+function pathOf(url: string | undefined): string {
+  const path = (url ?? '/').split('?')[0]!;
+  return path === '' ? '/' : path;
+}
+
+function checkTimeout(value: number | undefined): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
+    throw new RangeError(`attachWebSockets: handshakeTimeoutMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}, got ${String(value)}`);
+  }
+}
+
+function checkLimit(name: string, value: number | undefined): void {
+  if (value === undefined || value === Infinity) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new RangeError(`attachWebSockets: ${name} must be a non-negative integer (or Infinity), got ${String(value)}`);
+  }
+}

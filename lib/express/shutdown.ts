@@ -1,0 +1,98 @@
+/**
+ * Graceful shutdown: on SIGTERM/SIGINT, stop accepting, close every managed WebSocket with
+ * `1001 going_away`, let in-flight HTTP requests finish, and exit — all under one deadline.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { systemClock, type TimerHandle } from '../clock.js';
+import { CloseCode, CloseReason } from '../close-codes.js';
+import { defaultLogger, type Logger } from '../logger.js';
+
+/** Anything that can close its connections: a `WebSocketGateway` or a `ConnectionRegistry`. */
+export interface ClosesAll {
+  closeAll(code?: number, reason?: string): Promise<void>;
+}
+
+export interface ShutdownOptions {
+  /**
+   * The whole shutdown's deadline, ms. WebSocket closes are each bounded by their
+   * `closeTimeoutMs` already; this also bounds slow HTTP requests. When it passes, every
+   * remaining connection is destroyed. @default 10_000 // 10 seconds
+   */
+  timeoutMs?: number;
+  /** @default defaultLogger() */
+  logger?: Logger;
+}
+
+export interface GracefulShutdownOptions extends ShutdownOptions {
+  /** @default ['SIGTERM', 'SIGINT'] */
+  signals?: NodeJS.Signals[];
+  /**
+   * Called with 0 after a clean shutdown, 1 when the deadline had to force it or on a second
+   * signal during shutdown. @default process.exit
+   */
+  exit?: (code: number) => void;
+}
+
+/**
+ * Shuts down now, without signals or exit: the server stops listening (new upgrades get 503),
+ * `target.closeAll(1001, 'going_away')` runs, and idle keep-alive connections are closed. Resolves
+ * `true` when everything closed before `timeoutMs`, `false` when the deadline destroyed what
+ * was left. Never rejects.
+ */
+export async function shutdownGracefully(server: HttpServer | HttpsServer, target: ClosesAll, options: ShutdownOptions = {}): Promise<boolean> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const logger = options.logger ?? defaultLogger();
+  const started = systemClock.now();
+  let timer: TimerHandle;
+  const deadline = new Promise<false>((resolve) => {
+    timer = systemClock.setTimeout(() => resolve(false), timeoutMs);
+  });
+
+  const serverClosed = new Promise<void>((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve()); // also closes idle keep-alive connections (Node >= 19)
+  });
+  const sockets = Promise.resolve()
+    .then(() => target.closeAll(CloseCode.GoingAway, CloseReason.going_away))
+    .catch((err: unknown) => logger.error('Shutdown: closing WebSocket connections failed', { error: err }));
+  const clean = await Promise.race([Promise.all([sockets, serverClosed]).then(() => true as const), deadline]);
+  systemClock.clearTimeout(timer);
+
+  if (!clean) {
+    logger.warn('Shutdown deadline passed, destroying the remaining connections', { timeoutMs });
+    server.closeAllConnections();
+  }
+  logger.info('Shutdown complete', { clean, durationMs: systemClock.now() - started });
+  return clean;
+}
+
+/**
+ * On each of `signals`, runs {@link shutdownGracefully} and then `exit(0)` (`exit(1)` if the
+ * deadline forced it). A second signal during shutdown exits at once with 1.
+ *
+ * @param target What closes the WebSockets: the gateway of `attachWebSockets` (every connection
+ *   it accepted) or a `ConnectionRegistry`.
+ * @returns A function that removes the signal listeners.
+ */
+export function installGracefulShutdown(server: HttpServer | HttpsServer, target: ClosesAll, options: GracefulShutdownOptions = {}): () => void {
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const logger = options.logger ?? defaultLogger();
+  let shuttingDown = false;
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      logger.warn('Second signal during shutdown, exiting now', { signal });
+      exit(1);
+      return;
+    }
+    shuttingDown = true;
+    logger.info('Shutting down', { signal, timeoutMs: options.timeoutMs ?? 10_000 });
+    void shutdownGracefully(server, target, options).then((clean) => exit(clean ? 0 : 1));
+  };
+  for (const signal of signals) process.on(signal, onSignal);
+  return () => {
+    for (const signal of signals) process.off(signal, onSignal);
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * `websocket(handler)`: the last handler of an Express route that accepts WebSocket connections.
+ *
+ * ```ts
+ * app.get('/ws/rooms/:room', auth, wsTimeouts({ idleTimeoutMs: 5_000 }), websocket(async (manager, req) => {
+ *   for await (const message of manager) await manager.sendTextWithTimeout(`${req.params.room}: ${message}`);
+ * }));
+ * ```
+ *
+ * Works on an app, an `express.Router()` and mounted routers, with params and `req.query`,
+ * because it *is* an ordinary Express handler: the gateway of {@link attachWebSockets} sends the
+ * upgrade request through the app, and only when the chain reaches this handler is the socket
+ * accepted.
+ */
+import type { RequestHandler } from 'express';
+import { defaultLogger, type Logger } from '../logger.js';
+import type { ManagerOptions } from '../manager.js';
+import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
+
+let warnedNoGateway = false;
+
+/**
+ * A route handler that accepts the WebSocket and calls `handler(manager, req)`.
+ *
+ * - The manager is configured from `req.wsTimeouts` (see `wsTimeouts()`), with `options.config`
+ *   (ms) on top; it is already enforcing idle, lifetime and pong timeouts (`start()`).
+ * - Its `userId` is `res.locals.userId`, else `req.user.id`, else `options.userId`; its labels
+ *   get `route` (the route pattern, e.g. `/ws/rooms/:room`).
+ * - If `handler` throws or rejects, the error is logged and the socket closed with
+ *   `1011 internal_error`. Returning does not close the connection: it lives until it is closed
+ *   or times out.
+ * - A plain (non-upgrade) request gets `426 Upgrade Required`.
+ *
+ * @param options Manager options for this route (`heartbeatMode`, `onMessage`, `labels`, ...).
+ */
+export function websocket(handler: WebSocketHandler, options: ManagerOptions = {}): RequestHandler {
+  if (typeof handler !== 'function') {
+    throw new TypeError(`websocket(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
+  }
+  return function websocketRoute(req, res, next) {
+    const ctx = upgradeContextOf(req);
+    if (ctx) return ctx.gateway.accept(ctx, req, res, handler, options, next);
+    if (isUpgradeRequest(req.headers.upgrade)) warnNoGateway(options.logger, req.path);
+    res.status(426).set({ Upgrade: 'websocket', Connection: 'Upgrade' }).type('text/plain').send('Upgrade Required: this route only accepts WebSocket connections');
+  };
+}
+
+function isUpgradeRequest(header: string | undefined): boolean {
+  return typeof header === 'string' && header.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
+}
+
+// Node only routes upgrade requests to Express as plain requests when the server has no
+// 'upgrade' listener: the gateway was never attached. Say so once, not per request.
+function warnNoGateway(logger: Logger | undefined, path: string): void {
+  if (warnedNoGateway) return;
+  warnedNoGateway = true;
+  (logger ?? defaultLogger()).warn('WebSocket upgrade reached websocket() without a gateway: call attachWebSockets(server, app)', { path });
+}

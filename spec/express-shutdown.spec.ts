@@ -1,0 +1,119 @@
+import { expect } from 'chai';
+import express from 'express';
+import { installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
+import { rawClient } from './support/raw-client.js';
+import { closed, expectRefused, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
+
+// Real sockets, short real timeouts. Signals are emitted on `process` (listeners only: nothing is
+// really sent) on SIGUSR2, which neither mocha nor Node use.
+describe('graceful shutdown (lib/express/shutdown)', () => {
+  let server: ExpressTestServer | undefined;
+
+  async function serve(closeTimeoutMs = 2_000): Promise<ExpressTestServer> {
+    const app = express();
+    app.use(wsTimeouts({ closeTimeoutMs }, { env: {} }));
+    app.get('/ws', websocket(async (manager) => {
+      for await (const m of manager) await manager.sendTextWithTimeout(String(m));
+    }, { logger: silentLogger }));
+    app.get('/hello', (_req, res) => res.send('hi'));
+    server = await startExpress(app, { logger: silentLogger });
+    return server;
+  }
+
+  afterEach(async () => {
+    if (server?.http.listening) await server.close();
+    server = undefined;
+  });
+
+  describe('shutdownGracefully()', () => {
+    it('closes every WebSocket with 1001 going_away, stops the server and resolves true', async () => {
+      const s = await serve();
+      const clients = [await openClient(`${s.wsUrl}/ws`), await openClient(`${s.wsUrl}/ws`)];
+      const closes = clients.map(closed);
+      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 2_000 });
+      expect(clean).to.equal(true);
+      expect(await Promise.all(closes)).to.deep.equal([
+        { code: 1001, reason: 'going_away' },
+        { code: 1001, reason: 'going_away' },
+      ]);
+      expect(s.http.listening).to.equal(false);
+      expect(await s.connections()).to.equal(0);
+    });
+
+    it('answers 503 to an upgrade still in the middleware chain when shutdown begins', async () => {
+      const app = express();
+      app.get('/ws', async (_req, _res, next) => void setTimeout(next, 300), websocket(() => undefined, { logger: silentLogger }));
+      const s = (server = await startExpress(app, { logger: silentLogger }));
+      const refused = expectRefused(`${s.wsUrl}/ws`);
+      while (s.gateway.pending === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 2_000 });
+      expect((await refused).statusCode).to.equal(503);
+      expect(clean).to.equal(true);
+      expect(s.gateway.wss.clients.size).to.equal(0);
+    });
+
+    it('is bounded: a peer that never answers the close frame is terminated after closeTimeoutMs', async () => {
+      const s = await serve(150);
+      const peer = await rawClient(s.port, '/ws'); // never answers close frames
+      const started = Date.now();
+      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 2_000 });
+      expect(clean).to.equal(true);
+      expect(Date.now() - started).to.be.within(100, 1_500);
+      expect(peer.frames.some((f) => f.opcode === 0x8 && f.payload.readUInt16BE(0) === 1001)).to.equal(true);
+      await peer.closed;
+    });
+
+    it('resolves false when its own deadline passes first', async () => {
+      const s = await serve(1_000);
+      await rawClient(s.port, '/ws'); // holds its close for closeTimeoutMs = 1 s
+      const started = Date.now();
+      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 100 });
+      expect(clean).to.equal(false);
+      expect(Date.now() - started).to.be.lessThan(900);
+    });
+  });
+
+  describe('installGracefulShutdown()', () => {
+    it('shuts down on a signal and exits 0', async () => {
+      const s = await serve();
+      const ws = await openClient(`${s.wsUrl}/ws`);
+      const close = closed(ws);
+      let exitCode: number | undefined;
+      const exited = new Promise<void>((resolve) => {
+        const uninstall = installGracefulShutdown(s.http, s.gateway, {
+          signals: ['SIGUSR2'],
+          logger: silentLogger,
+          exit: (code) => {
+            exitCode = code;
+            uninstall();
+            resolve();
+          },
+        });
+      });
+      process.emit('SIGUSR2', 'SIGUSR2');
+      await exited;
+      expect(exitCode).to.equal(0);
+      expect(await close).to.deep.equal({ code: 1001, reason: 'going_away' });
+      expect(process.listenerCount('SIGUSR2')).to.equal(0);
+    });
+
+    it('exits 1 at once on a second signal during shutdown', async () => {
+      const s = await serve(1_000);
+      await rawClient(s.port, '/ws'); // keeps the first shutdown busy for a second
+      const codes: number[] = [];
+      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2'], logger: silentLogger, exit: (code) => codes.push(code) });
+      process.emit('SIGUSR2', 'SIGUSR2');
+      process.emit('SIGUSR2', 'SIGUSR2');
+      expect(codes).to.deep.equal([1]);
+      uninstall();
+    });
+
+    it('returns a function that removes its signal listeners', () => {
+      const before = process.listenerCount('SIGUSR2');
+      const uninstall = installGracefulShutdown(null as never, { closeAll: async () => undefined }, { signals: ['SIGUSR2'] });
+      expect(process.listenerCount('SIGUSR2')).to.equal(before + 1);
+      uninstall();
+      expect(process.listenerCount('SIGUSR2')).to.equal(before);
+    });
+  });
+});

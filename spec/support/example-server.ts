@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface ExampleServer {
+  proc: ChildProcess;
+  port: number;
+  httpUrl: string;
+  wsUrl: string;
+  /** Everything written to stdout and stderr so far. */
+  stdout(): string;
+  stderr(): string;
+  /** The JSON log lines on stdout so far. */
+  logs(): Array<Record<string, unknown>>;
+  /** Resolves with how the process ended. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILLs the whole process group if it is still running (for cleanup). */
+  kill(): Promise<void>;
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Runs the example exactly as the README says — `npm start` in the project root — with `PORT`
+ * set to a free port, `HOST=127.0.0.1`, the given `WS_*` variables and no inherited ones.
+ * With `waitForListening` (the default) resolves once the "listening" log line appears.
+ */
+export async function startExample(env: Record<string, string> = {}, { waitForListening = true } = {}): Promise<ExampleServer> {
+  const port = await freePort();
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && name !== 'PORT' && name !== 'HOST'));
+  const proc = spawn('npm', ['start'], {
+    cwd: ROOT,
+    env: { ...inherited, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, so cleanup can reach tsx and node behind npm
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const logs = () =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => {
+        try {
+          return JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  const server: ExampleServer = {
+    proc,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    stdout: () => out,
+    stderr: () => err,
+    logs,
+    exited,
+    async kill() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    },
+  };
+  if (!waitForListening) return server;
+  const deadline = Date.now() + 20_000;
+  while (!logs().some((entry) => entry.message === 'Example server listening')) {
+    if (proc.exitCode !== null) throw new Error(`the example server exited with ${proc.exitCode}:\n${err}\n${out}`);
+    if (Date.now() > deadline) {
+      await server.kill();
+      throw new Error(`the example server did not start in 20 s:\n${err}\n${out}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return server;
+}
