@@ -1,29 +1,58 @@
 /**
  * Fake time for tests, wired the safe way: `@sinonjs/fake-timers` fakes timers and `Date`,
- * never `nextTick`, `queueMicrotask` or real I/O, and time is advanced with async ticks so
- * promise chains settle between timers.
+ * never `nextTick`, `queueMicrotask`, `setImmediate` or real I/O, and time is advanced with
+ * async ticks so promise chains settle between timers and after the last one.
+ *
+ * `@sinonjs/fake-timers` is an optional peer dependency: it is loaded on the first call of
+ * {@link createTestClock} or {@link installTestClock}, never by importing `ws-timeouts/testing`,
+ * so the socket pair works without it.
  */
-import FakeTimers from '@sinonjs/fake-timers';
+import { createRequire } from 'node:module';
+import type * as FakeTimers from '@sinonjs/fake-timers';
 import type { Clock } from '../clock.js';
 
-/** What ws-timeouts needs faked; `nextTick`, `queueMicrotask` and `setImmediate` stay real unless asked. */
+/** What ws-timeouts needs faked; `nextTick`, `queueMicrotask` and `setImmediate` stay real. */
 export const SAFE_TO_FAKE = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] as const;
 
 export interface TestClock {
-  /** Pass as the `clock` option of managers, registries and schedulers. */
+  /** Pass as the `clock` option of managers, registries, schedulers, `createSocketPair` and `connectHandler`. */
   readonly clock: Clock;
-  /** The underlying fake-timers clock. */
+  /** The underlying fake-timers clock (`setSystemTime`, `countTimers`, ...). */
   readonly fake: FakeTimers.Clock;
   /** Current fake time, ms since the epoch. */
   now(): number;
-  /** Advances time by `ms`, firing timers in order and letting promises settle between them. */
+  /**
+   * Advances time by `ms`: fires every timer due, in order, lets promise callbacks run between
+   * timers, and returns only once every promise chain started by them has settled.
+   */
   tickAsync(ms: number): Promise<void>;
-  /** Lets pending promise callbacks and microtasks run without moving time. */
+  /** Lets pending promise callbacks, microtasks and in-memory socket frames run without moving time. */
   flush(): Promise<void>;
 }
 
 /** @default start 2023-11-09T03:20:00Z (1_699_500_000_000), the timestamp in seed 002's example */
 export const DEFAULT_START = 1_699_500_000_000;
+
+// Captured at import: the real one, even if a test later fakes it against our advice.
+const realSetImmediate = globalThis.setImmediate;
+
+let fakeTimers: typeof FakeTimers | undefined;
+
+function loadFakeTimers(): typeof FakeTimers {
+  if (fakeTimers) return fakeTimers;
+  try {
+    fakeTimers = createRequire(import.meta.url)('@sinonjs/fake-timers') as typeof FakeTimers;
+  } catch (err) {
+    throw Object.assign(
+      new Error(
+        'ws-timeouts/testing: createTestClock() and installTestClock() need @sinonjs/fake-timers, ' +
+          'an optional peer dependency. Install it in your project: npm i -D @sinonjs/fake-timers',
+      ),
+      { code: 'WS_TIMEOUTS_ERR_FAKE_TIMERS_MISSING', cause: err },
+    );
+  }
+  return fakeTimers;
+}
 
 function adapt(fake: FakeTimers.Clock): Clock {
   return {
@@ -36,8 +65,12 @@ function adapt(fake: FakeTimers.Clock): Clock {
   };
 }
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise<void>((resolve) => queueMicrotask(resolve));
+/**
+ * Runs every queued microtask and promise callback, however long the chain: the microtask
+ * queue is always drained before a macrotask (here a real `setImmediate`) runs.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve) => realSetImmediate(resolve));
 }
 
 function wrap(fake: FakeTimers.Clock): TestClock {
@@ -46,23 +79,30 @@ function wrap(fake: FakeTimers.Clock): TestClock {
     fake,
     now: () => fake.now,
     async tickAsync(ms) {
+      if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+        throw new RangeError(`tickAsync(ms): ms must be a finite number of milliseconds >= 0, got ${String(ms)}`);
+      }
       await fake.tickAsync(ms);
+      await settle();
+      // Promise chains that settled after the last timer may have set timers due now.
+      await fake.tickAsync(0);
       await settle();
     },
     flush: settle,
   };
 }
 
-/** A private fake clock to inject (`{ clock }`): no global is touched. */
+/** A private fake clock to inject (`{ clock: t.clock }`): no global is touched. */
 export function createTestClock(start: number = DEFAULT_START): TestClock {
-  return wrap(FakeTimers.createClock(start));
+  return wrap(loadFakeTimers().createClock(start));
 }
 
 /**
  * Installs fake timers on the globals with {@link SAFE_TO_FAKE}, for code that does not take a
- * `clock` (the library's default clock reads the globals at call time). Call `uninstall()` after.
+ * `clock` (the library's default clock reads the globals at call time). Call `uninstall()` in
+ * `afterEach`; installing twice throws.
  */
 export function installTestClock(start: number = DEFAULT_START): TestClock & { uninstall(): void } {
-  const fake = FakeTimers.install({ now: start, toFake: [...SAFE_TO_FAKE] });
+  const fake = loadFakeTimers().install({ now: start, toFake: [...SAFE_TO_FAKE] });
   return { ...wrap(fake), uninstall: () => fake.uninstall() };
 }

@@ -1,0 +1,159 @@
+/**
+ * The bench client process: opens groups of plain `ws` client sockets to 127.0.0.1 at a steady
+ * rate, drives closed-loop echo (one message in flight per socket), answers pings (or not), and
+ * reports how its sockets were closed. Started and driven by bench/run.ts over IPC.
+ */
+import { WebSocket } from 'ws';
+import { serveCommands } from './workers.js';
+
+interface Group {
+  sockets: WebSocket[];
+  open: number;
+  closed: number;
+  closeCodes: Record<number, number>;
+  echoing: boolean;
+  roundTrips: number;
+  inFlight: number;
+  payload: string;
+  drained: (() => void) | null;
+}
+
+const groups = new Map<string, Group>();
+
+function group(name: string): Group {
+  const g = groups.get(name);
+  if (!g) throw new Error(`no group ${name}`);
+  return g;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface ConnectArgs {
+  group: string;
+  url: string;
+  count: number;
+  /** New connections per second (spread evenly, so per-socket timers get evenly spread phases). */
+  ratePerSec: number;
+  /** Answer pings (false: a peer that stopped answering). @default true */
+  autoPong?: boolean;
+  /** Handshakes in progress at once, so the server's accept backlog never overflows. @default 400 */
+  maxPending?: number;
+}
+
+serveCommands({
+  async connect(args: ConnectArgs): Promise<{ open: number; failed: number; ms: number }> {
+    const g: Group = groups.get(args.group) ?? {
+      sockets: [],
+      open: 0,
+      closed: 0,
+      closeCodes: {},
+      echoing: false,
+      roundTrips: 0,
+      inFlight: 0,
+      payload: JSON.stringify({ type: 'echo', text: 'hello, ws-timeouts', n: 42 }),
+      drained: null,
+    };
+    groups.set(args.group, g);
+    const maxPending = args.maxPending ?? 400;
+    const started = performance.now();
+    let begun = 0;
+    let pending = 0;
+    let failed = 0;
+    let opened = 0;
+
+    const onMessage = (ws: WebSocket): void => {
+      if (g.inFlight > 0) g.inFlight--;
+      if (g.echoing) {
+        g.roundTrips++;
+        g.inFlight++;
+        ws.send(g.payload);
+      } else if (g.inFlight === 0) {
+        g.drained?.();
+      }
+    };
+
+    const openOne = (): void => {
+      pending++;
+      begun++;
+      const ws = new WebSocket(args.url, { autoPong: args.autoPong ?? true, perMessageDeflate: false });
+      let settled = false;
+      let counted = false;
+      ws.on('error', () => {
+        if (!settled) {
+          settled = true;
+          pending--;
+          failed++;
+        }
+      });
+      ws.on('open', () => {
+        settled = true;
+        counted = true;
+        pending--;
+        opened++;
+        g.open++;
+        g.sockets.push(ws);
+      });
+      ws.on('message', () => onMessage(ws));
+      ws.on('close', (code) => {
+        if (counted) {
+          g.open--;
+          g.closed++;
+          g.closeCodes[code] = (g.closeCodes[code] ?? 0) + 1;
+        }
+      });
+    };
+
+    const deadline = started + Math.max(30_000, (args.count / args.ratePerSec) * 3_000);
+    while (begun < args.count) {
+      if (performance.now() > deadline) throw new Error(`connect: only ${begun} of ${args.count} started in time`);
+      const due = Math.min(args.count, Math.ceil(((performance.now() - started) / 1000) * args.ratePerSec) + 1);
+      while (begun < due && pending < maxPending) openOne();
+      await sleep(5);
+    }
+    while (pending > 0) {
+      if (performance.now() > deadline) throw new Error(`connect: ${pending} handshakes still pending`);
+      await sleep(5);
+    }
+    return { open: opened, failed, ms: performance.now() - started };
+  },
+
+  /** Closed-loop echo on every socket of the group for `durationMs`; waits for the last replies. */
+  async echo(args: { group: string; durationMs: number }): Promise<{ roundTrips: number; wallMs: number; sockets: number }> {
+    const g = group(args.group);
+    g.roundTrips = 0;
+    g.echoing = true;
+    const t0 = performance.now();
+    for (const ws of g.sockets) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      g.inFlight++;
+      ws.send(g.payload);
+    }
+    await sleep(args.durationMs);
+    g.echoing = false;
+    const wallMs = performance.now() - t0;
+    const roundTrips = g.roundTrips;
+    if (g.inFlight > 0) {
+      await Promise.race([new Promise<void>((resolve) => (g.drained = resolve)), sleep(5_000)]);
+      g.drained = null;
+    }
+    g.inFlight = 0;
+    return { roundTrips, wallMs, sockets: g.sockets.length };
+  },
+
+  /** Waits until every socket of the group has closed (or `timeoutMs`); returns the close codes seen. */
+  async waitClosed(args: { group: string; timeoutMs: number }): Promise<{ open: number; closeCodes: Record<number, number> }> {
+    const g = group(args.group);
+    const until = performance.now() + args.timeoutMs;
+    while (g.open > 0 && performance.now() < until) await sleep(20);
+    return { open: g.open, closeCodes: g.closeCodes };
+  },
+
+  /** Drops every socket of the group. */
+  async drop(args: { group: string }): Promise<void> {
+    const g = group(args.group);
+    for (const ws of g.sockets) ws.terminate();
+    const until = performance.now() + 5_000;
+    while (g.open > 0 && performance.now() < until) await sleep(20);
+    groups.delete(args.group);
+  },
+});

@@ -1,0 +1,113 @@
+/**
+ * Figure 1 — hot-path cost: closed-loop JSON echo over loopback, raw ws against ws-timeouts'
+ * manual loop (`receiveWithTimeout` / `sendJsonWithTimeout`) and the registry's automatic mode
+ * (`onMessage` + `sendJsonWithTimeout`).
+ *
+ * One server process per variant, all connected at once from one client process; rounds take
+ * turns (the order rotates every round) so drift in the machine's load hits every variant alike.
+ * Each round's figure is divided by raw's figure of the same round, and the median of those
+ * ratios is reported: absolute numbers on a shared machine drift, paired ratios much less.
+ */
+import { median, round, spread } from './stats.js';
+import type { Variant } from './variants.js';
+import { startWorker, type Worker } from './workers.js';
+import type { WindowResult } from './server.js';
+
+export interface HotPathOptions {
+  sockets: number;
+  rounds: number;
+  roundMs: number;
+  warmupMs: number;
+}
+
+export interface HotPathVariant {
+  variant: Variant;
+  /** Server CPU per echoed message, µs: median over rounds, and (max − min) / median. */
+  cpuUsPerMsg: number;
+  cpuSpread: number;
+  roundTripsPerSec: number;
+  rateSpread: number;
+  /** Median over rounds of this variant's figure / raw's figure in the same round (1 for raw). */
+  cpuRatio: number;
+  cpuRatioSpread: number;
+  rateRatio: number;
+  rateRatioSpread: number;
+  rounds: Array<{ cpuUsPerMsg: number; roundTripsPerSec: number; messages: number }>;
+}
+
+export interface HotPathResult {
+  sockets: number;
+  rounds: number;
+  roundMs: number;
+  variants: HotPathVariant[];
+}
+
+export const HOT_PATH_VARIANTS: Variant[] = (process.env.HPV?.split(",") as Variant[]) ?? ["raw", "manual", "auto"];
+
+export async function runHotPath(opts: HotPathOptions, log: (line: string) => void): Promise<HotPathResult> {
+  const serverFile = new URL('./server.ts', import.meta.url);
+  const client = await startWorker('echo-client', new URL('./client.ts', import.meta.url));
+  const servers = new Map<Variant, Worker>();
+  try {
+    for (const variant of HOT_PATH_VARIANTS) {
+      const server = await startWorker(`echo-server-${variant}`, serverFile);
+      servers.set(variant, server);
+      const { port } = await server.call<{ port: number }>('listen', { variant });
+      const c = await client.call<{ open: number; failed: number }>('connect', {
+        group: variant,
+        url: `ws://127.0.0.1:${port}/`,
+        count: opts.sockets,
+        ratePerSec: 2_000,
+      });
+      if (c.open !== opts.sockets) throw new Error(`hot path: ${variant}: ${c.open} of ${opts.sockets} sockets opened`);
+    }
+    log(`  ${opts.sockets} sockets per variant connected; warming up`);
+    for (const variant of HOT_PATH_VARIANTS) await client.call('echo', { group: variant, durationMs: opts.warmupMs });
+
+    const perRound = new Map<Variant, Array<{ cpuUsPerMsg: number; roundTripsPerSec: number; messages: number }>>();
+    for (let r = 0; r < opts.rounds; r++) {
+      const order = HOT_PATH_VARIANTS.map((_, i) => HOT_PATH_VARIANTS[(i + r) % HOT_PATH_VARIANTS.length]!);
+      for (const variant of order) {
+        const server = servers.get(variant)!;
+        await server.call('windowStart');
+        const echo = await client.call<{ roundTrips: number; wallMs: number }>('echo', { group: variant, durationMs: opts.roundMs });
+        const w = await server.call<WindowResult>('windowStop');
+        const entry = {
+          cpuUsPerMsg: w.cpuUs / w.messages,
+          roundTripsPerSec: echo.roundTrips / (echo.wallMs / 1000),
+          messages: w.messages,
+        };
+        (perRound.get(variant) ?? perRound.set(variant, []).get(variant)!).push(entry);
+      }
+      const line = HOT_PATH_VARIANTS.map((v) => {
+        const e = perRound.get(v)![r]!;
+        return `${v} ${e.cpuUsPerMsg.toFixed(2)} µs/msg ${Math.round(e.roundTripsPerSec)} rt/s`;
+      }).join(' | ');
+      log(`  round ${r + 1}/${opts.rounds}: ${line}`);
+    }
+
+    const raw = perRound.get('raw')!;
+    const variants = HOT_PATH_VARIANTS.map((variant): HotPathVariant => {
+      const rounds = perRound.get(variant)!;
+      const cpu = rounds.map((e) => e.cpuUsPerMsg);
+      const rate = rounds.map((e) => e.roundTripsPerSec);
+      const cpuRatios = rounds.map((e, i) => e.cpuUsPerMsg / raw[i]!.cpuUsPerMsg);
+      const rateRatios = rounds.map((e, i) => e.roundTripsPerSec / raw[i]!.roundTripsPerSec);
+      return {
+        variant,
+        cpuUsPerMsg: round(median(cpu), 3),
+        cpuSpread: round(spread(cpu), 3),
+        roundTripsPerSec: Math.round(median(rate)),
+        rateSpread: round(spread(rate), 3),
+        cpuRatio: round(median(cpuRatios), 3),
+        cpuRatioSpread: round(spread(cpuRatios), 3),
+        rateRatio: round(median(rateRatios), 3),
+        rateRatioSpread: round(spread(rateRatios), 3),
+        rounds: rounds.map((e) => ({ cpuUsPerMsg: round(e.cpuUsPerMsg, 3), roundTripsPerSec: Math.round(e.roundTripsPerSec), messages: e.messages })),
+      };
+    });
+    return { sockets: opts.sockets, rounds: opts.rounds, roundMs: opts.roundMs, variants };
+  } finally {
+    await Promise.allSettled([client.stop(), ...[...servers.values()].map((s) => s.stop())]);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The bench server process: one WebSocket server on 127.0.0.1 running one variant
+ * (bench/variants.ts), measured from inside — CPU time, event-loop delay, heap after GC,
+ * messages handled, timeout lateness. Started and driven by bench/run.ts over IPC.
+ */
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { WebSocketServer } from 'ws';
+import { percentile } from './stats.js';
+import { attachVariant, type Counters, type Library, type VariantSpec } from './variants.js';
+import { serveCommands } from './workers.js';
+
+// BENCH_LIB: the compiled library's lib/index.js (bench/run.ts builds it); else the sources via tsx.
+const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
+
+const counters: Counters = { messages: 0, lateMs: {} };
+let wss: WebSocketServer | null = null;
+let dispose: () => void = () => undefined;
+let window: { cpu: NodeJS.CpuUsage; t0: bigint; messages: number; eld: IntervalHistogram } | null = null;
+
+export interface WindowResult {
+  /** Server process CPU (user + system) during the window, µs. */
+  cpuUs: number;
+  /** The system (kernel) part of `cpuUs`. */
+  systemUs: number;
+  wallMs: number;
+  messages: number;
+  /** Event-loop delay (monitorEventLoopDelay, 10 ms resolution), ms. */
+  eld: { p50: number; p99: number; max: number; mean: number };
+}
+
+export interface HeapResult {
+  clients: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('bench server: run with --expose-gc');
+  // Several full collections with turns in between, so weak callbacks and finalisers settle.
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await nextTurn();
+  }
+}
+
+serveCommands({
+  async listen(spec: VariantSpec): Promise<{ port: number }> {
+    if (wss) throw new Error('already listening');
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 2048 });
+    wss = server;
+    dispose = attachVariant(lib, server, spec, counters);
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    server.on('error', (err) => console.error('bench server error:', err));
+    return { port: (server.address() as AddressInfo).port };
+  },
+
+  clients(): number {
+    return wss?.clients.size ?? 0;
+  },
+
+  windowStart(): void {
+    const eld = monitorEventLoopDelay({ resolution: 10 });
+    eld.enable();
+    window = { cpu: process.cpuUsage(), t0: process.hrtime.bigint(), messages: counters.messages, eld };
+  },
+
+  windowStop(): WindowResult {
+    if (!window) throw new Error('no window started');
+    const { cpu, t0, messages, eld } = window;
+    window = null;
+    const used = process.cpuUsage(cpu);
+    eld.disable();
+    const ms = (ns: number): number => ns / 1e6;
+    return {
+      cpuUs: used.user + used.system,
+      systemUs: used.system,
+      wallMs: Number(process.hrtime.bigint() - t0) / 1e6,
+      messages: counters.messages - messages,
+      eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean) },
+    };
+  },
+
+  async heap(): Promise<HeapResult> {
+    await collectGarbage();
+    const m = process.memoryUsage();
+    return { clients: wss?.clients.size ?? 0, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+  },
+
+  lateness(): Record<string, { count: number; p50: number; p99: number; max: number }> {
+    const out: Record<string, { count: number; p50: number; p99: number; max: number }> = {};
+    for (const [reason, values] of Object.entries(counters.lateMs)) {
+      out[reason] = { count: values.length, p50: percentile(values, 50), p99: percentile(values, 99), max: Math.max(...values) };
+    }
+    return out;
+  },
+
+  /** Terminates every socket (no close handshake: the client side is torn down too). */
+  async dropAll(): Promise<number> {
+    const all = [...(wss?.clients ?? [])];
+    for (const ws of all) ws.terminate();
+    for (let i = 0; i < 100 && (wss?.clients.size ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    return all.length;
+  },
+
+  async close(): Promise<void> {
+    dispose();
+    for (const ws of wss?.clients ?? []) ws.terminate();
+    await new Promise<void>((resolve) => (wss ? wss.close(() => resolve()) : resolve()));
+    wss = null;
+  },
+});

@@ -1,0 +1,198 @@
+/**
+ * The server side of every comparison, each written the way its own docs write it.
+ *
+ * - `raw`: plain ws, no heartbeat: the limit a wrapper can approach but never pass.
+ * - `recipe`: the ws README heartbeat, verbatim in shape: `isAlive` + one `setInterval` over
+ *   `wss.clients` that pings every socket in the same tick.
+ * - `timers`: one Node timer per socket, the way graphql-ws `useServer` keeps sockets alive (and
+ *   engine.io does in spirit): a `setInterval` per socket, and per ping a `setTimeout` that
+ *   terminates unless a `once('pong')` listener clears it.
+ * - `manual`: ws-timeouts, seed 004's loop: `receiveWithTimeout` / `sendJsonWithTimeout` on a
+ *   started `WebSocketTimeoutManager` (what `websocket()` hands a route handler).
+ * - `auto`: ws-timeouts, the registry's automatic mode: `registry.add(ws)`, `onMessage` + send.
+ * - `accuracy`: ws-timeouts with short idle and pong timeouts, recording how late each fires.
+ *
+ * Every variant has an `'error'` listener. Where an app would echo, raw, recipe and timers use
+ * one shared listener function (no closure per socket), the cheapest way to write it, so the
+ * heap and CPU figures of ws-timeouts are compared against the leanest baseline.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import type { Message, TimeoutConfig, WebSocketTimeoutManager } from '../lib/index.js';
+
+/**
+ * The library as the bench loads it: the compiled JavaScript (`tsc`, what `npm run build`
+ * ships), not the tsx-transformed sources, whose name-keeping helper costs a property
+ * definition per closure created on the hot path.
+ */
+export type Library = typeof import('../lib/index.js');
+
+export type Variant = 'raw' | 'recipe' | 'timers' | 'manual' | 'auto' | 'accuracy';
+
+export interface VariantSpec {
+  variant: Variant;
+  /** Heartbeat period: the recipe's interval, the per-socket keepAlive, ws-timeouts' ping interval and pong timeout. */
+  heartbeatMs?: number;
+  /** ws-timeouts scheduler resolution. @default the library default (1 s) */
+  resolutionMs?: number;
+  /** accuracy: the idle timeout of `/idle` sockets and the ping interval / pong timeout of `/pong` sockets. */
+  accuracy?: { idleTimeoutMs: number; pingIntervalMs: number; pongTimeoutMs: number };
+}
+
+export interface Counters {
+  /** Application messages handled (echoed). */
+  messages: number;
+  /** accuracy: how late each timeout fired after its deadline, ms, by reason. */
+  lateMs: Record<string, number[]>;
+}
+
+type AliveSocket = WebSocket & { isAlive?: boolean };
+
+function onError(): void {
+  // A dropped client (ECONNRESET) during teardown; 'close' follows.
+}
+
+/** ws-timeouts config for a heartbeat period, the environment ignored so runs are comparable. */
+function wsTimeoutsConfig(lib: Library, spec: VariantSpec, extra: Partial<TimeoutConfig> = {}): TimeoutConfig {
+  const heartbeat = spec.heartbeatMs === undefined ? {} : { pingIntervalMs: spec.heartbeatMs, pongTimeoutMs: spec.heartbeatMs };
+  const resolution = spec.resolutionMs === undefined ? {} : { resolutionMs: spec.resolutionMs };
+  return lib.loadTimeoutConfig({}, { ...heartbeat, ...resolution, ...extra });
+}
+
+/** Wires `spec.variant` onto `wss`; returns what stops its timers. */
+export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantSpec, counters: Counters): () => void {
+  const { ConnectionRegistry, WebSocketTimeoutManager, silentLogger } = lib;
+  // The app's echo, shared by raw, recipe and timers: same parse and serialise as the
+  // ws-timeouts variants do through sendJsonWithTimeout.
+  function echo(this: WebSocket, data: RawData): void {
+    counters.messages++;
+    if (process.env.EXP === 'cb') this.send(JSON.stringify(JSON.parse(data.toString())), () => undefined);
+    else this.send(JSON.stringify(JSON.parse(data.toString())));
+  }
+
+  switch (spec.variant) {
+    case 'raw': {
+      wss.on('connection', (ws) => {
+        ws.on('error', onError);
+        ws.on('message', echo);
+      });
+      return () => undefined;
+    }
+
+    case 'recipe': {
+      // The ws README "How to detect and close broken connections?" server, as written there.
+      function heartbeat(this: AliveSocket): void {
+        this.isAlive = true;
+      }
+      wss.on('connection', function connection(ws: AliveSocket) {
+        ws.isAlive = true;
+        ws.on('error', onError);
+        ws.on('pong', heartbeat);
+        ws.on('message', echo);
+      });
+      const interval = setInterval(function ping() {
+        wss.clients.forEach(function each(ws: AliveSocket) {
+          if (ws.isAlive === false) return ws.terminate();
+          ws.isAlive = false;
+          ws.ping();
+        });
+      }, spec.heartbeatMs ?? 30_000);
+      wss.on('close', function close() {
+        clearInterval(interval);
+      });
+      return () => clearInterval(interval);
+    }
+
+    case 'timers': {
+      // One interval per socket, and per ping a pong deadline timer and a once('pong') listener.
+      const keepAlive = spec.heartbeatMs ?? 12_000;
+      wss.on('connection', (ws) => {
+        ws.on('error', onError);
+        ws.on('message', echo);
+        let pongWait: NodeJS.Timeout | null = null;
+        const pingInterval = setInterval(() => {
+          if (ws.readyState !== ws.OPEN) return;
+          pongWait = setTimeout(() => ws.terminate(), keepAlive);
+          ws.once('pong', () => {
+            if (pongWait) {
+              clearTimeout(pongWait);
+              pongWait = null;
+            }
+          });
+          ws.ping();
+        }, keepAlive);
+        ws.once('close', () => {
+          if (pongWait) clearTimeout(pongWait);
+          clearInterval(pingInterval);
+        });
+      });
+      return () => undefined;
+    }
+
+    case 'manual': {
+      const config = wsTimeoutsConfig(lib, spec);
+      const serve = async (manager: WebSocketTimeoutManager): Promise<void> => {
+        try {
+          for (;;) {
+            const message = await manager.receiveWithTimeout();
+            if (message === null) {
+              if (!(await manager.handleHeartbeat())) break;
+              continue;
+            }
+            counters.messages++;
+            if (!(await manager.sendJsonWithTimeout(JSON.parse(String(message))))) break;
+          }
+        } finally {
+          await manager.gracefulClose();
+        }
+      };
+      wss.on('connection', (ws) => {
+        void serve(new WebSocketTimeoutManager(ws, { config, logger: silentLogger }).start());
+      });
+      return () => undefined;
+    }
+
+    case 'auto': {
+      const registry = new ConnectionRegistry({
+        config: wsTimeoutsConfig(lib, spec),
+        logger: silentLogger,
+        managerOptions: {
+          onMessage: (message: Message, manager: WebSocketTimeoutManager) => {
+            counters.messages++;
+            if (process.env.EXP === 'plain') manager.ws.send(JSON.stringify(JSON.parse(String(message))));
+            else if (process.env.EXP === 'cb') manager.ws.send(JSON.stringify(JSON.parse(String(message))), () => undefined);
+            else void manager.sendJsonWithTimeout(JSON.parse(String(message)));
+          },
+        },
+      });
+      wss.on('connection', (ws) => registry.add(ws));
+      return () => void registry.stop();
+    }
+
+    case 'accuracy': {
+      const a = spec.accuracy ?? { idleTimeoutMs: 2_000, pingIntervalMs: 1_000, pongTimeoutMs: 1_000 };
+      const registry = new ConnectionRegistry({
+        config: wsTimeoutsConfig(lib, spec),
+        logger: silentLogger,
+        managerOptions: {
+          onTimeout: (reason, m) => {
+            const deadline =
+              reason === 'idle'
+                ? m.lastActivityAt + m.config.idleTimeoutMs
+                : reason === 'pong_timeout'
+                  ? m.pingOutstandingSince + m.config.pongTimeoutMs
+                  : NaN;
+            (counters.lateMs[reason] ??= []).push(Date.now() - deadline);
+          },
+        },
+      });
+      // Idle sockets never ping within the run; pong sockets never idle out.
+      const idle = { idleTimeoutMs: a.idleTimeoutMs, pingIntervalMs: 60_000, pongTimeoutMs: 60_000 };
+      const pong = { idleTimeoutMs: 0, pingIntervalMs: a.pingIntervalMs, pongTimeoutMs: a.pongTimeoutMs };
+      wss.on('connection', (ws, req: IncomingMessage) => {
+        registry.add(ws, { config: req.url === '/pong' ? pong : idle });
+      });
+      return () => void registry.stop();
+    }
+  }
+}

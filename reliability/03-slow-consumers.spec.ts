@@ -1,0 +1,121 @@
+import { expect } from 'chai';
+import type { TimeoutConfig } from '../lib/config.js';
+import type { TimeoutReason } from '../lib/close-codes.js';
+import { ConnectionRegistry } from '../lib/registry.js';
+import { captureLogs } from '../lib/testing/log-capture.js';
+import type { WebSocketTimeoutManager } from '../lib/manager.js';
+import { Fleet } from './support/fleet.js';
+import { bytes, ms, reliabilityCase } from './support/report.js';
+import { queryParam, startPlainWsServer, waitFor, type PlainWsServer } from './support/util.js';
+
+const SLOW = 10;
+const FAST = 10;
+const MESSAGES = 1_500;
+const MESSAGE_BYTES = 16 * 1024;
+const MAX_BUFFERED = 256 * 1024;
+const BATCH = 200;
+const CONFIG: Partial<TimeoutConfig> = {
+  messageTimeoutMs: 1_000,
+  closeTimeoutMs: 500,
+  pingIntervalMs: 10_000,
+  pongTimeoutMs: 10_000,
+  resolutionMs: 100,
+  idleTimeoutMs: 0,
+  connectionTimeoutMs: 0,
+};
+
+const report = reliabilityCase('Slow consumers', {
+  load: `${MESSAGES} broadcasts, ${BATCH} in flight at a time, of ${bytes(MESSAGE_BYTES)} (${bytes(MESSAGES * MESSAGE_BYTES)} per client) to ${FAST} fast + ${SLOW} slow clients (child process)`,
+  faults: `${SLOW} clients stop reading right after connecting; maxBufferedBytes ${bytes(MAX_BUFFERED)}, send deadline 1 s, close timeout 0.5 s`,
+});
+
+describe(report.name, function () {
+  let server: PlainWsServer;
+  let registry: ConnectionRegistry;
+  let fleet: Fleet;
+  const reasons = new Map<WebSocketTimeoutManager, TimeoutReason>();
+  const logs = captureLogs();
+
+  before(async () => {
+    registry = new ConnectionRegistry({
+      config: CONFIG,
+      logger: logs.logger,
+      managerOptions: { maxBufferedBytes: MAX_BUFFERED, slowConsumerPolicy: 'close', onTimeout: (reason, m) => reasons.set(m, reason) },
+    });
+    server = await startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? '?' } }));
+    fleet = await Fleet.start();
+  });
+
+  after(async () => {
+    await fleet?.stop();
+    await registry?.closeAll();
+    await server?.close();
+  });
+
+  it('closes the slow clients (4003, terminated when they cannot read it), bounds their buffers, and delivers every message in order to the fast ones', async () => {
+    await fleet.open('fast', `${server.url}/?kind=fast`, FAST, { checkSeq: true });
+    await fleet.open('slow', `${server.url}/?kind=slow`, SLOW, { pause: true });
+    await waitFor('every client to be registered', () => registry.size === FAST + SLOW);
+    const slowManagers = [...registry.managers()].filter((m) => m.labels?.kind === 'slow');
+    const slowClosed = slowManagers.map((m) => m.whenClosed().then(() => Date.now()));
+
+    const padding = 'x'.repeat(MESSAGE_BYTES - 8);
+    const memoryBefore = process.memoryUsage();
+    let peakSlowBuffered = 0;
+    let peakTotalBuffered = 0;
+    let peakArrayBuffers = 0;
+    let failed = 0;
+    const started = Date.now();
+    // The producer does not wait for each broadcast: batches of BATCH go out back to back, as
+    // from a ticker, so unsent bytes pile up on the slow sockets until maxBufferedBytes refuses them.
+    const sample = (): void => {
+      let total = 0;
+      for (const m of slowManagers) {
+        peakSlowBuffered = Math.max(peakSlowBuffered, m.ws.bufferedAmount);
+        total += m.ws.bufferedAmount;
+      }
+      peakTotalBuffered = Math.max(peakTotalBuffered, total);
+    };
+    for (let seq = 0; seq < MESSAGES; ) {
+      const batch: Array<Promise<{ failed: number }>> = [];
+      for (const end = Math.min(MESSAGES, seq + BATCH); seq < end; seq++) {
+        batch.push(registry.broadcast(`${seq}:${padding}`));
+        sample();
+      }
+      for (const result of await Promise.all(batch)) failed += result.failed;
+      peakArrayBuffers = Math.max(peakArrayBuffers, process.memoryUsage().arrayBuffers);
+    }
+    const broadcastMs = Date.now() - started;
+    const closedAt = await Promise.all(slowClosed);
+
+    // Every slow client was ended as a slow consumer; none of the fast ones.
+    expect(slowManagers.map((m) => reasons.get(m))).to.deep.equal(Array(SLOW).fill('send_timeout'));
+    expect([...reasons.values()].filter((r) => r === 'send_timeout')).to.have.length(SLOW);
+    // Each slow client fails one or more sends (the deadline, then the refused ones), then leaves the recipients.
+    expect(failed).to.be.at.least(SLOW);
+    // Memory held per slow client stays at the limit plus the one message that crossed it.
+    expect(peakSlowBuffered).to.be.at.most(MAX_BUFFERED + MESSAGE_BYTES + 1024);
+
+    await waitFor('the fast clients to read every message', async () => (await fleet.stats('fast')).minSeqReceived === MESSAGES, 20_000);
+    const fast = await fleet.stats('fast');
+    expect(fast.seqErrors).to.equal(0);
+    expect(fast.open).to.equal(FAST);
+    await fleet.request('resume', { group: 'slow' });
+    await waitFor('the slow clients to see their close', async () => (await fleet.stats('slow')).open === 0);
+    const slowCodes = (await fleet.stats('slow')).codes;
+    expect(Object.keys(slowCodes).every((code) => code === '4003' || code === '1006')).to.equal(true, JSON.stringify(slowCodes));
+    expect(registry.size).to.equal(FAST);
+    const causes: Record<string, number> = {};
+    for (const e of logs.entries) if (e.message === 'WebSocket slow consumer') causes[String(e.meta.cause)] = (causes[String(e.meta.cause)] ?? 0) + 1;
+    const arrayBuffersGrowth = peakArrayBuffers - memoryBefore.arrayBuffers;
+
+    await fleet.request('close', { group: 'fast' });
+    await waitFor('the registry to empty', () => registry.size === 0);
+    report.figure(
+      `${SLOW}/${SLOW} slow clients closed as send_timeout (${Object.entries(slowCodes).map(([c, n]) => `${n}× ${c}`).join(', ')} seen by the clients; causes: ${Object.entries(causes).map(([c, n]) => `${n}× ${c}`).join(', ')}) ` +
+        `within ${ms(Math.max(...closedAt) - started)}; peak unsent bytes per slow socket ${bytes(peakSlowBuffered)} (limit ${bytes(MAX_BUFFERED)}), ` +
+        `${bytes(peakTotalBuffered)} for all ${SLOW}; server arrayBuffers +${bytes(Math.max(0, arrayBuffersGrowth))}; ` +
+        `${FAST}/${FAST} fast clients got ${MESSAGES}/${MESSAGES} messages in order (${fast.seqErrors} gaps) in ${ms(broadcastMs)}`,
+    );
+  });
+});

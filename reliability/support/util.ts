@@ -1,0 +1,87 @@
+/** Small helpers shared by the reliability cases. */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `everyMs` until it returns true; rejects with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 20): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export function max(values: number[]): number {
+  return values.reduce((a, b) => Math.max(a, b), -Infinity);
+}
+
+export function min(values: number[]): number {
+  return values.reduce((a, b) => Math.min(a, b), Infinity);
+}
+
+/** A client-to-server frame (masked, as RFC 6455 requires), for peers that send what ws would not. */
+export function clientFrame(opcode: number, payload: Buffer, { fin = true, declaredLength }: { fin?: boolean; declaredLength?: number } = {}): Buffer {
+  const length = declaredLength ?? payload.length;
+  let header: Buffer;
+  if (length < 126) {
+    header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | length]);
+  } else if (length < 65_536) {
+    header = Buffer.alloc(4);
+    header[0] = (fin ? 0x80 : 0) | opcode;
+    header[1] = 0x80 | 126;
+    header.writeUInt16BE(length, 2);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = (fin ? 0x80 : 0) | opcode;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
+  const mask = randomBytes(4);
+  const masked = Buffer.from(payload);
+  for (let i = 0; i < masked.length; i++) masked[i]! ^= mask[i & 3]!;
+  return Buffer.concat([header, mask, masked]);
+}
+
+/** The close code of a close frame's payload (1005 when it has none). */
+export function closeCodeOf(payload: Buffer): number {
+  return payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+}
+
+export interface PlainWsServer {
+  port: number;
+  url: string;
+  http: Server;
+  wss: WebSocketServer;
+  close(): Promise<void>;
+}
+
+/** A `ws` server on 127.0.0.1 that hands each socket and its upgrade request to `onConnection`. */
+export async function startPlainWsServer(onConnection: (ws: WebSocket, req: IncomingMessage) => void, options: ServerOptions = {}): Promise<PlainWsServer> {
+  const http = createServer();
+  const wss = new WebSocketServer({ ...options, server: http, perMessageDeflate: false });
+  wss.on('connection', onConnection);
+  await new Promise<void>((resolve) => http.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    http,
+    wss,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+/** The query parameter `name` of an upgrade request. */
+export function queryParam(req: IncomingMessage, name: string): string | null {
+  return new URL(req.url ?? '/', 'http://x').searchParams.get(name);
+}

@@ -1,0 +1,185 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { ConnectionRegistry, type RegistryOptions } from '../lib/registry.js';
+import type { WebSocketTimeoutManager } from '../lib/manager.js';
+import { silentLogger } from '../lib/logger.js';
+import type { TimeoutConfig } from '../lib/config.js';
+import { startWsServer, type TestServer } from './support/ws-server.js';
+
+// Real sockets on 127.0.0.1 with short real timeouts; no fake timers anywhere in this file.
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+interface Client {
+  ws: WebSocket;
+  messages: string[];
+  close: { code: number; reason: string } | null;
+}
+
+function openClient(url: string): Promise<Client> {
+  const ws = new WebSocket(url);
+  const client: Client = { ws, messages: [], close: null };
+  ws.on('message', (data) => client.messages.push(data.toString()));
+  ws.on('close', (code, reason) => (client.close = { code, reason: reason.toString() }));
+  ws.on('error', () => undefined);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(client));
+    ws.once('error', reject);
+  });
+}
+
+/** Opens `n` clients, at most 200 handshakes at a time (the listen backlog is 511). */
+async function openClients(url: string, n: number): Promise<Client[]> {
+  const clients: Client[] = [];
+  for (let i = 0; i < n; i += 200) {
+    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => openClient(url)))));
+  }
+  return clients;
+}
+
+const QUIET: Partial<TimeoutConfig> = {
+  idleTimeoutMs: 0,
+  connectionTimeoutMs: 0,
+  pingIntervalMs: 5_000,
+  pongTimeoutMs: 5_000,
+  messageTimeoutMs: 2_000,
+  closeTimeoutMs: 1_000,
+  resolutionMs: 50,
+};
+
+describe('ConnectionRegistry over real ws sockets', function () {
+  this.timeout(60_000);
+  let server: TestServer | undefined;
+  let registry: ConnectionRegistry;
+  let clients: Client[] = [];
+  let child: ChildProcess | undefined;
+
+  async function serve(options: RegistryOptions, config: Partial<TimeoutConfig>): Promise<string> {
+    registry = new ConnectionRegistry({
+      logger: silentLogger,
+      ...options,
+      managerOptions: { onMessage: () => undefined, ...options.managerOptions },
+      config: { ...QUIET, ...config },
+    });
+    server = await startWsServer((ws, ...rest: unknown[]) => {
+      const req = rest[0] as { url?: string } | undefined;
+      const kind = new URL(req?.url ?? '/', 'http://x').searchParams.get('kind') ?? 'client';
+      registry.add(ws, { labels: { kind } });
+    });
+    return server.url;
+  }
+
+  afterEach(async () => {
+    child?.kill();
+    child = undefined;
+    for (const client of clients) client.ws.terminate();
+    clients = [];
+    await registry?.stop();
+    await server?.close();
+    server = undefined;
+  });
+
+  it('broadcasts to 1,000 sockets: 50 dead ones fail, are counted and dropped, the 900 live ones get it once', async () => {
+    const url = await serve({}, {});
+    clients = await openClients(url, 1_000);
+    await until(() => registry.size === 1_000, 10_000, '1,000 connections');
+
+    // 50 clients leave cleanly before the broadcast; 50 server-side sockets die underneath ws
+    // (their 'close' has not been handled yet when the broadcast writes to them).
+    for (const client of clients.slice(0, 50)) client.ws.close(1000);
+    await until(() => registry.size === 950, 5_000, 'clean leavers');
+    const managers = [...registry.managers()];
+    const dead = managers.slice(0, 50);
+    for (const manager of dead) (manager.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
+
+    const started = Date.now();
+    const result = await registry.broadcast({ type: 'scan', ticketId: 'T-1000' });
+    expect(Date.now() - started).to.be.below(2_000);
+    expect(result).to.deep.equal({ sent: 900, failed: 50 });
+
+    const live = clients.slice(50).filter((c) => !dead.some((m) => m.state !== 'open' && c.close));
+    await until(() => clients.filter((c) => c.messages.length === 1).length === 900, 5_000, '900 deliveries');
+    for (const client of live.filter((c) => c.messages.length > 0)) {
+      expect(JSON.parse(client.messages[0]!)).to.deep.equal({ type: 'scan', ticketId: 'T-1000' });
+    }
+    await until(() => registry.size === 900, 5_000, 'the dead to leave the registry');
+    expect(registry.getSessionMetrics().closedSessions).to.equal(100);
+  });
+
+  it('cleans up 900 of 1,000 sessions in batches while others connect and disconnect, well within 30 s', async () => {
+    const url = await serve({ batchSize: 50 }, {});
+    clients = await openClients(url, 1_000);
+    await until(() => registry.size === 1_000, 10_000, '1,000 connections');
+    const active = clients.slice(900);
+    const chatter = setInterval(() => {
+      for (const client of active) if (client.ws.readyState === WebSocket.OPEN) client.ws.send('still here');
+    }, 50);
+    try {
+      await sleep(400);
+      const started = Date.now();
+      const run = registry.cleanupInactiveSessions(300);
+      // Meanwhile: 50 newcomers arrive and 20 active clients leave.
+      const newcomers = openClients(url, 50);
+      for (const client of active.slice(0, 20)) client.ws.close(1000);
+      expect(await run).to.equal(900);
+      expect(Date.now() - started).to.be.below(5_000);
+      clients.push(...(await newcomers));
+      await until(() => registry.size === 130, 5_000, '130 sessions left');
+    } finally {
+      clearInterval(chatter);
+    }
+    await until(() => clients.slice(0, 900).every((c) => c.close !== null), 5_000, 'idle clients closed');
+    for (const client of clients.slice(0, 900)) {
+      expect(client.close).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+      expect(JSON.parse(client.messages[0]!)).to.include({ type: 'connectionTimeout', reason: 'idle', message: 'Connection closed due to inactivity' });
+    }
+    for (const client of active.slice(20)) expect(client.close).to.equal(null);
+    expect(registry.getSessionMetrics()).to.include({ sessionsCleaned: 900, cleanupErrors: 0, cleanupRuns: 1 });
+  });
+
+  it('terminates no healthy peer whose pong arrived during a 3 s event-loop stall, and still terminates silent ones', async () => {
+    // pingInterval 0.5 s, pongTimeout 1 s, resolution 100 ms; healthy peers answer 100 ms after each ping.
+    const bigRtts = new Set<WebSocketTimeoutManager>();
+    const url = await serve(
+      { managerOptions: { onPong: (rttMs, manager) => rttMs >= 2_500 && bigRtts.add(manager) } },
+      { pingIntervalMs: 500, pongTimeoutMs: 1_000, resolutionMs: 100, closeTimeoutMs: 200 },
+    );
+    child = spawn(process.execPath, [fileURLToPath(new URL('./support/registry-clients.mjs', import.meta.url)), url, '50', '5', '100'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child!.stdout!.on('data', (data: Buffer) => data.toString().includes('"ready":true') && resolve());
+      child!.once('exit', (code) => reject(new Error(`clients exited with ${code}`)));
+    });
+    await until(() => registry.size === 55, 5_000, '55 connections');
+    await sleep(700);
+    const all = [...registry.managers()];
+    const healthy = all.filter((m) => m.labels?.kind === 'healthy');
+    const silent = all.filter((m) => m.labels?.kind === 'silent');
+    const waiting = healthy.filter((m) => m.pingOutstandingSince >= 0);
+    expect(waiting.length, 'healthy peers with a ping outstanding when the stall starts').to.be.at.least(1);
+    expect(silent.every((m) => m.state === 'open')).to.equal(true);
+
+    // The stall: 3 s of synchronous work. The healthy peers' pongs arrive meanwhile, unread.
+    const blockedUntil = Date.now() + 3_000;
+    while (Date.now() < blockedUntil) {
+      /* blocking the event loop on purpose */
+    }
+
+    await sleep(1_500);
+    expect(healthy.filter((m) => m.state !== 'open').map((m) => m.id)).to.deep.equal([]);
+    for (const manager of waiting) expect(bigRtts.has(manager), `${manager.id}'s pong from the stall was credited`).to.equal(true);
+    expect(silent.every((m) => m.state === 'closed')).to.equal(true);
+    expect(registry.timeoutsByReason.pong_timeout).to.equal(5);
+    expect(registry.size).to.equal(50);
+  });
+});
