@@ -8,10 +8,13 @@ import { serveCommands } from './workers.js';
 
 interface Group {
   sockets: WebSocket[];
+  /** 1 while socket i has a message in flight. */
+  busy: Uint8Array;
   open: number;
   closed: number;
   closeCodes: Record<number, number>;
-  echoing: boolean;
+  /** 'closed': every reply sends the next message; 'paced': the pacer sends, replies only count. */
+  echoing: false | 'closed' | 'paced';
   roundTrips: number;
   inFlight: number;
   payload: string;
@@ -44,6 +47,7 @@ serveCommands({
   async connect(args: ConnectArgs): Promise<{ open: number; failed: number; ms: number }> {
     const g: Group = groups.get(args.group) ?? {
       sockets: [],
+      busy: new Uint8Array(0),
       open: 0,
       closed: 0,
       closeCodes: {},
@@ -61,15 +65,16 @@ serveCommands({
     let failed = 0;
     let opened = 0;
 
-    const onMessage = (ws: WebSocket): void => {
-      if (g.inFlight > 0) g.inFlight--;
-      if (g.echoing) {
-        g.roundTrips++;
-        g.inFlight++;
+    const onMessage = (ws: WebSocket, index: number): void => {
+      if (g.busy[index] === 0) return; // a notice, not an echo
+      if (g.echoing) g.roundTrips++;
+      if (g.echoing === 'closed') {
         ws.send(g.payload);
-      } else if (g.inFlight === 0) {
-        g.drained?.();
+        return;
       }
+      g.busy[index] = 0;
+      g.inFlight--;
+      if (g.inFlight === 0) g.drained?.();
     };
 
     const openOne = (): void => {
@@ -85,15 +90,16 @@ serveCommands({
           failed++;
         }
       });
+      let index = -1;
       ws.on('open', () => {
         settled = true;
         counted = true;
         pending--;
         opened++;
         g.open++;
-        g.sockets.push(ws);
+        index = g.sockets.push(ws) - 1;
       });
-      ws.on('message', () => onMessage(ws));
+      ws.on('message', () => onMessage(ws, index));
       ws.on('close', (code) => {
         if (counted) {
           g.open--;
@@ -114,30 +120,59 @@ serveCommands({
       if (performance.now() > deadline) throw new Error(`connect: ${pending} handshakes still pending`);
       await sleep(5);
     }
+    const busy = new Uint8Array(g.sockets.length);
+    busy.set(g.busy);
+    g.busy = busy;
     return { open: opened, failed, ms: performance.now() - started };
   },
 
-  /** Closed-loop echo on every socket of the group for `durationMs`; waits for the last replies. */
-  async echo(args: { group: string; durationMs: number }): Promise<{ roundTrips: number; wallMs: number; sockets: number }> {
+  /**
+   * Echo on every socket of the group for `durationMs`, one message in flight per socket at most.
+   * Without `ratePerSec`: closed loop (each reply sends the next: the pair's top speed). With it:
+   * messages are sent at that total rate, round robin over the sockets with nothing in flight,
+   * so every variant handles the same load. Waits for the last replies before answering.
+   */
+  async echo(args: { group: string; durationMs: number; ratePerSec?: number }): Promise<{ roundTrips: number; wallMs: number; sent: number }> {
     const g = group(args.group);
+    const n = g.sockets.length;
     g.roundTrips = 0;
-    g.echoing = true;
-    const t0 = performance.now();
-    for (const ws of g.sockets) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
+    let sent = 0;
+    const send = (i: number): void => {
+      const ws = g.sockets[i]!;
+      if (g.busy[i] === 1 || ws.readyState !== WebSocket.OPEN) return;
+      g.busy[i] = 1;
       g.inFlight++;
+      sent++;
       ws.send(g.payload);
+    };
+    const t0 = performance.now();
+    if (args.ratePerSec === undefined) {
+      g.echoing = 'closed';
+      for (let i = 0; i < n; i++) send(i);
+      await sleep(args.durationMs);
+    } else {
+      g.echoing = 'paced';
+      let next = 0;
+      for (let now = t0; now - t0 < args.durationMs; now = performance.now()) {
+        const due = Math.floor(((now - t0) / 1000) * args.ratePerSec);
+        for (let tries = 0; sent < due && tries < n; tries++) {
+          send(next);
+          next = (next + 1) % n;
+        }
+        await sleep(2);
+      }
     }
-    await sleep(args.durationMs);
-    g.echoing = false;
     const wallMs = performance.now() - t0;
+    g.echoing = false;
     const roundTrips = g.roundTrips;
+    // Closed loop: every busy socket has exactly one reply still to come.
     if (g.inFlight > 0) {
       await Promise.race([new Promise<void>((resolve) => (g.drained = resolve)), sleep(5_000)]);
       g.drained = null;
     }
+    g.busy.fill(0);
     g.inFlight = 0;
-    return { roundTrips, wallMs, sockets: g.sockets.length };
+    return { roundTrips, wallMs, sent };
   },
 
   /** Waits until every socket of the group has closed (or `timeoutMs`); returns the close codes seen. */

@@ -15,6 +15,8 @@ import type { WindowResult } from './server.js';
 
 export interface HotPathOptions {
   sockets: number;
+  /** The fixed load (messages per second, all sockets together) CPU per message is measured at. */
+  ratePerSec: number;
   rounds: number;
   roundMs: number;
   warmupMs: number;
@@ -32,11 +34,25 @@ export interface HotPathVariant {
   cpuRatioSpread: number;
   rateRatio: number;
   rateRatioSpread: number;
-  rounds: Array<{ cpuUsPerMsg: number; roundTripsPerSec: number; messages: number }>;
+  /** Server CPU per message in the closed loop (at each variant's own top speed), µs, median. */
+  closedCpuUsPerMsg: number;
+  closedCpuRatio: number;
+  rounds: RoundFigures[];
+}
+
+interface RoundFigures {
+  /** At the fixed load. */
+  cpuUsPerMsg: number;
+  /** Closed loop. */
+  roundTripsPerSec: number;
+  closedCpuUsPerMsg: number;
+  /** Echoed at the fixed load. */
+  messages: number;
 }
 
 export interface HotPathResult {
   sockets: number;
+  ratePerSec: number;
   rounds: number;
   roundMs: number;
   variants: HotPathVariant[];
@@ -64,24 +80,30 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
     log(`  ${opts.sockets} sockets per variant connected; warming up`);
     for (const variant of HOT_PATH_VARIANTS) await client.call('echo', { group: variant, durationMs: opts.warmupMs });
 
-    const perRound = new Map<Variant, Array<{ cpuUsPerMsg: number; roundTripsPerSec: number; messages: number }>>();
+    const perRound = new Map<Variant, RoundFigures[]>();
     for (let r = 0; r < opts.rounds; r++) {
       const order = HOT_PATH_VARIANTS.map((_, i) => HOT_PATH_VARIANTS[(i + r) % HOT_PATH_VARIANTS.length]!);
       for (const variant of order) {
         const server = servers.get(variant)!;
+        // CPU per message at the same fixed load for every variant...
+        await server.call('windowStart');
+        await client.call('echo', { group: variant, durationMs: opts.roundMs, ratePerSec: opts.ratePerSec });
+        const paced = await server.call<WindowResult>('windowStop');
+        // ...then the pair's top speed, closed loop.
         await server.call('windowStart');
         const echo = await client.call<{ roundTrips: number; wallMs: number }>('echo', { group: variant, durationMs: opts.roundMs });
-        const w = await server.call<WindowResult>('windowStop');
+        const closed = await server.call<WindowResult>('windowStop');
         const entry = {
-          cpuUsPerMsg: w.cpuUs / w.messages,
+          cpuUsPerMsg: paced.cpuUs / paced.messages,
           roundTripsPerSec: echo.roundTrips / (echo.wallMs / 1000),
-          messages: w.messages,
+          closedCpuUsPerMsg: closed.cpuUs / closed.messages,
+          messages: paced.messages,
         };
         (perRound.get(variant) ?? perRound.set(variant, []).get(variant)!).push(entry);
       }
       const line = HOT_PATH_VARIANTS.map((v) => {
         const e = perRound.get(v)![r]!;
-        return `${v} ${e.cpuUsPerMsg.toFixed(2)} µs/msg ${Math.round(e.roundTripsPerSec)} rt/s`;
+        return `${v} ${e.cpuUsPerMsg.toFixed(2)} µs/msg, closed ${e.closedCpuUsPerMsg.toFixed(2)} µs/msg ${Math.round(e.roundTripsPerSec)} rt/s`;
       }).join(' | ');
       log(`  round ${r + 1}/${opts.rounds}: ${line}`);
     }
@@ -103,10 +125,17 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
         cpuRatioSpread: round(spread(cpuRatios), 3),
         rateRatio: round(median(rateRatios), 3),
         rateRatioSpread: round(spread(rateRatios), 3),
-        rounds: rounds.map((e) => ({ cpuUsPerMsg: round(e.cpuUsPerMsg, 3), roundTripsPerSec: Math.round(e.roundTripsPerSec), messages: e.messages })),
+        closedCpuUsPerMsg: round(median(rounds.map((e) => e.closedCpuUsPerMsg)), 3),
+        closedCpuRatio: round(median(rounds.map((e, i) => e.closedCpuUsPerMsg / raw[i]!.closedCpuUsPerMsg)), 3),
+        rounds: rounds.map((e) => ({
+          cpuUsPerMsg: round(e.cpuUsPerMsg, 3),
+          roundTripsPerSec: Math.round(e.roundTripsPerSec),
+          closedCpuUsPerMsg: round(e.closedCpuUsPerMsg, 3),
+          messages: e.messages,
+        })),
       };
     });
-    return { sockets: opts.sockets, rounds: opts.rounds, roundMs: opts.roundMs, variants };
+    return { sockets: opts.sockets, ratePerSec: opts.ratePerSec, rounds: opts.rounds, roundMs: opts.roundMs, variants };
   } finally {
     await Promise.allSettled([client.stop(), ...[...servers.values()].map((s) => s.stop())]);
   }

@@ -62,6 +62,10 @@ serveCommands({
     return { port: (server.address() as AddressInfo).port };
   },
 
+  set(args: { exp: string }): void {
+    (globalThis as any).__exp = args.exp;
+  },
+
   clients(): number {
     return wss?.clients.size ?? 0;
   },

@@ -66,7 +66,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
   // ws-timeouts variants do through sendJsonWithTimeout.
   function echo(this: WebSocket, data: RawData): void {
     counters.messages++;
-    if (process.env.EXP === 'cb') this.send(JSON.stringify(JSON.parse(data.toString())), () => undefined);
+    if (process.env.EXP_RAW === 'cb') this.send(JSON.stringify(JSON.parse(data.toString())), () => undefined);
     else this.send(JSON.stringify(JSON.parse(data.toString())));
   }
 
@@ -159,9 +159,19 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         managerOptions: {
           onMessage: (message: Message, manager: WebSocketTimeoutManager) => {
             counters.messages++;
-            if (process.env.EXP === 'plain') manager.ws.send(JSON.stringify(JSON.parse(String(message))));
-            else if (process.env.EXP === 'cb') manager.ws.send(JSON.stringify(JSON.parse(String(message))), () => undefined);
-            else void manager.sendJsonWithTimeout(JSON.parse(String(message)));
+            const exp = (globalThis as any).__exp ?? process.env.EXP;
+            const text = JSON.stringify(JSON.parse(String(message)));
+            if (exp === 'plain') manager.ws.send(text);
+            else if (exp === 'cb') manager.ws.send(text, () => undefined);
+            else if (exp === 'promise') void new Promise((r) => manager.ws.send(text, () => r(true)));
+            else if (exp === 'timer') {
+              const t = setTimeout(() => undefined, 1000);
+              t.unref();
+              manager.ws.send(text, () => clearTimeout(t));
+            } else if (exp === 'timerref') {
+              const t = setTimeout(() => undefined, 1000);
+              manager.ws.send(text, () => clearTimeout(t));
+            } else void manager.sendTextWithTimeout(text);
           },
         },
       });

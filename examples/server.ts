@@ -38,13 +38,13 @@ function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: nu
     config = loadTimeoutConfig(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    problems.push(err.message);
+    for (const p of err.problems) problems.push(`  ${p.name}=${JSON.stringify(p.value)}: ${p.reason}`);
   }
   const rawPort = env.PORT?.trim() || '3000';
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push(`  PORT=${JSON.stringify(env.PORT)}: expected a whole number from 0 to 65535`);
   if (problems.length > 0) {
-    console.error(`The example server cannot start:\n${problems.join('\n')}`);
+    console.error(`The example server cannot start (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
     process.exit(1);
   }
   return { config: config!, port, host: env.HOST?.trim() || undefined };
@@ -161,6 +161,7 @@ server.listen(port, host, () => {
   logger.info('Example server listening', {
     url: `http://${host ?? 'localhost'}:${actual}`,
     port: actual,
+    pid: process.pid, // to signal the server itself: `npm start` runs it under npm, sh and tsx
     idleTimeoutMs: config.idleTimeoutMs,
     connectionTimeoutMs: config.connectionTimeoutMs,
     pingIntervalMs: config.pingIntervalMs,

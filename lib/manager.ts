@@ -425,7 +425,14 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
     if (this.closed || this.closing) return;
-    this.options.onCheck?.(this);
+    if (this.options.onCheck) {
+      try {
+        this.options.onCheck(this);
+      } catch (err) {
+        // Never let a metrics callback stop this socket's enforcement.
+        this.logger.error('onCheck callback threw', this.logMeta({ error: err }));
+      }
+    }
     for (let decision = rules.decide(this, this.config, now); decision; decision = rules.decide(this, this.config, now)) {
       if (decision === 'pong_timeout' && stalled) {
         // After an event-loop stall, give pending input one more turn to be read before judging.

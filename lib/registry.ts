@@ -446,9 +446,12 @@ export class ConnectionRegistry {
     this.cleanupIntervalMs = intervalMs;
     const loop = (): void => {
       this.cleanupTimer = null;
-      void this.cleanupInactiveSessions().finally(() => {
-        if (this.cleanupGeneration === generation) this.cleanupTimer = this.clock.setTimeout(loop, intervalMs);
-      });
+      // A run never rejects; the catch is there so that not even a throwing logger can stop the schedule.
+      void this.cleanupInactiveSessions()
+        .catch(noop)
+        .finally(() => {
+          if (this.cleanupGeneration === generation) this.cleanupTimer = this.clock.setTimeout(loop, intervalMs);
+        });
     };
     this.cleanupTimer = this.clock.setTimeout(loop, intervalMs);
     this.logger.info('Started session cleanup scheduler', { intervalMs, sessionTimeoutMs: this.sessionTimeoutMs, batchSize: this.batchSize });

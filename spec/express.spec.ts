@@ -296,6 +296,18 @@ describe('Express integration (lib/express)', () => {
       expect(logs.entries.some((e) => e.message.includes('did not answer in time'))).to.equal(true);
     });
 
+    it('survives a middleware that answers after the handshake timeout already did', async () => {
+      const app = express();
+      app.get('/ws', async (_req, res) => {
+        await delay(150);
+        res.status(401).end('too late'); // write after end: must not crash the server
+      }, route());
+      const s = await serve(app, { handshakeTimeoutMs: 50 });
+      expect((await expectRefused(`${s.wsUrl}/ws`)).statusCode).to.equal(503);
+      await delay(200);
+      expect((await fetch(`${s.httpUrl}/ws`)).status).to.equal(401); // alive; a plain GET runs the same chain
+    });
+
     it('answers 400 (from ws) when the request reaches websocket() with a broken handshake, and leaks nothing', async () => {
       const app = express();
       app.get('/ws', route());
@@ -482,6 +494,21 @@ describe('Express integration (lib/express)', () => {
       const app = express();
       const s = await serve(app);
       expect(() => attachWebSockets(s.http, app)).to.throw(/already attached/);
+    });
+
+    it('answers 426 and says what is missing when the server has no gateway', async () => {
+      const app = express();
+      app.get('/ws', route());
+      const http = createServer(app); // attachWebSockets() forgotten: Node hands upgrades to Express as plain requests
+      await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = http.address() as { port: number };
+        expect((await expectRefused(`ws://127.0.0.1:${port}/ws`)).statusCode).to.equal(426);
+        expect(logs.entries.map((e) => e.message)).to.include('WebSocket upgrade reached websocket() without a gateway: call attachWebSockets(server, app)');
+      } finally {
+        http.closeAllConnections();
+        await new Promise((resolve) => http.close(resolve));
+      }
     });
 
     it('rejects a bad limit, naming it', () => {

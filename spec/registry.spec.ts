@@ -133,6 +133,19 @@ describe('ConnectionRegistry', () => {
       expect(registry.size).to.equal(0);
     });
 
+    it('keeps enforcing a socket whose onCheck or onPong callback throws, and logs it', async () => {
+      const boom = () => {
+        throw new Error('metrics backend down');
+      };
+      const registry = createRegistry({ managerOptions: { onCheck: boom, onPong: boom, pingPhase: 0 } }, { pingIntervalMs: 1_000, idleTimeoutMs: 5_000 });
+      const { client } = connect(registry);
+      await t.tickAsync(5_101);
+      expect(client.pings).to.be.at.least(4);
+      expect(client.closeFrame?.code).to.equal(4001);
+      expect(logs.find('onCheck callback threw')?.level).to.equal('error');
+      expect(logs.find('onPong callback threw')?.level).to.equal('error');
+    });
+
     it('does not track a socket that is already closed', () => {
       const registry = createRegistry();
       const { server } = createSocketPair();
@@ -161,17 +174,22 @@ describe('ConnectionRegistry', () => {
       return counts;
     }
 
+    /** The registry's 'random' phase, drawn from an even sequence so the spread is exact. */
+    function evenDraws(n: number): () => number {
+      let i = 0;
+      return () => (i++ % n) / n;
+    }
+
     it('spreads the first pings of sockets accepted together across the ping interval', async () => {
-      const registry = createRegistry({}, { pingIntervalMs: 1_000, idleTimeoutMs: 0 });
+      const registry = createRegistry({ managerOptions: { random: evenDraws(200) } }, { pingIntervalMs: 1_000, idleTimeoutMs: 0 });
       const clients = connectMany(registry, 200).map((c) => c.client);
       const counts = (await pingsPerTick(clients, 11)).slice(1);
       expect(counts.reduce((a, b) => a + b, 0)).to.equal(200);
-      expect(Math.max(...counts)).to.be.below(50); // ~20 a tick; all 200 in one tick without the phase
-      expect(counts.filter((n) => n > 0).length).to.equal(10);
+      expect(counts).to.deep.equal(Array(10).fill(20)); // all 200 in one tick without the phase
     });
 
     it('keeps pings spread after an event-loop stall, after one catch-up tick', async () => {
-      const registry = createRegistry({}, { pingIntervalMs: 1_000, pongTimeoutMs: 5_000, idleTimeoutMs: 0 });
+      const registry = createRegistry({ managerOptions: { random: evenDraws(200) } }, { pingIntervalMs: 1_000, pongTimeoutMs: 5_000, idleTimeoutMs: 0 });
       const clients = connectMany(registry, 200).map((c) => c.client);
       await t.tickAsync(1_000);
       // 1 s: the event loop blocks for 3 s; no timer runs, every socket's ping falls due.
@@ -179,8 +197,15 @@ describe('ConnectionRegistry', () => {
       const counts = await pingsPerTick(clients, 11);
       expect(counts.slice(1).reduce((a, b) => a + b, 0)).to.equal(200);
       expect(counts[0]).to.equal(200); // the catch-up tick
-      expect(Math.max(...counts.slice(1))).to.be.below(50);
-      expect(counts.slice(1).filter((n) => n > 0).length).to.equal(10);
+      expect(counts.slice(1)).to.deep.equal(Array(10).fill(20));
+    });
+
+    it("draws each socket's phase at random by default", async () => {
+      const registry = createRegistry({}, { pingIntervalMs: 1_000, idleTimeoutMs: 0 });
+      const clients = connectMany(registry, 200).map((c) => c.client);
+      const counts = (await pingsPerTick(clients, 11)).slice(1);
+      expect(counts.reduce((a, b) => a + b, 0)).to.equal(200);
+      expect(Math.max(...counts)).to.be.below(60); // ~20 a tick
     });
 
     it("leaves the phase to managerOptions.pingPhase when it is set", async () => {

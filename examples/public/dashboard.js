@@ -90,7 +90,7 @@ function render() {
       cell(row.user ?? 'anonymous', row.user ? '' : 'muted'),
       cell(duration(row.ageMs + (row.state === 'open' ? elapsed : 0))),
       idleCell(row, elapsed),
-      cell(row.lastRttMs === null ? 'no pong yet' : `${row.lastRttMs} ms`, row.lastRttMs === null ? 'muted' : ''),
+      cell(row.lastRttMs === null ? 'no pong yet' : row.lastRttMs < 1 ? '< 1 ms' : `${row.lastRttMs} ms`, row.lastRttMs === null ? 'muted' : ''),
       cell(row.state, `state-${row.state}`),
     );
     tr.children[5].dataset.field = 'rtt';
@@ -199,5 +199,6 @@ $('post-scan').addEventListener('click', async () => {
   log(`POST /scans ${ticketId}: HTTP ${res.status}, delivered to ${body.delivered ?? 0} scanner(s)`);
 });
 
+$('echo-url').textContent = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/echo?user=me`;
 setInterval(render, FRAME_MS);
 void poll();

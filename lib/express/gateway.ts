@@ -199,6 +199,9 @@ export class WebSocketGateway {
       },
     };
     req[UPGRADE] = ctx;
+    // After the gateway itself answered (handshake timeout, shutdown), a middleware that finishes
+    // late and calls `res.end()` gets 'write after end' as an 'error' event: never a crash.
+    res.on('error', (err) => this.logger.debug('WebSocket upgrade: response error after the answer', { path: ctx.path, error: err }));
     res.on('finish', () => this.answered(ctx));
     socket.once('close', () => this.gone(ctx));
     // Keep reading while the middleware chain runs: without a read, a client that gives up is

@@ -1,7 +1,23 @@
 /**
  * `ws-timeouts/testing`: test your own WebSocket handlers under fake timers, without a network.
- * Needs `@sinonjs/fake-timers` installed as a dev dependency of your project.
+ *
+ * - {@link createSocketPair}: an in-memory server socket that behaves like a `ws` 8 socket, and
+ *   the client handle a test drives.
+ * - {@link connectHandler}: runs a `websocket(handler)` route handler against that pair, with an
+ *   Express request carrying query, params, headers and the `WS_*` config.
+ * - {@link createTestClock} / {@link installTestClock}: `@sinonjs/fake-timers` wired the safe way
+ *   (needs `npm i -D @sinonjs/fake-timers`; loaded only when called).
+ * - {@link captureLogs}: a logger that records what was logged.
  */
-export { createSocketPair, InMemoryServerSocket, TestClient, type CloseFrame, type SocketPairOptions } from './socket-pair.js';
+export {
+  createSocketPair,
+  InMemoryServerSocket,
+  TestClient,
+  type ClientSendOptions,
+  type CloseFrame,
+  type SocketPairOptions,
+  type VanishOptions,
+} from './socket-pair.js';
+export { connectHandler, type ConnectedHandler, type ConnectHandlerOptions } from './connect-handler.js';
 export { createTestClock, installTestClock, DEFAULT_START, SAFE_TO_FAKE, type TestClock } from './clock.js';
 export { captureLogs, type LogEntry } from './log-capture.js';

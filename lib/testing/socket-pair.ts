@@ -402,6 +402,8 @@ export class TestClient extends EventEmitter {
   private pumpQueued = false;
   private closeFrameSent = false;
   private closeFrameReceived = false;
+  /** The connection is over; the client learns it once it has read what is left. */
+  private ended = false;
   private messageWaiters: Array<() => void> = [];
   private closeWaiters: Array<(frame: CloseFrame) => void> = [];
 
@@ -474,7 +476,8 @@ export class TestClient extends EventEmitter {
   /**
    * Stops reading, as a slow consumer does: the client's TCP buffers are taken to be full, so
    * every later server send stays in `bufferedAmount` with its callback pending; pings and the
-   * close frame queue behind them, unread.
+   * close frame queue behind them, unread. Even the end of the connection goes unnoticed (no
+   * `closeEvent`) until it reads again.
    */
   stopReading(): void {
     this.reading = false;
@@ -490,6 +493,8 @@ export class TestClient extends EventEmitter {
    * The peer disappears without a close (a half-open TCP connection): it reads nothing,
    * answers no ping and no close frame, and sends nothing. Its TCP buffers still take
    * `bufferBytes` of sends (which succeed) before the rest piles up in `bufferedAmount`.
+   * It never learns that the connection ended either: watch the server side
+   * (`manager.whenClosed()`, the socket's `'close'`), not `waitForClose()`.
    */
   vanish(options: VanishOptions = {}): void {
     this.vanished = true;
@@ -534,7 +539,10 @@ export class TestClient extends EventEmitter {
     return JSON.parse(message) as T;
   }
 
-  /** Resolves with {@link closeEvent} once the connection has ended (at once if it has). */
+  /**
+   * Resolves with {@link closeEvent} once the client has seen the connection end (at once if it
+   * has). A client that is not reading sees it only after `startReading()`.
+   */
   waitForClose(): Promise<CloseFrame> {
     if (this.closeEvent) return Promise.resolve(this.closeEvent);
     return new Promise((resolve) => this.closeWaiters.push(resolve));
@@ -566,13 +574,26 @@ export class TestClient extends EventEmitter {
     this.schedulePump();
   }
 
-  /** @internal the connection is over: pending send callbacks fail, as they do in ws */
+  /**
+   * @internal the connection is over. Sends the server still held fail, as they do in ws; what
+   * the client's TCP stack already took stays readable, and the client sees the end after it,
+   * once it reads (a client that stopped reading or vanished does not notice).
+   */
   connectionEnded(error: Error): void {
-    if (this.state === ReadyState.CLOSED) return;
-    this.state = ReadyState.CLOSED;
-    for (const frame of this.inbox.splice(0)) {
-      if (frame.kind === 'data' && frame.counted) later(frame.cb, error);
+    if (this.ended || this.state === ReadyState.CLOSED) return;
+    this.ended = true;
+    for (let i = this.inbox.length - 1; i >= 0; i--) {
+      const frame = this.inbox[i]!;
+      if (frame.kind === 'data' && frame.counted) {
+        this.inbox.splice(i, 1);
+        later(frame.cb, error);
+      }
     }
+    this.schedulePump();
+  }
+
+  private finish(): void {
+    this.state = ReadyState.CLOSED;
     this.closeEvent = this.closeFrameReceived && this.closeFrame ? { ...this.closeFrame } : { code: 1006, reason: '' };
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
@@ -591,8 +612,12 @@ export class TestClient extends EventEmitter {
   }
 
   private pump(): void {
-    while (this.reading && !this.vanished && this.inbox.length > 0 && this.state !== ReadyState.CLOSED) {
-      const frame = this.inbox.shift()!;
+    while (this.reading && !this.vanished && this.state !== ReadyState.CLOSED) {
+      const frame = this.inbox.shift();
+      if (frame === undefined) {
+        if (this.ended) this.finish();
+        return;
+      }
       switch (frame.kind) {
         case 'data': {
           if (frame.counted) {
@@ -606,7 +631,7 @@ export class TestClient extends EventEmitter {
         }
         case 'ping':
           this.pings++;
-          if (this.autoPong && this.state === ReadyState.OPEN) this.server.accept({ kind: 'pong', data: frame.data });
+          if (this.autoPong && this.state === ReadyState.OPEN && !this.ended) this.server.accept({ kind: 'pong', data: frame.data });
           this.emit('ping', frame.data);
           break;
         case 'pong':

@@ -72,7 +72,7 @@ describe('the example dashboard in chromium (examples/public)', function () {
     expect(idle).to.be.within(0, 2);
 
     // pings every 0.3 s: a round-trip time appears in the row while it waits.
-    await page.waitForFunction((name) => /\d+ ms/.test(document.querySelector(`tr[data-user="${name}"] [data-field=rtt]`)?.textContent ?? ''), user, { timeout: 5_000 });
+    await page.waitForFunction((name) => /\d+ ms$/.test(document.querySelector(`tr[data-user="${name}"] [data-field=rtt]`)?.textContent ?? ''), user, { timeout: 5_000 });
 
     // 2 s: idle -> close 4001; the next poll drops the row.
     await row.waitFor({ state: 'detached', timeout: 6_000 });

@@ -16,8 +16,12 @@ export interface ExampleServer {
   logs(): Array<Record<string, unknown>>;
   /** Resolves with how the process ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGKILLs the whole process group if it is still running (for cleanup). */
+  /** SIGKILLs the whole process group if anything in it still runs (for cleanup). */
   kill(): Promise<void>;
+  /** The pid of the server process itself (from its "listening" log line), under npm, sh and tsx. */
+  serverPid(): number;
+  /** Whether any process of the group `npm start` began (npm, sh, tsx, node) is still alive. */
+  groupAlive(): boolean;
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
@@ -69,13 +73,29 @@ export async function startExample(env: Record<string, string> = {}, { waitForLi
     logs,
     exited,
     async kill() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      // The whole group: npm may be gone while the server it started still runs (npm and sh do
+      // not pass SIGTERM on), and that server would keep our pipes, and mocha, alive.
       try {
         process.kill(-proc.pid!, 'SIGKILL');
       } catch {
         // already gone
       }
       await exited;
+      proc.stdout!.destroy();
+      proc.stderr!.destroy();
+    },
+    serverPid() {
+      const line = logs().find((entry) => entry.message === 'Example server listening');
+      if (typeof line?.pid !== 'number') throw new Error('the example server has not logged its pid yet');
+      return line.pid;
+    },
+    groupAlive() {
+      try {
+        process.kill(-proc.pid!, 0);
+        return true;
+      } catch {
+        return false;
+      }
     },
   };
   if (!waitForListening) return server;

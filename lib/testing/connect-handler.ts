@@ -1,0 +1,216 @@
+/**
+ * `connectHandler()`: runs a route handler written for `websocket(handler)` against the
+ * in-memory pair, with an Express request carrying the path, query, params, headers and the
+ * `WS_*` config, so a test exercises the very handler the app ships — no server, no port.
+ *
+ * It does what the Express gateway does once the middleware chain reaches `websocket()`:
+ * `req.wsTimeouts` as `wsTimeouts(config, { env })` would set it, the manager configured from it
+ * (route options on top), `userId` from `res.locals.userId` or `req.user.id`, `labels.route`,
+ * the manager started, `handler(manager, req)` called, and a throwing or rejecting handler
+ * logged and closed with `1011 internal_error`.
+ */
+import { randomBytes } from 'node:crypto';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import express, { type Express, type Request, type Response } from 'express';
+import type { Clock } from '../clock.js';
+import { CloseCode, CloseReason } from '../close-codes.js';
+import { loadTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
+import type { WebSocketHandler } from '../express/index.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
+import type { ManagedSocket } from '../socket.js';
+import { createSocketPair, type InMemoryServerSocket, type TestClient } from './socket-pair.js';
+
+export interface ConnectHandlerOptions {
+  /** The request path, without the query string (`req.path`). @default '/' */
+  path?: string;
+  /** The route pattern, e.g. `/ws/rooms/:room`: the manager's `labels.route`. @default path */
+  route?: string;
+  /** `req.query` (parsed from the URL by Express, as for a real request). */
+  query?: Record<string, string | readonly string[]>;
+  /** `req.params`, as the route pattern would have matched them. */
+  params?: Record<string, string>;
+  /** Request headers (names are lower-cased); the WebSocket upgrade headers are already there. */
+  headers?: Record<string, string | readonly string[]>;
+  /** The client address (`req.ip`). @default '127.0.0.1' */
+  ip?: string;
+  /**
+   * `WS_*` variables (seconds, as strings), parsed by `loadTimeoutConfig` as the real
+   * `wsTimeouts()` middleware does; bad values throw its `ConfigError`. Pass `process.env`
+   * to test with the real environment.
+   * @default {} // the library defaults: tests do not depend on the machine's environment
+   */
+  env?: Record<string, string | undefined>;
+  /** `wsTimeouts(config)` overrides (ms) on top of `env`: the result is `req.wsTimeouts`. */
+  config?: Partial<TimeoutConfig>;
+  /** What your auth middleware would put in `res.locals.userId`: the manager's `userId`. */
+  userId?: string;
+  /** More of `res.locals`. */
+  locals?: Record<string, unknown>;
+  /** Anything else your middleware would have done to the request (e.g. set `req.user`), before the socket opens. */
+  prepare?: (req: Request, res: Response) => void;
+  /** The options of `websocket(handler, options)` (`heartbeatMode`, `onMessage`, route `config`...). */
+  managerOptions?: ManagerOptions;
+  /**
+   * Where the gateway would create managers (`attachWebSockets(server, app, { registry })`): a
+   * `ConnectionRegistry` fits. `add` must return a started manager.
+   */
+  registry?: { add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager };
+  /** The clock of the manager and of the pair: `createTestClock()`'s result or its `.clock`. @default the global timers */
+  clock?: Clock | { readonly clock: Clock };
+  /** The manager's logger (try `captureLogs().logger`). @default silent */
+  logger?: Logger;
+  /** The client answers pings by itself. @default true */
+  autoPong?: boolean;
+  /** The client answers the server's close frame. @default true */
+  answerClose?: boolean;
+  /** Start automatic enforcement (idle, lifetime, pings), as `websocket()` does. @default true */
+  start?: boolean;
+}
+
+export interface ConnectedHandler {
+  /** The client end of the pair: drive it and read what the handler sent. */
+  client: TestClient;
+  /** The server socket the manager wraps. */
+  server: InMemoryServerSocket;
+  /** The manager the handler got. */
+  manager: WebSocketTimeoutManager;
+  /** The request the handler got. */
+  request: Request;
+  /** Its response (`res.locals`). */
+  response: Response;
+  /**
+   * Settles with the handler: resolves when its promise resolves (at once for a synchronous
+   * handler), rejects with what it threw or rejected with — the socket is then closed with
+   * 1011, as `websocket()` does. Awaiting it is optional: a rejection is never unhandled.
+   */
+  done: Promise<void>;
+}
+
+let app: Express | undefined;
+
+/** One bare app gives requests their Express prototype and default settings (the query parser). */
+function expressApp(): Express {
+  return (app ??= express());
+}
+
+function resolveClock(clock: ConnectHandlerOptions['clock']): Clock | undefined {
+  if (clock === undefined) return undefined;
+  return 'clock' in clock ? clock.clock : clock;
+}
+
+function urlOf(path: string, query: ConnectHandlerOptions['query']): string {
+  if (!path.startsWith('/')) throw new TypeError(`connectHandler: path must start with "/", got ${JSON.stringify(path)}`);
+  if (path.includes('?')) throw new TypeError('connectHandler: pass the query string as the query option, not in path');
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(query ?? {})) {
+    for (const item of typeof value === 'string' ? [value] : value) search.append(name, item);
+  }
+  const qs = search.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+function buildRequest(options: ConnectHandlerOptions, wsTimeouts: TimeoutConfig): { req: Request; res: Response } {
+  const app = expressApp();
+  const socket = new Socket(); // never connected: only read for its address
+  Object.defineProperty(socket, 'remoteAddress', { value: options.ip ?? '127.0.0.1' });
+  Object.defineProperty(socket, 'remotePort', { value: 50_000 });
+  const message = new IncomingMessage(socket);
+  const url = urlOf(options.path ?? '/', options.query);
+  const headers: Record<string, string | string[]> = {
+    host: 'localhost',
+    connection: 'Upgrade',
+    upgrade: 'websocket',
+    'sec-websocket-version': '13',
+    'sec-websocket-key': randomBytes(16).toString('base64'),
+  };
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    headers[name.toLowerCase()] = typeof value === 'string' ? value : [...value];
+  }
+  message.method = 'GET';
+  message.url = url;
+  message.httpVersion = '1.1';
+  message.httpVersionMajor = 1;
+  message.httpVersionMinor = 1;
+  message.headers = headers;
+  message.rawHeaders = Object.entries(headers).flatMap(([name, value]) => (typeof value === 'string' ? [name, value] : value.flatMap((v) => [name, v])));
+  message.complete = true;
+  message.push(null); // no body
+
+  // What Express's own init does for every request: the app's request/response prototypes.
+  const req = Object.setPrototypeOf(message, app.request) as Request;
+  const res = Object.setPrototypeOf(new ServerResponse(message), app.response) as Response;
+  res.locals = { ...options.locals, ...(options.userId !== undefined ? { userId: options.userId } : {}) };
+  Object.assign(req, { res, originalUrl: url, baseUrl: '', params: { ...options.params }, wsTimeouts });
+  Object.assign(res, { req });
+  return { req, res };
+}
+
+/** `res.locals.userId`, else `req.user.id`: who the gateway says the connection belongs to. */
+function userIdOf(req: Request, res: Response): string | undefined {
+  const fromLocals: unknown = res.locals?.userId;
+  if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
+  const fromUser: unknown = (req as { user?: { id?: unknown } }).user?.id;
+  if (typeof fromUser === 'string' || typeof fromUser === 'number') return String(fromUser);
+  return undefined;
+}
+
+/**
+ * Opens an in-memory WebSocket connection to `handler` (a `websocket(handler)` route handler)
+ * and calls it the way the Express gateway does, synchronously: by the time this returns, the
+ * handler has run up to its first `await`.
+ *
+ * ```ts
+ * const t = createTestClock();
+ * const { client, done } = connectHandler(echoHandler, { clock: t, config: { idleTimeoutMs: 300_000 } });
+ * await t.tickAsync(300_000 + 1_000);
+ * expect(client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+ * ```
+ *
+ * @throws {ConfigError} When `env` or `config` (or the route's `managerOptions.config`) is invalid.
+ */
+export function connectHandler(handler: WebSocketHandler, options: ConnectHandlerOptions = {}): ConnectedHandler {
+  if (typeof handler !== 'function') {
+    throw new TypeError(`connectHandler(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
+  }
+  const wsTimeouts = resolveTimeoutConfig(loadTimeoutConfig(options.env ?? {}), options.config);
+  const { req, res } = buildRequest(options, wsTimeouts);
+  options.prepare?.(req, res);
+
+  const clock = resolveClock(options.clock);
+  const route = options.managerOptions ?? {};
+  const managerOptions: ManagerOptions = { ...route, labels: { ...route.labels, route: options.route ?? options.path ?? '/' } };
+  // Silent by default, except that a registry keeps its own logger unless one is given.
+  const logger = options.logger ?? route.logger ?? (options.registry ? undefined : silentLogger);
+  if (logger !== undefined) managerOptions.logger = logger;
+  else delete managerOptions.logger;
+  const config = req.wsTimeouts === undefined ? route.config : resolveTimeoutConfig(req.wsTimeouts, route.config);
+  if (config !== undefined) managerOptions.config = config;
+  const userId = userIdOf(req, res) ?? route.userId;
+  if (userId !== undefined) managerOptions.userId = userId;
+  if (clock !== undefined) managerOptions.clock = clock;
+
+  const { server, client } = createSocketPair({ autoPong: options.autoPong, answerClose: options.answerClose, clock });
+  let manager: WebSocketTimeoutManager;
+  if (options.registry) {
+    manager = options.registry.add(server, managerOptions);
+  } else {
+    manager = new WebSocketTimeoutManager(server, managerOptions);
+    if (options.start !== false) manager.start();
+  }
+
+  const failed = (err: unknown): never => {
+    (logger ?? silentLogger).error('WebSocket handler failed', { connectionId: manager.id, userId: manager.userId, ...manager.labels, error: err });
+    void manager.gracefulClose(CloseCode.InternalError, CloseReason.internal_error);
+    throw err;
+  };
+  let done: Promise<void>;
+  try {
+    done = Promise.resolve(handler(manager, req)).then(() => undefined, failed);
+  } catch (err) {
+    done = Promise.reject(err as Error).catch(failed);
+  }
+  done.catch(() => undefined); // the test may not await it: never an unhandled rejection
+  return { client, server, manager, request: req, response: res, done };
+}
