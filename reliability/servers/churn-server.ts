@@ -73,6 +73,9 @@ process.on('message', (message: { op: string }) => {
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     void Promise.all([stopped, gateway.close()]).then(async () => {
       await registry.stop();
+      // 'close' is emitted on the next tick; libuv releases the listening handle in its close
+      // phase, after this loop iteration's immediates: look in the next iteration.
+      await new Promise((resolve) => setTimeout(resolve, 0));
       process.send?.({
         event: 'stopping',
         upgradeListeners: server.listenerCount('upgrade'),

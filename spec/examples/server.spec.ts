@@ -167,9 +167,9 @@ describe('examples/server.ts (npm start)', function () {
       server = await startExample(FAST);
       const sockets = [await openClient(`${server.wsUrl}/ws/echo`), await openClient(`${server.wsUrl}/ws/scans`)];
       const closes = sockets.map(closed);
-      // To the server process, as `kill <pid>` or a process manager would. (Sent to npm instead,
-      // it would stop at npm's shell: see the README's note on containers.)
-      process.kill(server.serverPid(), 'SIGTERM');
+      // To npm itself, as a process manager running `npm start` would: the start script execs
+      // node, so npm's forwarded signal reaches the server.
+      process.kill(server.proc.pid!, 'SIGTERM');
       expect(await Promise.all(closes)).to.deep.equal([
         { code: 1001, reason: 'going_away' },
         { code: 1001, reason: 'going_away' },
