@@ -158,13 +158,16 @@ describe(report.name, function () {
     const talkers = await Promise.all(Array.from({ length: PEERS }, (_, i) => rawClient(server.port, `/ws/echo?peer=talker-${i}`)));
     await waitFor('the talkers to be registered', () => [...registry.managers()].filter((m) => m.userId?.startsWith('talker-')).length === PEERS);
     const closing = [...registry.managers()].filter((m) => m.userId?.startsWith('talker-')).map((m) => m.gracefulClose());
-    const timers = talkers.map((t) => setInterval(() => t.socket.writable && t.socket.write(clientFrame(0x1, Buffer.from('after-close talk'))), 20));
+    const timers = talkers.map((t) => setInterval(() => t.socket.writable && t.socket.write(clientFrame(0x1, Buffer.from('talk during close'))), 20));
     const outcomes = await Promise.all(closing);
     timers.forEach(clearInterval);
     await Promise.all(talkers.map((t) => t.closed));
     expect(outcomes).to.deep.equal(Array(PEERS).fill('terminated'));
 
-    expect(delivered.filter((m) => m.startsWith('after-close ')), 'frames after the peer’s close frame').to.deep.equal([]);
+    expect(delivered.filter((m) => m.startsWith('after-close ')), "frames after the peer's close frame").to.deep.equal([]);
+    // While the server's own close is pending, ws still reads the peer's frames: the handler may see
+    // some, its replies resolve false (closing), and nothing throws.
+    const duringClose = delivered.filter((m) => m === 'talk during close').length;
     for (let i = 0; i < PEERS; i++) {
       expect(problemsOf(`binary-${i}`)).to.have.length(0);
       expect(problemsOf(`after-close-${i}`)).to.have.length(0);
@@ -172,7 +175,7 @@ describe(report.name, function () {
     }
     report.figure(
       `binary on a text route: ${PEERS}/${PEERS} dropped, connection kept; frames after the peer's close: 0/${PEERS * 3} delivered; ` +
-        `peers talking through the server's close: ${PEERS}/${PEERS} terminated after the close timeout`,
+        `peers talking through the server's close: ${PEERS}/${PEERS} terminated after the close timeout (${duringClose} frames read meanwhile, none answered)`,
     );
   });
 
