@@ -10,7 +10,7 @@ export interface DeadlineState {
   readonly connectedAt: number;
   /** Last inbound or outbound application message. Ping/pong never move it. */
   readonly lastActivityAt: number;
-  /** When the last ping went out (`connectedAt` before the first). */
+  /** When the last ping went out (before the first: `connectedAt` minus the connection's ping phase). */
   readonly lastPingAt: number;
   /** When the ping now awaiting its pong went out; -1 when none is outstanding. */
   readonly pingOutstandingSince: number;

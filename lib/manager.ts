@@ -35,6 +35,12 @@ export interface ManagerOptions {
   userId?: string;
   /** Connection id for logs. @default a process-unique `c<n>` */
   id?: string;
+  /**
+   * Log one line when the connection opens and one when it closes. `ConnectionRegistry` turns
+   * this off and logs those lines itself, with the connection count.
+   * @default true
+   */
+  logConnections?: boolean;
   /** Free-form labels (e.g. `{ role: 'speaker', route: '/ws/echo' }`), logged and used by metrics. */
   labels?: Record<string, string>;
   /** Overrides (ms) on top of the loaded `WS_*` config; a config from `loadTimeoutConfig` is used as is. */
@@ -169,7 +175,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
-    else this.logger.info('WebSocket connected', this.logMeta());
+    else if (options.logConnections !== false) this.logger.info('WebSocket connected', this.logMeta());
   }
 
   /** Connection id used in logs. */
@@ -608,7 +614,9 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.finishClose = null;
     this.resolveClosed?.();
     const reason = reasonBuffer.toString();
-    this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
+    if (this.options.logConnections !== false) {
+      this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
+    }
     try {
       this.options.onClose?.(code, reason, this);
     } catch (err) {

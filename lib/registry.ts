@@ -239,6 +239,7 @@ export class ConnectionRegistry {
     this.userCallbacks = managerOptions;
     this.shared = Object.freeze({
       pingPhase: 'random',
+      logConnections: false, // the registry logs connect and disconnect itself, with the count
       ...managerOptions,
       config: this.config,
       clock: this.clock,
