@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import { WebSocketServer } from 'ws';
 import { percentile } from './stats.js';
 import { attachVariant, type Counters, type Library, type VariantSpec } from './variants.js';
@@ -15,7 +16,7 @@ import { serveCommands } from './workers.js';
 // BENCH_LIB: the compiled library's lib/index.js (bench/run.ts builds it); else the sources via tsx.
 const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
 
-const counters: Counters = { messages: 0, lateMs: {} };
+const counters: Counters = { messages: 0, lateMs: {}, timeouts: {}, rttMs: [] };
 let wss: WebSocketServer | null = null;
 let dispose: () => void = () => undefined;
 let window: { cpu: NodeJS.CpuUsage; t0: bigint; messages: number; eld: IntervalHistogram } | null = null;
@@ -76,6 +77,12 @@ serveCommands({
     window = { cpu: process.cpuUsage(), t0: process.hrtime.bigint(), messages: counters.messages, eld };
   },
 
+  wsTimeouts(): { timeouts: Record<string, number>; rtt: { count: number; p50: number; p99: number; max: number } } {
+    const r = counters.rttMs;
+    counters.rttMs = [];
+    return { timeouts: counters.timeouts, rtt: { count: r.length, p50: percentile(r, 50), p99: percentile(r, 99), max: r.length ? Math.max(...r) : NaN } };
+  },
+
   windowStop(): WindowResult {
     if (!window) throw new Error('no window started');
     const { cpu, t0, messages, eld } = window;
@@ -96,6 +103,12 @@ serveCommands({
     await collectGarbage();
     const m = process.memoryUsage();
     return { clients: wss?.clients.size ?? 0, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+  },
+
+  /** Writes a heap snapshot (after GC) to `path`, for finding what a socket costs. */
+  async snapshot(args: { path: string }): Promise<string> {
+    await collectGarbage();
+    return writeHeapSnapshot(args.path);
   },
 
   lateness(): Record<string, { count: number; p50: number; p99: number; max: number }> {

@@ -44,6 +44,10 @@ export interface Counters {
   messages: number;
   /** accuracy: how late each timeout fired after its deadline, ms, by reason. */
   lateMs: Record<string, number[]>;
+  /** ws-timeouts: connections it ended, by reason. */
+  timeouts: Record<string, number>;
+  /** ws-timeouts: round-trip times of answered pings, ms. */
+  rttMs: number[];
 }
 
 type AliveSocket = WebSocket & { isAlive?: boolean };
@@ -157,6 +161,8 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         config: wsTimeoutsConfig(lib, spec),
         logger: silentLogger,
         managerOptions: {
+          onTimeout: (reason) => void (counters.timeouts[reason] = (counters.timeouts[reason] ?? 0) + 1),
+          onPong: (rttMs) => void counters.rttMs.push(rttMs),
           onMessage: (message: Message, manager: WebSocketTimeoutManager) => {
             counters.messages++;
             const exp = (globalThis as any).__exp ?? process.env.EXP;
@@ -193,6 +199,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
                   ? m.pingOutstandingSince + m.config.pongTimeoutMs
                   : NaN;
             (counters.lateMs[reason] ??= []).push(Date.now() - deadline);
+            if (process.env.DEBUG_ACC) console.error(reason, 'since', m.pingOutstandingSince % 1000, 'lastPing', m.lastPingAt % 1000, 'deadline', deadline % 1000, 'now', Date.now() % 1000, 'conn', m.connectedAt % 1000);
           },
         },
       });

@@ -15,9 +15,23 @@ export interface Logger {
 const SENSITIVE_KEY = /token|secret|password|passwd|authorization|cookie|api[-_]?key|headers?$|query|session[-_]?id/i;
 const REDACTED = '[redacted]';
 
-/** Replaces sensitive keys and strips query strings from URL-like values, at any depth. */
+/** A query string after a URL path. */
+const URL_QUERY = /(\/[^\s?"]*)\?[^\s"]*/g;
+/**
+ * `token=…`, `password: …`, `Authorization: Bearer …` inside free text, such as an error message
+ * that quotes a request: the value is dropped, the name kept.
+ */
+const SENSITIVE_PAIR =
+  /\b((?:access[-_]?|refresh[-_]?|id[-_]?)?token|secret|password|passwd|authorization|cookie|api[-_]?key|session[-_]?id)(["']?\s*[=:]\s*["']?)(?:(?:Bearer|Basic)\s+)?[^\s"'&;,)]+/gi;
+const AUTH_SCHEME = /\b(Bearer|Basic)\s+[\w.~+/=-]+/g;
+
+function redactString(value: string): string {
+  return value.replace(URL_QUERY, '$1?[redacted]').replace(SENSITIVE_PAIR, '$1$2[redacted]').replace(AUTH_SCHEME, '$1 [redacted]');
+}
+
+/** Replaces sensitive keys and strips query strings and credentials from text values, at any depth. */
 function redactValue(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return value.replace(/(\/[^\s?"]*)\?[^\s"]*/g, '$1?[redacted]');
+  if (typeof value === 'string') return redactString(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) return { name: value.name, message: redactValue(value.message, depth + 1) };
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));

@@ -60,6 +60,9 @@ export interface SchedulerOptions {
 }
 
 /** The defaults, declared once. */
+/** The longest the timer sleeps, in ticks, however far the next deadline is. */
+const MAX_SLEEP_TICKS = 64;
+
 export const SCHEDULER_DEFAULTS = Object.freeze({ resolutionMs: 1000, wheelSize: 1024 });
 
 /** The largest wheel: slot indices are computed with 32-bit `&`. */
@@ -123,8 +126,13 @@ export class Scheduler {
    * 1-second resolution epoch tick numbers pass 2^30 and would stop being small integers in V8.
    */
   private readonly originTick: number;
-  /** The first tick not yet processed. Never decreases; every scheduled entry is due at or after it. */
+  /**
+   * The first tick not yet processed; every scheduled entry is due at or after it. It goes back
+   * only while the wheel is empty (a clock set back, or a fresh fake clock in the next test).
+   */
   private nextTick: number;
+  /** The tick the timer is armed for (-1 when not armed). */
+  private armedTick = -1;
   private count = 0;
   private timer: TimerHandle | null = null;
   /** The timer fired and the tick waits in `afterIo`. */
@@ -175,8 +183,9 @@ export class Scheduler {
     }
     if (this.count === 0 && !this.running) {
       // Nothing is on the wheel, so the ticks that passed while idle need no visit; skipping
-      // them also keeps the first tick from looking like a stall.
-      this.nextTick = Math.max(this.nextTick, this.tickAt(this.clock.now()) + 1);
+      // them also keeps the first tick from looking like a stall. Assigned, not maxed: after a
+      // clock went back, keeping the old timeline would delay every new deadline by the step.
+      this.nextTick = this.tickAt(this.clock.now()) + 1;
     }
     let dueTick = Math.ceil(atMs / this.resolutionMs) - this.originTick;
     if (dueTick < this.nextTick) dueTick = this.nextTick;
@@ -190,7 +199,13 @@ export class Scheduler {
     }
     entry.schedulerDueTick = dueTick;
     linkLast(this.slots[dueTick & this.mask]!, entry);
-    if (this.timer === null && !this.tickQueued && !this.running) this.arm();
+    if (this.tickQueued || this.running) return;
+    if (this.timer === null) this.arm();
+    else if (dueTick < this.armedTick) {
+      // Due before the tick the timer waits for: wake earlier.
+      this.clock.clearTimeout(this.timer);
+      this.arm();
+    }
   }
 
   /** Unschedules `entry`; a no-op if it is not scheduled. Stops the timer when nothing is left. */
@@ -242,20 +257,18 @@ export class Scheduler {
     const target = this.tickAt(now);
     const first = this.nextTick;
     if (target < first) return 0;
-    const lagMs = now - this.startOf(first);
-    this.lagMs = lagMs;
-    const stalled = lagMs > this.resolutionMs;
-
     // Detach everything due before calling anyone: callbacks may then schedule or cancel any
     // entry, this one included, and nothing they schedule can be due in this tick.
     const due = this.due;
     const visits = Math.min(target - first + 1, this.slots.length);
+    let earliest = target;
     for (let i = 0; i < visits; i++) {
       const slot = this.slots[(first + i) & this.mask]!;
       let entry = slot.schedulerNext!;
       while (entry !== slot) {
         const next = entry.schedulerNext!;
         if (entry.schedulerDueTick <= target) {
+          if (entry.schedulerDueTick < earliest) earliest = entry.schedulerDueTick;
           unlink(entry);
           linkLast(due, entry);
         }
@@ -263,6 +276,11 @@ export class Scheduler {
       }
     }
     this.nextTick = target + 1;
+    // Lateness is judged from the earliest entry this tick calls: the timer sleeps over empty
+    // ticks, so the first unvisited tick says nothing about the event loop.
+    const lagMs = now - this.startOf(Math.max(first, earliest));
+    this.lagMs = lagMs;
+    const stalled = lagMs > this.resolutionMs;
 
     let fired = 0;
     for (let entry = due.schedulerNext!; entry !== due; entry = due.schedulerNext!) {
@@ -295,8 +313,14 @@ export class Scheduler {
   }
 
   private arm(): void {
-    // Never wait longer than one resolution, so a wall clock set backwards is re-read soon.
-    const delay = Math.max(0, Math.min(this.resolutionMs, this.startOf(this.nextTick) - this.clock.now()));
+    // Sleep until the first non-empty slot rather than waking every tick: a few sockets with
+    // long timeouts (or hours of fake time in a test) cost one wake per deadline, not per tick.
+    // The wait is capped so a wall clock stepped forward is noticed within MAX_SLEEP_TICKS.
+    const limit = Math.min(this.slots.length, MAX_SLEEP_TICKS);
+    let tick = this.nextTick;
+    while (tick < this.nextTick + limit && this.slots[tick & this.mask]!.schedulerNext === this.slots[tick & this.mask]) tick++;
+    this.armedTick = tick;
+    const delay = Math.max(0, this.startOf(tick) - this.clock.now());
     this.timer = this.clock.setTimeout(this.onTimer, delay);
   }
 
@@ -305,12 +329,14 @@ export class Scheduler {
       this.clock.clearTimeout(this.timer);
       this.timer = null;
     }
+    this.armedTick = -1;
     // An already queued afterIo callback cannot be withdrawn: it finds the flag down and returns.
     this.tickQueued = false;
   }
 
   private readonly onTimer = (): void => {
     this.timer = null;
+    this.armedTick = -1;
     this.tickQueued = true;
     this.clock.afterIo(this.onAfterIo);
   };

@@ -112,6 +112,8 @@ async function churn(port: number, total: number, offset: number): Promise<{ los
 }
 
 describe(report.name, function () {
+  // 11,000 cycles take 15–30 s on 2 busy cores; leave room for a slower machine.
+  this.timeout(180_000);
   let child: ChildProcess;
   let port: number;
   let exited: Promise<{ code: number | null; signal: string | null }>;

@@ -88,9 +88,9 @@ describe(report.name, function () {
     expect(gateway.pending).to.equal(0);
     // And a client with the token still gets in.
     const ws = await openClient(`${wsUrl}/ws/private`, { headers: { Authorization: 'Bearer good-token' } });
-    expect(accepted).to.equal(1);
     ws.close();
     await closed(ws);
+    expect(accepted).to.equal(1);
     report.figure(`${REJECTED}/${REJECTED} refused 401 by middleware in ${ms(Date.now() - started)}, 0 sockets accepted, 0 TCP connections left ${ms(drained)} after the last answer`);
   });
 
@@ -122,7 +122,7 @@ describe(report.name, function () {
     );
     const ends = await Promise.all(peers.map((p) => p.closedAfter));
     const worst = max(ends.map((e) => e.ms));
-    expect(worst).to.be.below(HEADERS_TIMEOUT + CHECK_INTERVAL + 1_000);
+    expect(worst).to.be.below(HEADERS_TIMEOUT + CHECK_INTERVAL + 2_000);
     expect(ends.every((e) => e.response.startsWith('HTTP/1.1 408'))).to.equal(true, ends.map((e) => e.response.split('\r\n')[0]).join(','));
     expect(accepted).to.equal(1); // only the authenticated client of the previous test
     expect(reachedRoute).to.equal(0);
@@ -134,8 +134,7 @@ describe(report.name, function () {
     const refusals = await Promise.all(Array.from({ length: HANGING }, () => expectRefused(`${wsUrl}/ws/hang`)));
     const took = Date.now() - started;
     expect(refusals.map((r) => r.statusCode)).to.deep.equal(Array(HANGING).fill(503));
-    console.log('DEBUG', await connections(), gateway.pending, gateway.size);
-    expect(took).to.be.within(HANDSHAKE_TIMEOUT - 10, HANDSHAKE_TIMEOUT + 1_000);
+    expect(took).to.be.within(HANDSHAKE_TIMEOUT - 10, HANDSHAKE_TIMEOUT + 2_000);
     await waitFor('the hung upgrades to close', async () => (await connections()) === 0, 3_000);
     expect(gateway.pending).to.equal(0);
     report.figure(`${HANGING}/${HANGING} upgrades stuck in middleware answered 503 after ${ms(took)} (handshakeTimeoutMs ${HANDSHAKE_TIMEOUT})`);
@@ -150,7 +149,7 @@ describe(report.name, function () {
     clients.push(await openClient(`${wsUrl}/ws/open`, from('10.0.0.2'))); // another address still gets in
 
     // Fill the server: 5 per address up to 30 open sockets.
-    for (let n = clients.length, ip = 2; n < MAX_CONNECTIONS; n++) {
+    for (let n = gateway.size, ip = 2; n < MAX_CONNECTIONS; n++) {
       if (n % MAX_PER_IP === 0) ip++;
       clients.push(await openClient(`${wsUrl}/ws/open`, from(`10.0.0.${ip}`)));
     }

@@ -114,13 +114,13 @@ describe('Scheduler', () => {
       const s = create();
       const p = new Probe();
       s.schedule(p, B + 3000);
-      // 0 ms: the timer waits for the next boundary; each tick re-arms it for the one after.
+      // 0 ms: the timer sleeps over the empty ticks until the boundary the entry is due at.
       await t.tickAsync(2999);
       expect(p.calls).to.have.length(0);
-      expect(queuedAt.map((q) => q - B)).to.deep.equal([1000, 2000]);
+      expect(queuedAt).to.deep.equal([]);
       // 3,000 ms: the tick is queued; 3,001 ms: fake-timers runs the immediate.
       await t.tickAsync(2);
-      expect(queuedAt.map((q) => q - B)).to.deep.equal([1000, 2000, 3000]);
+      expect(queuedAt.map((q) => q - B)).to.deep.equal([3000]);
       expect(p.calls).to.deep.equal([{ now: B + 3001, stalled: false }]);
     });
 
@@ -323,10 +323,11 @@ describe('Scheduler', () => {
       t.fake.jump(199);
       await t.tickAsync(1);
       expect(a.calls).to.deep.equal([{ now: B + 200, stalled: false }]);
-      // The tick planned for 300 ms runs at 401 ms.
-      t.fake.jump(200);
+      // The timer now sleeps until b's tick at 400 ms; the loop is blocked until 500 ms, so the
+      // tick runs at 501 ms: more than one resolution late.
+      t.fake.jump(300);
       await t.tickAsync(1);
-      expect(b.calls).to.deep.equal([{ now: B + 401, stalled: true }]);
+      expect(b.calls).to.deep.equal([{ now: B + 501, stalled: true }]);
     });
 
     it('judges entries after pending I/O: the timer only queues the tick with afterIo', async () => {
@@ -434,6 +435,27 @@ describe('Scheduler', () => {
   });
 
   describe('timer lifecycle', () => {
+    it('follows a clock set back while the wheel is empty (a fresh fake clock in the next test)', async () => {
+      const s = create();
+      const first = new Probe('first');
+      s.schedule(first, B + 90_000);
+      await t.tickAsync(91_000);
+      expect(first.calls).to.have.length(1);
+      // The wheel is empty; the clock goes back 91 s, as when the next test installs its own.
+      t.fake.setSystemTime(B);
+      const second = new Probe('second');
+      s.schedule(second, B + 1_000);
+      await t.tickAsync(1_001);
+      expect(second.calls).to.have.length(1);
+    });
+
+    it('sleeps over empty ticks: a deadline an hour away costs one wake-up per 64 ticks, not 3,600', async () => {
+      const s = create();
+      s.schedule(new Probe(), B + 3_600_000);
+      await t.tickAsync(3_600_001);
+      expect(queuedAt.length).to.be.within(56, 60);
+    });
+
     it('runs one timer while entries exist and none once the last one fired', async () => {
       const s = create();
       for (let i = 0; i < 100; i++) s.schedule(new Probe(), B + 1000 + i * 10);

@@ -13,33 +13,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import { EnvError, cleanEnv, makeValidator, port } from 'envalid';
+import { EnvError, makeValidator } from 'envalid';
 import express from 'express';
-import { WebSocketServer } from 'ws';
-import {
-  ConfigError,
-  ConnectionRegistry,
-  TimeoutMetrics,
-  createLogger,
-  healthHandler,
-  loadTimeoutConfig,
-  metricsHandler,
-  type TimeoutConfig,
-} from '../../lib/index.js';
+import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket } from '../../lib/index.js';
+import { minutes, positive, readSettingsOrExit } from '../shared/settings.js';
 
 // ------------------------------------------------------------------ configuration, checked before anything listens
-
-/** A number above 0 (fractions allowed) of `unit`, at least 1 ms once converted with `msPerUnit`. */
-const positive = (unit: string, msPerUnit = 0) =>
-  makeValidator<number>((input) => {
-    const text = String(input).trim();
-    const value = Number(text);
-    if (text === '' || !Number.isFinite(value) || value <= 0) {
-      throw new EnvError(`expected a positive number of ${unit} (fractions allowed, e.g. 0.5), got "${text}"`);
-    }
-    if (msPerUnit > 0 && value * msPerUnit < 1) throw new EnvError(`${text} ${unit} is under 1 ms`);
-    return value;
-  });
 
 const positiveInteger = makeValidator<number>((input) => {
   const text = String(input).trim();
@@ -48,50 +27,22 @@ const positiveInteger = makeValidator<number>((input) => {
   return value;
 });
 
-const ENV_SPEC = {
-  PORT: port({ default: 3000, desc: 'HTTP port' }),
-  SESSION_TIMEOUT_MINUTES: positive('minutes', 60_000)({ default: 30, desc: 'a session with no message for this long is cleaned up' }),
-  SESSION_CLEANUP_INTERVAL_MINUTES: positive('minutes', 60_000)({ default: 15, desc: 'how often the cleanup runs' }),
-  SESSION_CLEANUP_BATCH_SIZE: positiveInteger({ default: 50, desc: 'sessions cleaned before yielding to the event loop' }),
-  SESSION_MAX_MEMORY_MB: positive('MiB')({ default: 100, desc: '/health is degraded above this estimated session memory' }),
+const { vars, config } = readSettingsOrExit('session-cleanup', {
+  vars: {
+    SESSION_TIMEOUT_MINUTES: minutes({ default: 30, desc: 'a session with no message for this long is cleaned up' }),
+    SESSION_CLEANUP_INTERVAL_MINUTES: minutes({ default: 15, desc: 'how often the cleanup runs' }),
+    SESSION_CLEANUP_BATCH_SIZE: positiveInteger({ default: 50, desc: 'sessions cleaned before yielding to the event loop' }),
+    SESSION_MAX_MEMORY_MB: positive('MiB')({ default: 100, desc: '/health is degraded above this estimated session memory' }),
+  },
+  // No idleTimeoutFrom: as in seed 003, the cleanup run expires sessions (so a session lives between
+  // the timeout and the timeout plus one interval). Set WS_IDLE_TIMEOUT to also expire them on the dot.
+});
+const settings = {
+  sessionTimeoutMs: Math.round(vars.SESSION_TIMEOUT_MINUTES * 60_000),
+  cleanupIntervalMs: Math.round(vars.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000),
+  batchSize: vars.SESSION_CLEANUP_BATCH_SIZE,
+  maxMemoryMb: vars.SESSION_MAX_MEMORY_MB,
 };
-
-function fail(problems: string[]): never {
-  console.error(`session-cleanup: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
-  process.exit(1);
-}
-
-function readSettings(env: NodeJS.ProcessEnv) {
-  const problems: string[] = [];
-  const settings = cleanEnv(env, ENV_SPEC, {
-    reporter: ({ errors }) => {
-      for (const [name, error] of Object.entries(errors)) problems.push(`  ${name}=${JSON.stringify(env[name])}: ${error?.message}`);
-    },
-  });
-  if (problems.length > 0) fail(problems);
-  let config: TimeoutConfig;
-  try {
-    // As in seed 003, the cleanup run expires sessions (so a session lives between the timeout
-    // and the timeout plus one interval). Set WS_IDLE_TIMEOUT to also expire them on the dot.
-    config = loadTimeoutConfig(env, {
-      idleTimeoutMs: env.WS_IDLE_TIMEOUT ? undefined : 0,
-      connectionTimeoutMs: env.WS_CONNECTION_TIMEOUT ? undefined : 0,
-    });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    fail(err.problems.map((p) => `  ${p.name}=${JSON.stringify(p.value)}: ${p.reason}`));
-  }
-  return {
-    port: settings.PORT,
-    config,
-    sessionTimeoutMs: Math.round(settings.SESSION_TIMEOUT_MINUTES * 60_000),
-    cleanupIntervalMs: Math.round(settings.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000),
-    batchSize: settings.SESSION_CLEANUP_BATCH_SIZE,
-    maxMemoryMb: settings.SESSION_MAX_MEMORY_MB,
-  };
-}
-
-const settings = readSettings(process.env);
 const logger = createLogger();
 
 // ------------------------------------------------------------------ the session store (stands in for Redis)
@@ -127,17 +78,20 @@ const sessionOf = new WeakMap<object, string>();
 
 const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({
-  config: settings.config,
+  config,
   logger,
   metrics,
   sessionTimeoutMs: settings.sessionTimeoutMs,
   batchSize: settings.batchSize,
-  managerOptions: { onMessage: (_message, manager) => void manager.sendJsonWithTimeout({ type: 'ack' }) },
   // The stored session goes once its connection has closed, however it closed. A failure is
   // logged by the registry as a SessionStoreError and counted in hookErrors.
   onDisconnect: async (manager) => {
     const id = sessionOf.get(manager);
     if (id !== undefined) await store.delete(id);
+  },
+  // At the end of stop(), once the store deletes of the last closes are done.
+  onStop: () => {
+    logger.info('Sessions left in the store', { sessions: store.size });
   },
 });
 
@@ -145,43 +99,23 @@ const app = express();
 app.disable('x-powered-by');
 app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb }));
 app.get('/metrics', metricsHandler(metrics));
-
-const server = createServer(app);
-const wss = new WebSocketServer({ server, path: '/ws/session' });
-wss.on('error', (err) => logger.error('WebSocket server error', { error: err }));
-wss.on('connection', (ws) => {
-  const manager = registry.add(ws, { labels: { route: '/ws/session' } });
+app.get('/ws/session', websocket(async (manager) => {
   const sessionId = store.create();
   sessionOf.set(manager, sessionId);
   void manager.sendJsonWithTimeout({ type: 'session', sessionId });
-});
+  for await (const _message of manager) void manager.sendJsonWithTimeout({ type: 'ack' });
+}));
 
 // ------------------------------------------------------------------ start and stop
 
-server.listen(settings.port, () => {
+const server = createServer(app);
+const gateway = attachWebSockets(server, app, { registry, logger });
+// SIGTERM/SIGINT: every connection closed with 1001 going_away; stop() ends the cleanup
+// scheduler and waits for a running cleanup and the store deletes; exit 0.
+installGracefulShutdown(server, { closeAll: () => gateway.closeAll().then(() => registry.stop()) }, { logger });
+
+server.listen(vars.PORT, () => {
   registry.start();
   registry.startCleanupScheduler(settings.cleanupIntervalMs); // "Started session cleanup scheduler"
-  logger.info('session-cleanup listening', {
-    url: `http://localhost:${settings.port}`,
-    port: settings.port,
-    sessionTimeoutMs: settings.sessionTimeoutMs,
-    cleanupIntervalMs: settings.cleanupIntervalMs,
-    batchSize: settings.batchSize,
-    maxMemoryMb: settings.maxMemoryMb,
-  });
+  logger.info('session-cleanup listening', { url: `http://localhost:${vars.PORT}`, port: vars.PORT, ...settings });
 });
-
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info('Shutting down', { signal });
-  server.close();
-  await registry.closeAll(); // 1001 going_away
-  await registry.stop(); // stops the cleanup scheduler, waits for a running cleanup and the store deletes
-  logger.info('Sessions left in the store', { sessions: store.size });
-  server.closeAllConnections();
-  process.exit(0);
-}
-process.once('SIGTERM', (signal) => void shutdown(signal));
-process.once('SIGINT', (signal) => void shutdown(signal));

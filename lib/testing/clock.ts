@@ -94,6 +94,13 @@ export function createTestClock(start: number = DEFAULT_START): TestClock {
   return wrap(loadFakeTimers().createClock(start));
 }
 
+let installed: TestClock | undefined;
+
+/** @internal the clock of the `installTestClock()` in force, if any (`connectHandler` uses it) */
+export function installedTestClock(): Clock | undefined {
+  return installed?.clock;
+}
+
 /**
  * Installs fake timers on the globals with {@link SAFE_TO_FAKE}, for code that does not take a
  * `clock` (the library's default clock reads the globals at call time). Call `uninstall()` in
@@ -101,5 +108,13 @@ export function createTestClock(start: number = DEFAULT_START): TestClock {
  */
 export function installTestClock(start: number = DEFAULT_START): TestClock & { uninstall(): void } {
   const fake = loadFakeTimers().install({ now: start, toFake: [...SAFE_TO_FAKE] });
-  return { ...wrap(fake), uninstall: () => fake.uninstall() };
+  const testClock: TestClock & { uninstall(): void } = {
+    ...wrap(fake),
+    uninstall: () => {
+      if (installed === testClock) installed = undefined;
+      fake.uninstall();
+    },
+  };
+  installed = testClock;
+  return testClock;
 }

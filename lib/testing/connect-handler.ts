@@ -20,6 +20,7 @@ import type { WebSocketHandler } from '../express/index.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
 import type { ManagedSocket } from '../socket.js';
+import { installedTestClock } from './clock.js';
 import { createSocketPair, type InMemoryServerSocket, type TestClient } from './socket-pair.js';
 
 export interface ConnectHandlerOptions {
@@ -57,7 +58,10 @@ export interface ConnectHandlerOptions {
    * `ConnectionRegistry` fits. `add` must return a started manager.
    */
   registry?: { add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager };
-  /** The clock of the manager and of the pair: `createTestClock()`'s result or its `.clock`. @default the global timers */
+  /**
+   * The clock of the manager and of the pair: `createTestClock()`'s result or its `.clock`.
+   * @default the `installTestClock()` in force, else the global timers
+   */
   clock?: Clock | { readonly clock: Clock };
   /** The manager's logger (try `captureLogs().logger`). @default silent */
   logger?: Logger;
@@ -96,7 +100,10 @@ function expressApp(): Express {
 }
 
 function resolveClock(clock: ConnectHandlerOptions['clock']): Clock | undefined {
-  if (clock === undefined) return undefined;
+  // Under installTestClock(), its own clock object reads the same faked globals as the default
+  // clock, but gives this install its own shared scheduler: the default clock's scheduler
+  // outlives each install and would lag when the next install starts at an earlier time.
+  if (clock === undefined) return installedTestClock();
   return 'clock' in clock ? clock.clock : clock;
 }
 

@@ -1,12 +1,17 @@
 import type { Logger } from '../logger.js';
 
+/** One recorded log call. */
 export interface LogEntry {
   level: 'error' | 'warn' | 'info' | 'debug';
   message: string;
   meta: Record<string, unknown>;
 }
 
-/** A logger that records every entry, for asserting on what was logged. */
+/**
+ * A logger that records every entry, for asserting on what was logged: pass `logger` as the
+ * `logger` option of a manager, registry or `connectHandler`, then look in `entries` or use
+ * `find('WebSocket timeout')` (the first entry with that message).
+ */
 export function captureLogs(): { logger: Logger; entries: LogEntry[]; find(message: string): LogEntry | undefined } {
   const entries: LogEntry[] = [];
   const at =

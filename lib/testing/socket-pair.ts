@@ -2,7 +2,7 @@
  * An in-memory connected pair: a server-side socket that behaves like a `ws` 8 server socket
  * (the manager cannot tell them apart) and a client handle the test drives. No port, no
  * network, no real time: frames travel on microtasks, so the pair runs under fake timers whose
- * `toFake` list leaves `queueMicrotask` alone (see {@link SAFE_TO_FAKE}).
+ * `toFake` list leaves `queueMicrotask` alone (`SAFE_TO_FAKE` in ./clock.ts).
  *
  * Each direction is an ordered queue of frames (data, ping, pong, close), as on a TCP
  * connection: a side that stops reading sees nothing more — not even pings or the close frame —
@@ -13,7 +13,9 @@
  * - `bufferedAmount` counts payload bytes; `ws` also counts the 2–10 byte frame headers.
  * - A client that calls `stopReading()` has full TCP buffers at once: every later send stays in
  *   `bufferedAmount` (a real peer first absorbs a few MB in kernel buffers).
- * - Messages are never fragmented and never compressed.
+ * - `pause()` takes effect at once; `ws` still emits the rest of a chunk it already read, so a
+ *   real receive queue can overshoot `maxQueuedMessages` by one read's worth of messages.
+ * - Messages are never fragmented and never compressed; there is no `'error'` event.
  */
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';

@@ -15,7 +15,7 @@ import {
   type WebSocketHandler,
   type WebSocketTimeoutManager,
 } from '../../lib/index.js';
-import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+import { captureLogs, connectHandler, createTestClock, installTestClock, type TestClock } from '../../lib/testing/index.js';
 
 /** What a handler can see of its connection: compared between a real upgrade and connectHandler(). */
 function snapshot(manager: WebSocketTimeoutManager, req: Request): Record<string, unknown> {
@@ -204,6 +204,21 @@ describe('connectHandler()', () => {
     expect(client.pings).to.equal(1);
     expect(manager.state).to.equal('closed');
     expect(client.closeEvent).to.deep.equal({ code: 1006, reason: '' });
+  });
+
+  it('uses the clock of installTestClock() when none is given, so an install that starts earlier than the last one is not delayed', async () => {
+    // Regression: the default clock's shared scheduler outlives each install; after an install
+    // that ran 90 fake seconds, the next one (back at DEFAULT_START) saw its deadlines 90 s late.
+    for (const runMs of [90_000, 2_000]) {
+      const installed = installTestClock();
+      try {
+        const { manager } = connectHandler(() => undefined, { config: { idleTimeoutMs: runMs - 1_000 } });
+        await installed.tickAsync(runMs);
+        expect(manager.state, `after ${runMs} ms`).to.equal('closed');
+      } finally {
+        installed.uninstall();
+      }
+    }
   });
 
   it('refuses a handler that is not a function and a path that carries its query string', () => {

@@ -1,0 +1,177 @@
+/**
+ * The one table `npm run bench` prints, built from the figures' results: figure, variant,
+ * value, ratio to raw ws, target, and whether the target is met.
+ */
+import type { AccuracyResult } from './accuracy.js';
+import type { HeapResultSet } from './heap.js';
+import type { HeartbeatResult } from './heartbeat.js';
+import type { HotPathResult } from './hot-path.js';
+import type { SchedulerCostResult } from './scheduler-cost.js';
+import { fmt } from './stats.js';
+import type { Variant } from './variants.js';
+
+export interface Row {
+  figure: string;
+  variant: string;
+  value: string;
+  ratio: string;
+  target: string;
+  /** 'pass', 'FAIL', or '' when the row is information only. */
+  result: 'pass' | 'FAIL' | '';
+}
+
+export const TARGETS = Object.freeze({
+  cpuPerMessageRatio: 1.03,
+  heapOverheadBytes: 300,
+  tickUs: 1000,
+  loopDelayP99Ratio: 1.2,
+});
+
+const NAMES: Record<Variant, string> = {
+  raw: 'raw ws',
+  recipe: 'ws README recipe',
+  timers: 'timer per socket',
+  manual: 'ws-timeouts manual',
+  auto: 'ws-timeouts registry',
+  accuracy: 'ws-timeouts',
+};
+
+const verdict = (ok: boolean): 'pass' | 'FAIL' => (ok ? 'pass' : 'FAIL');
+const x = (ratio: number): string => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : 'n/a');
+const pct = (fraction: number): string => `±${Math.round((fraction * 100) / 2)}%`;
+const k = (n: number): string => (n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
+export function hotPathRows(r: HotPathResult): Row[] {
+  const rows: Row[] = [];
+  const figure = `1 hot path CPU/msg (${k(r.sockets)} sockets, ${k(r.ratePerSec)} msg/s)`;
+  for (const v of r.variants) {
+    const isRaw = v.variant === 'raw';
+    rows.push({
+      figure,
+      variant: NAMES[v.variant],
+      value: `${fmt(v.cpuUsPerMsg, 'µs')} ${pct(v.cpuSpread)}`,
+      ratio: isRaw ? '1.00×' : `${x(v.cpuRatio)} ${pct(v.cpuRatioSpread)}`,
+      target: isRaw ? '' : `≤ ${TARGETS.cpuPerMessageRatio.toFixed(2)}×`,
+      result: isRaw ? '' : verdict(v.cpuRatio <= TARGETS.cpuPerMessageRatio),
+    });
+  }
+  for (const v of r.variants) {
+    rows.push({
+      figure: `1 hot path round-trips/s (closed loop)`,
+      variant: NAMES[v.variant],
+      value: `${Math.round(v.roundTripsPerSec).toLocaleString('en')} ${pct(v.rateSpread)}`,
+      ratio: v.variant === 'raw' ? '1.00×' : `${x(v.rateRatio)} ${pct(v.rateRatioSpread)}`,
+      target: '',
+      result: '',
+    });
+  }
+  return rows;
+}
+
+export function heapRows(r: HeapResultSet): Row[] {
+  return r.variants.map((v) => {
+    const last = v.points.at(-1)!;
+    const isRaw = v.variant === 'raw';
+    const series = v.points.map((p) => `${k(p.sockets)} ${isRaw ? p.bytesPerSocket : signed(p.overheadBytes)}`).join(', ');
+    const worst = Math.max(...v.points.map((p) => p.overheadBytes));
+    const raw = r.variants.find((w) => w.variant === 'raw')?.points.at(-1);
+    const judged = v.variant === 'auto';
+    return {
+      figure: `2 heap B/socket ${isRaw ? '' : 'over raw '}(idle)`,
+      variant: NAMES[v.variant],
+      value: series,
+      ratio: raw ? x(last.bytesPerSocket / raw.bytesPerSocket) : 'n/a',
+      target: judged ? `≤ +${TARGETS.heapOverheadBytes} B` : '',
+      result: judged ? verdict(worst <= TARGETS.heapOverheadBytes) : '',
+    };
+  });
+}
+
+function signed(n: number): string {
+  return n >= 0 ? `+${n}` : String(n);
+}
+
+export function schedulerRows(r: SchedulerCostResult): Row[] {
+  const figure = `3 scheduler (${(r.entries / 1000).toFixed(0)}k tracked)`;
+  const perDue = r.dueScaling.map((d) => d.nsPerDue);
+  const linear = Math.max(...perDue) / Math.min(...perDue) <= 3;
+  return [
+    { figure, variant: 'tick, none due', value: fmt(r.tickNoneDueUs, 'µs'), ratio: '', target: `≤ ${TARGETS.tickUs} µs`, result: verdict(r.tickNoneDueUs <= TARGETS.tickUs) },
+    { figure, variant: 'tick, 1% due', value: fmt(r.tickOnePercentDueUs, 'µs'), ratio: '', target: `≤ ${TARGETS.tickUs} µs`, result: verdict(r.tickOnePercentDueUs <= TARGETS.tickUs) },
+    {
+      figure,
+      variant: 'tick vs number due',
+      value: r.dueScaling.map((d) => `${k(d.due)}: ${fmt(d.tickUs)} µs`).join(', '),
+      ratio: '',
+      target: 'O(due)',
+      result: verdict(linear),
+    },
+    { figure, variant: 'activity update', value: `${fmt(r.activityUpdateNs, 'ns')} (Date.now ${fmt(r.dateNowNs, 'ns')})`, ratio: '', target: '', result: '' },
+    { figure, variant: 'reschedule (moves slot)', value: fmt(r.rescheduleNs, 'ns'), ratio: '', target: '', result: '' },
+  ];
+}
+
+export function heartbeatRows(r: HeartbeatResult): Row[] {
+  const rows: Row[] = [];
+  const raw = r.variants.find((v) => v.variant === 'raw');
+  const recipe = r.variants.find((v) => v.variant === 'recipe');
+  const last = (v: HeartbeatResult['variants'][number]) => v.points.at(-1)!;
+  const n = raw ? last(raw).sockets : 0;
+  for (const v of r.variants) {
+    const judged = v.variant === 'auto';
+    const series = v.points.map((p) => `${k(p.sockets)} ${fmt(p.eldP99Ms)}`).join(', ');
+    const ratio = raw ? last(v).eldP99Ms / last(raw).eldP99Ms : NaN;
+    rows.push({
+      figure: `4 heartbeat ${k(n)}: loop delay p99 ms`,
+      variant: v.label,
+      value: series,
+      ratio: x(ratio),
+      target: judged ? `≤ ${TARGETS.loopDelayP99Ratio.toFixed(1)}×` : '',
+      result: judged ? verdict(ratio <= TARGETS.loopDelayP99Ratio) : '',
+    });
+  }
+  for (const v of r.variants) {
+    const judged = v.variant === 'auto' && recipe !== undefined;
+    const series = v.points.map((p) => `${k(p.sockets)} ${fmt(p.cpuMsPerSec)}`).join(', ');
+    const ratio = raw ? last(v).cpuMsPerSec / last(raw).cpuMsPerSec : NaN;
+    rows.push({
+      figure: `4 heartbeat ${k(n)}: CPU ms/s`,
+      variant: v.label,
+      value: series,
+      ratio: x(ratio),
+      target: judged ? `≤ recipe (${fmt(last(recipe!).cpuMsPerSec)})` : '',
+      result: judged ? verdict(last(v).cpuMsPerSec <= last(recipe!).cpuMsPerSec) : '',
+    });
+  }
+  return rows;
+}
+
+export function accuracyRows(r: AccuracyResult): Row[] {
+  const rows: Row[] = [];
+  for (const run of r.runs) {
+    for (const [kind, l] of [
+      ['idle', run.idle],
+      ['pong', run.pong],
+    ] as const) {
+      rows.push({
+        figure: `5 lateness ms (${kind} timeout)`,
+        variant: `resolution ${run.resolutionMs} ms`,
+        value: `p50 ${fmt(l.p50)}, p99 ${fmt(l.p99)}, max ${fmt(l.max)} (n=${l.count})`,
+        ratio: '',
+        target: `p99 ≤ ${run.resolutionMs}`,
+        result: verdict(l.count === r.sockets && l.p99 <= run.resolutionMs),
+      });
+    }
+  }
+  return rows;
+}
+
+/** The rows as a fixed-width text table (also valid Markdown). */
+export function formatTable(rows: Row[]): string {
+  const head: Row = { figure: 'figure', variant: 'variant', value: 'value', ratio: 'vs raw', target: 'target', result: '' };
+  const cols = ['figure', 'variant', 'value', 'ratio', 'target', 'result'] as const;
+  const width = cols.map((c) => Math.max(...[head, ...rows].map((r) => r[c].length)));
+  const line = (r: Row): string => `| ${cols.map((c, i) => r[c].padEnd(width[i]!)).join(' | ')} |`;
+  const rule = `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
