@@ -179,9 +179,9 @@ async function main(): Promise<void> {
 
   const durationSec = Math.round((Date.now() - started) / 1000);
   const loadEnd = os.loadavg();
-  const env = { ...machine(), loadAverageStart: loadStart.map((l) => +l.toFixed(2)), loadAverageEnd: loadEnd.map((l) => +l.toFixed(2)) };
+  const env: Record<string, unknown> & { cpuModel?: string; cores?: number; node?: string; ws?: string } = { ...machine(), loadAverageStart: loadStart.map((l) => +l.toFixed(2)), loadAverageEnd: loadEnd.map((l) => +l.toFixed(2)) };
   console.log(`\nws-timeouts bench (${mode}), ${new Date(started).toISOString()}, ${durationSec} s`);
-  console.log(`${env.cpuModel} × ${env.cores}, Node ${env.node}, ws ${env.ws}, load average ${loadStart[0]!.toFixed(2)} → ${loadEnd[0]!.toFixed(2)}\n`);
+  console.log(`${String(env.cpuModel)} × ${String(env.cores)}, Node ${String(env.node)}, ws ${String(env.ws)}, load average ${loadStart[0]!.toFixed(2)} → ${loadEnd[0]!.toFixed(2)}\n`);
   console.log(formatTable(rows));
   const missed = rows.filter((r) => r.result === 'FAIL');
   console.log(`\n${rows.filter((r) => r.result === 'pass').length} targets met, ${missed.length} missed${missed.length ? ': see BENCHMARKS.md for why' : ''}.`);

@@ -3,7 +3,10 @@
  * (bench/variants.ts), measured from inside — CPU time, event-loop delay, heap after GC,
  * messages handled, timeout lateness. Started and driven by bench/run.ts over IPC.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -39,6 +42,32 @@ export interface HeapResult {
   arrayBuffers: number;
 }
 
+// BENCH_PROFILE_DIR: write a CPU profile of every measurement window there (inspector, no restart).
+const profileDir = process.env.BENCH_PROFILE_DIR;
+let session: Session | null = null;
+let profileLabel = '';
+
+function post<T>(method: string, params?: object): Promise<T> {
+  return new Promise((resolve, reject) => session!.post(method, params, (err, result) => (err ? reject(err) : resolve(result as T))));
+}
+
+async function startProfile(label: string): Promise<void> {
+  if (!session) {
+    session = new Session();
+    session.connect();
+    await post('Profiler.enable');
+  }
+  profileLabel = label;
+  await post('Profiler.start');
+}
+
+async function stopProfile(): Promise<void> {
+  const { profile } = await post<{ profile: object }>('Profiler.stop');
+  mkdirSync(profileDir!, { recursive: true });
+  const name = `${process.env.BENCH_WORKER}-${profileLabel}-${Date.now()}.cpuprofile`.replace(/[^\w.-]+/g, '_');
+  writeFileSync(join(profileDir!, name), JSON.stringify(profile));
+}
+
 async function collectGarbage(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('bench server: run with --expose-gc');
@@ -71,7 +100,8 @@ serveCommands({
     return wss?.clients.size ?? 0;
   },
 
-  windowStart(): void {
+  async windowStart(args: { label?: string } = {}): Promise<void> {
+    if (profileDir) await startProfile(args.label ?? 'window');
     const eld = monitorEventLoopDelay({ resolution: 10 });
     eld.enable();
     window = { cpu: process.cpuUsage(), t0: process.hrtime.bigint(), messages: counters.messages, eld };
@@ -83,12 +113,13 @@ serveCommands({
     return { timeouts: counters.timeouts, rtt: { count: r.length, p50: percentile(r, 50), p99: percentile(r, 99), max: r.length ? Math.max(...r) : NaN } };
   },
 
-  windowStop(): WindowResult {
+  async windowStop(): Promise<WindowResult> {
     if (!window) throw new Error('no window started');
     const { cpu, t0, messages, eld } = window;
     window = null;
     const used = process.cpuUsage(cpu);
     eld.disable();
+    if (profileDir) await stopProfile();
     const ms = (ns: number): number => ns / 1e6;
     return {
       cpuUs: used.user + used.system,

@@ -162,7 +162,8 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         logger: silentLogger,
         managerOptions: {
           onTimeout: (reason) => void (counters.timeouts[reason] = (counters.timeouts[reason] ?? 0) + 1),
-          onPong: (rttMs) => void counters.rttMs.push(rttMs),
+          // Per pong: only when asked (BENCH_RTT=1), so the measured path stays the plain one.
+          ...(process.env.BENCH_RTT ? { onPong: (rttMs: number) => void counters.rttMs.push(rttMs) } : {}),
           onMessage: (message: Message, manager: WebSocketTimeoutManager) => {
             counters.messages++;
             const exp = (globalThis as any).__exp ?? process.env.EXP;

@@ -263,7 +263,7 @@ export class ConnectionRegistry {
     this.connections.add(manager);
     this.metrics?.connectionOpened();
     const total = this.connections.size;
-    this.logger.info(`WebSocket connected. total connections=${total}`, this.meta(manager, { totalConnections: total }));
+    this.logger.info('WebSocket connected', this.meta(manager, { totalConnections: total }));
     if (this.lifecycle !== 'stopped') manager.start();
     return manager;
   }
@@ -594,7 +594,7 @@ export class ConnectionRegistry {
     this.metrics?.connectionClosed(durationMs);
     const total = this.connections.size;
     this.logger.info(
-      `WebSocket disconnected. total connections=${total}`,
+      'WebSocket closed',
       this.meta(manager, { code, reason, timeoutReason, durationMs, totalConnections: total }),
     );
     const hook = this.options.onDisconnect;

@@ -101,10 +101,22 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       const s = await serve(1_000);
       await rawClient(s.port, '/ws'); // keeps the first shutdown busy for a second
       const codes: number[] = [];
+      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2', 'SIGWINCH'], logger: silentLogger, exit: (code) => codes.push(code) });
+      process.emit('SIGUSR2', 'SIGUSR2');
+      process.emit('SIGWINCH', 'SIGWINCH');
+      expect(codes).to.deep.equal([1]);
+      uninstall();
+    });
+
+    it('counts the same signal repeated within 500 ms once (npm forwarding the Ctrl-C the terminal sent)', async () => {
+      const s = await serve(1_000);
+      const codes: number[] = [];
       const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2'], logger: silentLogger, exit: (code) => codes.push(code) });
       process.emit('SIGUSR2', 'SIGUSR2');
       process.emit('SIGUSR2', 'SIGUSR2');
-      expect(codes).to.deep.equal([1]);
+      expect(codes).to.deep.equal([]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(codes).to.deep.equal([0]);
       uninstall();
     });
 

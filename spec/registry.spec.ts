@@ -58,15 +58,16 @@ describe('ConnectionRegistry', () => {
   }
 
   describe('#add()', () => {
-    it('tracks the connection and logs "WebSocket connected. total connections=N" with its id and user id', () => {
+    it('tracks the connection and logs "WebSocket connected" with its id, user id and the connection count', () => {
       const registry = createRegistry();
       const { manager } = connect(registry, { userId: 'alice' });
       connect(registry);
       expect(registry.size).to.equal(2);
       expect([...registry.managers()][0]).to.equal(manager);
-      const first = logs.entries.find((e) => e.message === 'WebSocket connected. total connections=1');
-      expect(first?.meta).to.include({ connectionId: manager.id, userId: 'alice', totalConnections: 1 });
-      expect(logs.find('WebSocket connected. total connections=2')).to.not.equal(undefined);
+      const connected = logs.entries.filter((e) => e.message === 'WebSocket connected');
+      expect(connected).to.have.length(2);
+      expect(connected[0]?.meta).to.include({ connectionId: manager.id, userId: 'alice', totalConnections: 1 });
+      expect(connected[1]?.meta).to.include({ totalConnections: 2 });
     });
 
     it('gives every manager the same frozen config and the same options object', () => {
@@ -98,13 +99,14 @@ describe('ConnectionRegistry', () => {
       expect(registry.timeoutsByReason.idle).to.equal(1);
     });
 
-    it('drops a connection once it closes and logs "WebSocket disconnected. total connections=N" with the close code', async () => {
+    it('drops a connection once it closes and logs one "WebSocket closed" line with the close code and count', async () => {
       const registry = createRegistry();
       const { client, manager } = connect(registry, { userId: 'bob' });
       client.close(1000, 'bye');
       await t.flush();
       expect(registry.size).to.equal(0);
-      expect(logs.find('WebSocket disconnected. total connections=0')?.meta).to.include({
+      expect(logs.entries.filter((e) => e.message === 'WebSocket closed')).to.have.length(1);
+      expect(logs.find('WebSocket closed')?.meta).to.include({
         connectionId: manager.id,
         userId: 'bob',
         code: 1000,

@@ -55,9 +55,11 @@ export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknow
   if (problems.length === 0) {
     const [idleVar, msPerUnit] = spec.idleTimeoutFrom ?? [];
     try {
+      // 0 turns a limit off; undefined leaves it to its WS_* variable (empty counts as unset there too).
+      const offUnlessSet = (value: string | undefined) => (value?.trim() ? undefined : 0);
       const config = loadTimeoutConfig(env, {
-        idleTimeoutMs: idleVar ? (vars[idleVar] as number) * msPerUnit! : env.WS_IDLE_TIMEOUT ? undefined : 0,
-        connectionTimeoutMs: env.WS_CONNECTION_TIMEOUT ? undefined : 0,
+        idleTimeoutMs: idleVar ? (vars[idleVar] as number) * msPerUnit! : offUnlessSet(env.WS_IDLE_TIMEOUT),
+        connectionTimeoutMs: offUnlessSet(env.WS_CONNECTION_TIMEOUT),
       });
       return { vars: vars as CleanedEnv<typeof PORT & S>, config };
     } catch (err) {

@@ -67,9 +67,13 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
   return clean;
 }
 
+/** The same signal again within this many ms is a duplicate delivery, not a second request. */
+const DUPLICATE_SIGNAL_WINDOW_MS = 500;
+
 /**
  * On each of `signals`, runs {@link shutdownGracefully} and then `exit(0)` (`exit(1)` if the
- * deadline forced it). A second signal during shutdown exits at once with 1.
+ * deadline forced it). A second signal during shutdown exits at once with 1 (the same signal
+ * repeated within 500 ms counts once: npm forwards the Ctrl-C the terminal already sent).
  *
  * @param target What closes the WebSockets: the gateway of `attachWebSockets` (every connection
  *   it accepted) or a `ConnectionRegistry`.
@@ -79,15 +83,18 @@ export function installGracefulShutdown(server: HttpServer | HttpsServer, target
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const logger = options.logger ?? defaultLogger();
-  let shuttingDown = false;
+  let first: { signal: NodeJS.Signals; at: number } | null = null;
 
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (shuttingDown) {
+    if (first) {
+      // Ctrl-C under `npm start` arrives twice: from the terminal to the process group, and
+      // forwarded by npm. The same signal within DUPLICATE_SIGNAL_WINDOW_MS is one request.
+      if (signal === first.signal && systemClock.now() - first.at < DUPLICATE_SIGNAL_WINDOW_MS) return;
       logger.warn('Second signal during shutdown, exiting now', { signal });
       exit(1);
       return;
     }
-    shuttingDown = true;
+    first = { signal, at: systemClock.now() };
     logger.info('Shutting down', { signal, timeoutMs: options.timeoutMs ?? 10_000 });
     void shutdownGracefully(server, target, options).then((clean) => exit(clean ? 0 : 1));
   };

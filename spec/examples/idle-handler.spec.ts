@@ -57,7 +57,7 @@ describe('examples/idle-handler (seed 002)', function () {
     expect(notice!.timestamp).to.be.within(Date.now() - 2_000, Date.now());
     await new Promise((resolve) => setTimeout(resolve, 100));
     const lines = app.logs();
-    const closedAt = lines.findIndex((l) => l.message === 'WebSocket disconnected. total connections=0' && l.timeoutReason === 'idle');
+    const closedAt = lines.findIndex((l) => l.message === 'WebSocket closed' && l.totalConnections === 0 && l.timeoutReason === 'idle');
     const handlerAt = lines.findIndex((l) => l.message === 'Disconnect handler: connection cleaned up' && l.timeoutReason === 'idle');
     expect(closedAt).to.be.at.least(0);
     expect(handlerAt).to.be.above(closedAt);

@@ -66,9 +66,9 @@ describe('examples/ticket-scans (seeds 000/001)', function () {
     } finally {
       clearInterval(chatter);
     }
-    const lines = app.logs().map((l) => l.message);
-    expect(lines).to.include('WebSocket connected. total connections=2');
-    expect(lines).to.include('WebSocket disconnected. total connections=1');
+    const lines = app.logs();
+    expect(lines.find((l) => l.message === 'WebSocket connected' && l.totalConnections === 2)).to.not.equal(undefined);
+    expect(lines.find((l) => l.message === 'WebSocket closed' && l.totalConnections === 1)).to.not.equal(undefined);
   });
 
   it('answers /health and /metrics from the registry', async () => {
