@@ -40,6 +40,21 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       expect(await s.connections()).to.equal(0);
     });
 
+    it('runs onClosed after every WebSocket has closed, and a failing onClosed still shuts down', async () => {
+      const s = await serve();
+      const client = await openClient(`${s.wsUrl}/ws`);
+      let openAtOnClosed = -1;
+      const clean = await shutdownGracefully(s.http, s.gateway, {
+        logger: silentLogger,
+        onClosed: () => {
+          openAtOnClosed = client.readyState;
+          throw new Error('cleanup failed');
+        },
+      });
+      expect(openAtOnClosed).to.equal(client.CLOSED);
+      expect(clean).to.equal(true);
+    });
+
     it('answers 503 to an upgrade still in the middleware chain when shutdown begins', async () => {
       const app = express();
       app.get('/ws', async (_req, _res, next) => void setTimeout(next, 300), websocket(() => undefined, { logger: silentLogger }));

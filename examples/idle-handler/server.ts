@@ -66,7 +66,7 @@ app.get('/ws', (req, res, next) => {
 const server = createServer(app);
 const gateway = attachWebSockets(server, app, { registry, logger });
 // SIGTERM/SIGINT: everyone closed with 1001 going_away, pending disconnect handlers awaited, exit 0.
-installGracefulShutdown(server, { closeAll: () => gateway.closeAll().then(() => registry.stop()) }, { logger });
+installGracefulShutdown(server, gateway, { logger, onClosed: () => registry.stop() });
 
 server.listen(vars.PORT, () => {
   registry.start();

@@ -112,7 +112,7 @@ const server = createServer(app);
 const gateway = attachWebSockets(server, app, { registry, logger });
 // SIGTERM/SIGINT: every connection closed with 1001 going_away; stop() ends the cleanup
 // scheduler and waits for a running cleanup and the store deletes; exit 0.
-installGracefulShutdown(server, { closeAll: () => gateway.closeAll().then(() => registry.stop()) }, { logger });
+installGracefulShutdown(server, gateway, { logger, onClosed: () => registry.stop() });
 
 server.listen(vars.PORT, () => {
   registry.start();

@@ -60,7 +60,7 @@ app.get('/ws/scans', websocket(async (manager) => {
 const server = createServer(app);
 const gateway = attachWebSockets(server, app, { registry, logger });
 // SIGTERM/SIGINT: every scanner closed with 1001 going_away, then "Stopped session expiry", exit 0.
-installGracefulShutdown(server, { closeAll: () => gateway.closeAll().then(() => registry.stop()) }, { logger });
+installGracefulShutdown(server, gateway, { logger, onClosed: () => registry.stop() });
 
 server.listen(vars.PORT, () => {
   registry.start(); // "Started session expiry with 30.0 minute timeout"

@@ -22,6 +22,11 @@ export interface ShutdownOptions {
   timeoutMs?: number;
   /** @default defaultLogger() */
   logger?: Logger;
+  /**
+   * App cleanup once every WebSocket has closed, within the same deadline, e.g.
+   * `() => registry.stop()` (waits for disconnect hooks). Errors are logged.
+   */
+  onClosed?: () => void | Promise<void>;
 }
 
 export interface GracefulShutdownOptions extends ShutdownOptions {
@@ -55,7 +60,9 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
   });
   const sockets = Promise.resolve()
     .then(() => target.closeAll(CloseCode.GoingAway, CloseReason.going_away))
-    .catch((err: unknown) => logger.error('Shutdown: closing WebSocket connections failed', { error: err }));
+    .catch((err: unknown) => logger.error('Shutdown: closing WebSocket connections failed', { error: err }))
+    .then(() => options.onClosed?.())
+    .catch((err: unknown) => logger.error('Shutdown: onClosed failed', { error: err }));
   const clean = await Promise.race([Promise.all([sockets, serverClosed]).then(() => true as const), deadline]);
   systemClock.clearTimeout(timer);
 
