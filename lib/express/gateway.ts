@@ -407,10 +407,11 @@ function routeConfig(fromRequest: TimeoutConfig | undefined, fromRoute: Partial<
 }
 
 /**
+ * @internal shared with the testing kit
  * Who the connection belongs to, for logs, metrics and the dashboard: `res.locals.userId` (set it
  * in your auth middleware), else `req.user.id` (passport and friends). Strings and numbers only.
  */
-function userIdOf(req: Request, res: Response): string | undefined {
+export function userIdOf(req: Request, res: Response): string | undefined {
   const fromLocals: unknown = res.locals?.userId;
   if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
   const fromUser: unknown = (req as { user?: { id?: unknown } }).user?.id;

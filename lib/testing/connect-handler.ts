@@ -16,6 +16,7 @@ import express, { type Express, type Request, type Response } from 'express';
 import type { Clock } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { loadTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
+import { userIdOf } from '../express/gateway.js';
 import type { WebSocketHandler } from '../express/index.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
@@ -152,15 +153,6 @@ function buildRequest(options: ConnectHandlerOptions, wsTimeouts: TimeoutConfig)
   Object.assign(req, { res, originalUrl: url, baseUrl: '', params: { ...options.params }, wsTimeouts });
   Object.assign(res, { req });
   return { req, res };
-}
-
-/** `res.locals.userId`, else `req.user.id`: who the gateway says the connection belongs to. */
-function userIdOf(req: Request, res: Response): string | undefined {
-  const fromLocals: unknown = res.locals?.userId;
-  if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
-  const fromUser: unknown = (req as { user?: { id?: unknown } }).user?.id;
-  if (typeof fromUser === 'string' || typeof fromUser === 'number') return String(fromUser);
-  return undefined;
 }
 
 /**
