@@ -6,6 +6,9 @@
  * - `ws /ws/scans`    scanner dashboards; `POST /scans` broadcasts a ticket scan to them (seed 000)
  * - `GET /health`     JSON status and connection counts; `GET /metrics` Prometheus text
  *
+ * The WebSocket handlers live in ./handlers.ts (starts nothing on import), tested with
+ * `ws-timeouts/testing` in spec/examples/server.handlers.spec.ts.
+ *
  * `PORT` (default 3000), `HOST` (default: every interface) and every `WS_*` variable; a bad value
  * prints every problem on stderr and exits 1 before anything listens.
  */
@@ -25,9 +28,8 @@ import {
   websocket,
   wsTimeouts,
   type TimeoutConfig,
-  type WebSocketHandler,
-  type WebSocketTimeoutManager,
 } from '../lib/index.js';
+import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, all checked first
 
@@ -59,7 +61,7 @@ const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({ config, logger, metrics });
 
 /** The open `/ws/scans` sockets: a posted scan goes to these, not to echo clients. */
-const scanners = new Set<WebSocketTimeoutManager>();
+const scanners: Scanners = new Set();
 
 /**
  * Stand-in for real authentication: `?user=alice` names the connection (it becomes
@@ -76,21 +78,6 @@ function identify(req: Request, res: Response, next: NextFunction): void {
   res.locals.userId = user;
   next();
 }
-
-/** `/ws/echo`: every text message is sent back unchanged. */
-const echo: WebSocketHandler = async (manager) => {
-  for await (const message of manager) {
-    if (typeof message !== 'string') continue; // text only; binary frames still count as activity
-    if (!(await manager.sendTextWithTimeout(message))) break; // deadline missed: the manager closes with 4003
-  }
-};
-
-/** `/ws/scans`: a scanner dashboard only listens; what it sends is read and dropped. */
-const scans: WebSocketHandler = async (manager) => {
-  scanners.add(manager);
-  void manager.whenClosed().then(() => scanners.delete(manager));
-  for await (const _message of manager); // keeps the receive queue empty
-};
 
 const app = express();
 app.disable('x-powered-by');
@@ -118,14 +105,13 @@ app.post('/scans', express.json({ limit: '8kb' }), async (req, res) => {
     scannedAt: Date.now(),
   };
   // Each send has its own deadline (messageTimeoutMs): one slow scanner never holds up the others.
-  const results = await Promise.all([...scanners].map((scanner) => scanner.sendJsonWithTimeout(scan)));
-  const delivered = results.filter(Boolean).length;
-  logger.info('Ticket scan broadcast', { ticketId, scanners: results.length, delivered });
+  const { scanners: count, delivered } = await sendToScanners(scanners, scan);
+  logger.info('Ticket scan broadcast', { ticketId, scanners: count, delivered });
   res.status(202).json({ delivered });
 });
 
-app.get('/ws/echo', identify, websocket(echo));
-app.get('/ws/scans', identify, websocket(scans));
+app.get('/ws/echo', identify, websocket(echoHandler));
+app.get('/ws/scans', identify, websocket(scansHandler(scanners)));
 
 /** What the dashboard polls: one entry per open connection, plus the counters and the config. */
 function dashboardView(active: TimeoutConfig) {

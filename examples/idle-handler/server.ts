@@ -13,8 +13,9 @@
  */
 import { createServer } from 'node:http';
 import express from 'express';
-import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket, type WebSocketTimeoutManager } from '../../lib/index.js';
+import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket } from '../../lib/index.js';
 import { readSettingsOrExit, seconds } from '../shared/settings.js';
+import { listenerHandler, listenerRoute, speakerHandler, speakerRoute } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, checked before anything listens
 
@@ -25,8 +26,6 @@ const { vars, config } = readSettingsOrExit('idle-handler', {
 const logger = createLogger();
 
 // ------------------------------------------------------------------ speakers, listeners and the idle handler
-
-const isListener = (manager: WebSocketTimeoutManager): boolean => manager.labels?.role === 'listener';
 
 const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({
@@ -40,14 +39,9 @@ const registry = new ConnectionRegistry({
 });
 
 // One WebSocket route per role: the `role` label is what metrics count timeouts by.
-// A speaker's text is relayed to every listener (which counts as activity for both).
-const speaker = websocket(async (manager) => {
-  for await (const message of manager) if (typeof message === 'string') void registry.broadcast(message, { filter: isListener });
-}, { labels: { role: 'speaker' } });
-// Listeners only hear: what they send is activity, read and dropped.
-const listener = websocket(async (manager) => {
-  for await (const _message of manager);
-}, { labels: { role: 'listener' } });
+// A speaker's text is relayed to every listener of the registry; listeners only hear.
+const speaker = websocket(speakerHandler(registry), speakerRoute);
+const listener = websocket(listenerHandler, listenerRoute);
 
 const app = express();
 app.disable('x-powered-by');

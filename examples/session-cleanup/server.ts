@@ -11,12 +11,12 @@
  *
  *     SESSION_TIMEOUT_MINUTES=30 SESSION_CLEANUP_INTERVAL_MINUTES=15 npx tsx examples/session-cleanup/server.ts
  */
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { EnvError, makeValidator } from 'envalid';
 import express from 'express';
 import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket } from '../../lib/index.js';
 import { minutes, positive, readSettingsOrExit } from '../shared/settings.js';
+import { SessionStore, sessionRoute } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, checked before anything listens
 
@@ -47,32 +47,8 @@ const logger = createLogger();
 
 // ------------------------------------------------------------------ the session store (stands in for Redis)
 
-interface Session {
-  createdAt: number;
-  data: Record<string, unknown>;
-}
-
-class SessionStore {
-  private readonly sessions = new Map<string, Session>();
-
-  get size(): number {
-    return this.sessions.size;
-  }
-
-  create(): string {
-    const id = randomUUID();
-    this.sessions.set(id, { createdAt: Date.now(), data: {} });
-    return id;
-  }
-
-  /** Asynchronous, as a real store is; a rejection here is what the registry logs as a SessionStoreError. */
-  async delete(id: string): Promise<void> {
-    this.sessions.delete(id);
-  }
-}
-
 const store = new SessionStore();
-const sessionOf = new WeakMap<object, string>();
+const sessions = sessionRoute(store);
 
 // ------------------------------------------------------------------ the SessionManager of seed 003
 
@@ -85,10 +61,7 @@ const registry = new ConnectionRegistry({
   batchSize: settings.batchSize,
   // The stored session goes once its connection has closed, however it closed. A failure is
   // logged by the registry as a SessionStoreError and counted in hookErrors.
-  onDisconnect: async (manager) => {
-    const id = sessionOf.get(manager);
-    if (id !== undefined) await store.delete(id);
-  },
+  onDisconnect: sessions.onDisconnect,
   // At the end of stop(), once the store deletes of the last closes are done.
   onStop: () => {
     logger.info('Sessions left in the store', { sessions: store.size });
@@ -99,12 +72,7 @@ const app = express();
 app.disable('x-powered-by');
 app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb }));
 app.get('/metrics', metricsHandler(metrics));
-app.get('/ws/session', websocket(async (manager) => {
-  const sessionId = store.create();
-  sessionOf.set(manager, sessionId);
-  void manager.sendJsonWithTimeout({ type: 'session', sessionId });
-  for await (const _message of manager) void manager.sendJsonWithTimeout({ type: 'ack' });
-}));
+app.get('/ws/session', websocket(sessions.handler));
 
 // ------------------------------------------------------------------ start and stop
 

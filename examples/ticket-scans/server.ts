@@ -13,6 +13,7 @@ import { createServer } from 'node:http';
 import express from 'express';
 import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket } from '../../lib/index.js';
 import { minutes, readSettingsOrExit } from '../shared/settings.js';
+import { broadcastScan, scanHandler } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, checked before anything listens
 
@@ -45,15 +46,13 @@ app.post('/scans', express.json({ limit: '16kb' }), async (req, res) => {
     return;
   }
   // One frame per scanner, each with its own send deadline; a dead scanner is closed and dropped.
-  const result = await registry.broadcast({ type: 'scan', scan, timestamp: Date.now() });
+  const result = await broadcastScan(registry, scan);
   res.status(202).json(result);
 });
 app.get('/health', healthHandler(registry));
 app.get('/metrics', metricsHandler(metrics));
 // Scanners only listen: what they send is activity, read and dropped (no unread queue builds up).
-app.get('/ws/scans', websocket(async (manager) => {
-  for await (const _message of manager);
-}));
+app.get('/ws/scans', websocket(scanHandler));
 
 // ------------------------------------------------------------------ start and stop
 

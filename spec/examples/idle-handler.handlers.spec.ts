@@ -1,0 +1,72 @@
+import { expect } from 'chai';
+import { listenerHandler, listenerRoute, speakerHandler, speakerRoute } from '../../examples/idle-handler/handlers.js';
+import { ConnectionRegistry, TimeoutMetrics, silentLogger, type DisconnectInfo } from '../../lib/index.js';
+import { connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+
+// The live-translation routes (examples/idle-handler/handlers.ts, mounted by its server.ts),
+// tested as README "Testing your handlers" shows: fake time, no port, through a registry as the
+// server's `attachWebSockets(server, app, { registry })` does. Acceptance: idle-handler.spec.ts.
+
+/** CONNECTION_IDLE_TIMEOUT_SECONDS=120 as server.ts reads it: the idle timeout; no lifetime limit. */
+const config = { idleTimeoutMs: 120_000, connectionTimeoutMs: 0 };
+
+describe('examples/idle-handler/handlers.ts with ws-timeouts/testing', () => {
+  let t: TestClock;
+  let metrics: TimeoutMetrics;
+  let registry: ConnectionRegistry;
+  let disconnects: Array<{ role: string | undefined } & DisconnectInfo>;
+
+  beforeEach(() => {
+    t = createTestClock();
+    metrics = new TimeoutMetrics();
+    disconnects = [];
+    registry = new ConnectionRegistry({
+      config,
+      clock: t.clock,
+      logger: silentLogger,
+      metrics,
+      onDisconnect: (manager, info) => void disconnects.push({ role: manager.labels?.role, ...info }),
+    });
+  });
+
+  /** `ws /ws?role=…`: the route server.ts picks for that role, with its options. */
+  function join(role: 'speaker' | 'listener') {
+    const [handler, managerOptions] = role === 'speaker' ? [speakerHandler(registry), speakerRoute] : [listenerHandler, listenerRoute];
+    return connectHandler(handler, { clock: t, registry, config, managerOptions, path: '/ws', query: { role } });
+  }
+
+  it("relays a speaker's text to every listener and to no other speaker", async () => {
+    const [speaker, other, ...listeners] = [join('speaker'), join('speaker'), join('listener'), join('listener')];
+    speaker.client.send('hola');
+    await t.flush();
+    for (const { client } of listeners) expect(client.received).to.deep.equal(['hola']);
+    expect(other.client.received).to.deep.equal([]);
+    expect(speaker.client.received).to.deep.equal([]);
+  });
+
+  it('keeps a silent listener open while a speaker talks to it: a relayed message is activity', async () => {
+    const [speaker, listener] = [join('speaker'), join('listener')];
+    for (let i = 0; i < 5; i++) {
+      await t.tickAsync(100_000);
+      speaker.client.send(`line ${i}`);
+    }
+    await t.flush();
+    expect(listener.manager.state).to.equal('open');
+    expect(listener.client.received).to.have.length(5);
+  });
+
+  it('idle for CONNECTION_IDLE_TIMEOUT_SECONDS: the notice, 4001, then the disconnect handler with the role', async () => {
+    const { client } = join('listener');
+    const idleAt = t.now() + 120_000;
+    await t.tickAsync(120_000 - 1);
+    expect(client.closeEvent).to.equal(null);
+    await t.tickAsync(1_001); // + one scheduler tick (WS_TIMER_RESOLUTION: 1 s)
+    const [notice, ...more] = client.receivedJson() as Array<{ timestamp: number }>;
+    expect(more).to.deep.equal([]);
+    expect(notice).to.deep.equal({ type: 'connectionTimeout', reason: 'idle', message: 'Connection closed due to inactivity', idleSeconds: 120, timestamp: notice!.timestamp });
+    expect(notice!.timestamp).to.be.within(idleAt, t.now());
+    expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+    expect(disconnects).to.deep.equal([{ role: 'listener', code: 4001, reason: 'idle_timeout', timeoutReason: 'idle' }]);
+    expect(await metrics.register.metrics()).to.include('ws_timeouts_timeouts_total{reason="idle",role="listener"} 1');
+  });
+});

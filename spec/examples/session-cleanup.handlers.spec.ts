@@ -1,0 +1,72 @@
+import { expect } from 'chai';
+import { SessionStore, sessionRoute } from '../../examples/session-cleanup/handlers.js';
+import { ConnectionRegistry, silentLogger } from '../../lib/index.js';
+import { connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+
+// The session route and its store hook (examples/session-cleanup/handlers.ts, wired by its
+// server.ts), tested as README "Testing your handlers" shows: fake time, no port, through a
+// registry as the server's `attachWebSockets(server, app, { registry })` does.
+// Acceptance: session-cleanup.spec.ts.
+
+/** As server.ts reads its defaults: no idle or lifetime limit of its own; the cleanup runs expire sessions. */
+const config = { idleTimeoutMs: 0, connectionTimeoutMs: 0 };
+const MINUTE = 60_000;
+
+describe('examples/session-cleanup/handlers.ts with ws-timeouts/testing', () => {
+  let t: TestClock;
+  let store: SessionStore;
+  let registry: ConnectionRegistry;
+  let route: ReturnType<typeof sessionRoute>;
+
+  beforeEach(() => {
+    t = createTestClock();
+    store = new SessionStore();
+    route = sessionRoute(store);
+    // SESSION_TIMEOUT_MINUTES=30, SESSION_CLEANUP_BATCH_SIZE=2
+    registry = new ConnectionRegistry({ config, clock: t.clock, logger: silentLogger, sessionTimeoutMs: 30 * MINUTE, batchSize: 2, onDisconnect: route.onDisconnect });
+  });
+
+  async function connect() {
+    const connection = connectHandler(route.handler, { clock: t, registry, config, path: '/ws/session' });
+    const { sessionId } = await connection.client.nextJson<{ type: 'session'; sessionId: string }>(0);
+    return { ...connection, sessionId };
+  }
+
+  it('gives each connection a stored session and acknowledges every message', async () => {
+    const { client, sessionId } = await connect();
+    expect(client.receivedJson()[0]).to.deep.equal({ type: 'session', sessionId });
+    expect(store.has(sessionId)).to.equal(true);
+    client.send('touch');
+    expect(await client.nextJson()).to.deep.equal({ type: 'ack' });
+  });
+
+  it('the cleanup scheduler closes sessions idle for SESSION_TIMEOUT_MINUTES (notice, 4001), keeps a busy one, deletes their store entries', async () => {
+    registry.startCleanupScheduler(15 * MINUTE); // SESSION_CLEANUP_INTERVAL_MINUTES=15
+    const idle = [await connect(), await connect(), await connect()];
+    const busy = await connect();
+    for (let minute = 1; minute <= 45; minute++) {
+      await t.tickAsync(MINUTE);
+      busy.client.send('touch');
+      // The 15-minute run found no session idle for 30 minutes.
+      if (minute === 29) expect(idle.map(({ manager }) => manager.state)).to.deep.equal(['open', 'open', 'open']);
+    }
+    await t.flush();
+    for (const { client, sessionId } of idle) {
+      expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+      expect(client.receivedJson()[1]).to.include({ type: 'connectionTimeout', reason: 'idle' });
+      expect(store.has(sessionId)).to.equal(false);
+    }
+    expect(busy.manager.state).to.equal('open');
+    expect(store.size).to.equal(1);
+    expect(registry.getSessionMetrics()).to.include({ activeSessions: 1, sessionsCleaned: 3, cleanupErrors: 0 });
+  });
+
+  it('deletes the stored session however the connection ends, e.g. closed by the client', async () => {
+    const { client, sessionId, done } = await connect();
+    client.close(1000);
+    await done;
+    await t.flush();
+    expect(store.has(sessionId)).to.equal(false);
+    expect(store.size).to.equal(0);
+  });
+});
