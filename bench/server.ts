@@ -20,8 +20,14 @@ import { serveCommands } from './workers.js';
 const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
 
 const counters: Counters = { messages: 0, lateMs: {}, timeouts: {}, rttMs: [] };
-let wss: WebSocketServer | null = null;
-let dispose: () => void = () => undefined;
+/** One server per `listen` (figure 1 runs its three variants side by side in one process). */
+const servers: Array<{ wss: WebSocketServer; dispose: () => void }> = [];
+
+function clientCount(): number {
+  let n = 0;
+  for (const s of servers) n += s.wss.clients.size;
+  return n;
+}
 let window: { cpu: NodeJS.CpuUsage; t0: bigint; messages: number; eld: IntervalHistogram } | null = null;
 
 export interface WindowResult {
@@ -80,10 +86,8 @@ async function collectGarbage(): Promise<void> {
 
 serveCommands({
   async listen(spec: VariantSpec): Promise<{ port: number }> {
-    if (wss) throw new Error('already listening');
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 2048 });
-    wss = server;
-    dispose = attachVariant(lib, server, spec, counters);
+    servers.push({ wss: server, dispose: attachVariant(lib, server, spec, counters) });
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -92,12 +96,8 @@ serveCommands({
     return { port: (server.address() as AddressInfo).port };
   },
 
-  set(args: { exp: string }): void {
-    (globalThis as any).__exp = args.exp;
-  },
-
   clients(): number {
-    return wss?.clients.size ?? 0;
+    return clientCount();
   },
 
   async windowStart(args: { label?: string } = {}): Promise<void> {
@@ -133,7 +133,7 @@ serveCommands({
   async heap(): Promise<HeapResult> {
     await collectGarbage();
     const m = process.memoryUsage();
-    return { clients: wss?.clients.size ?? 0, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+    return { clients: clientCount(), heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
   },
 
   /** Writes a heap snapshot (after GC) to `path`, for finding what a socket costs. */
@@ -152,16 +152,17 @@ serveCommands({
 
   /** Terminates every socket (no close handshake: the client side is torn down too). */
   async dropAll(): Promise<number> {
-    const all = [...(wss?.clients ?? [])];
+    const all = servers.flatMap((s) => [...s.wss.clients]);
     for (const ws of all) ws.terminate();
-    for (let i = 0; i < 100 && (wss?.clients.size ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && clientCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
     return all.length;
   },
 
   async close(): Promise<void> {
-    dispose();
-    for (const ws of wss?.clients ?? []) ws.terminate();
-    await new Promise<void>((resolve) => (wss ? wss.close(() => resolve()) : resolve()));
-    wss = null;
+    for (const { wss, dispose } of servers.splice(0)) {
+      dispose();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    }
   },
 });

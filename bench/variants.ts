@@ -70,8 +70,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
   // ws-timeouts variants do through sendJsonWithTimeout.
   function echo(this: WebSocket, data: RawData): void {
     counters.messages++;
-    if (process.env.EXP_RAW === 'cb') this.send(JSON.stringify(JSON.parse(data.toString())), () => undefined);
-    else this.send(JSON.stringify(JSON.parse(data.toString())));
+    this.send(JSON.stringify(JSON.parse(data.toString())));
   }
 
   switch (spec.variant) {
@@ -166,19 +165,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
           ...(process.env.BENCH_RTT ? { onPong: (rttMs: number) => void counters.rttMs.push(rttMs) } : {}),
           onMessage: (message: Message, manager: WebSocketTimeoutManager) => {
             counters.messages++;
-            const exp = (globalThis as any).__exp ?? process.env.EXP;
-            const text = JSON.stringify(JSON.parse(String(message)));
-            if (exp === 'plain') manager.ws.send(text);
-            else if (exp === 'cb') manager.ws.send(text, () => undefined);
-            else if (exp === 'promise') void new Promise((r) => manager.ws.send(text, () => r(true)));
-            else if (exp === 'timer') {
-              const t = setTimeout(() => undefined, 1000);
-              t.unref();
-              manager.ws.send(text, () => clearTimeout(t));
-            } else if (exp === 'timerref') {
-              const t = setTimeout(() => undefined, 1000);
-              manager.ws.send(text, () => clearTimeout(t));
-            } else void manager.sendTextWithTimeout(text);
+            void manager.sendJsonWithTimeout(JSON.parse(String(message)));
           },
         },
       });
@@ -200,7 +187,6 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
                   ? m.pingOutstandingSince + m.config.pongTimeoutMs
                   : NaN;
             (counters.lateMs[reason] ??= []).push(Date.now() - deadline);
-            if (process.env.DEBUG_ACC) console.error(reason, 'since', m.pingOutstandingSince % 1000, 'lastPing', m.lastPingAt % 1000, 'deadline', deadline % 1000, 'now', Date.now() % 1000, 'conn', m.connectedAt % 1000);
           },
         },
       });

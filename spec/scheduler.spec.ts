@@ -432,6 +432,50 @@ describe('Scheduler', () => {
       await t.tickAsync(1000);
       expect(p.calls.map((c) => c.now - B)).to.deep.equal([1001, 2001]);
     });
+
+    it('yields to pending I/O once a timer-driven tick has run its callbacks for 2 ms, and finishes it next turn', () => {
+      // A hand-driven clock: each callback takes 0.125 ms, the timer and afterIo run when told.
+      let time = B;
+      let timer: (() => void) | null = null;
+      const turns: Array<() => void> = [];
+      const s = new Scheduler({
+        clock: {
+          now: () => time,
+          setTimeout: (fn) => ((timer = fn), 1),
+          clearTimeout: () => undefined,
+          afterIo: (fn) => void turns.push(fn),
+        },
+        logger: logs.logger,
+      });
+      const order: number[] = [];
+      const probes = Array.from({ length: 100 }, (_, i) => new Probe(`p${i}`, () => ((time += 0.125), order.push(i))));
+      for (const p of probes) s.schedule(p, B + 1000);
+      time = B + 1000;
+      timer!();
+      // 0 ms: the tick runs after pending I/O; 31 calls (3.875 ms) later it yields and queues the rest.
+      turns.shift()!();
+      expect(order).to.have.length(31);
+      expect(s.size).to.equal(69);
+      expect(turns).to.have.length(1);
+      // Later turns call the rest, in order, each once, with the time of their own turn.
+      while (turns.length > 0) turns.shift()!();
+      expect(order).to.deep.equal(probes.map((_, i) => i));
+      expect(probes.every((p) => p.calls.length === 1)).to.equal(true);
+      expect(probes[31]!.calls[0]!.now).to.equal(B + 1003.875);
+      expect(s.size).to.equal(0);
+    });
+
+    it('runs everything due when tick() is called directly, however long the callbacks take', () => {
+      let time = B;
+      const s = new Scheduler({
+        clock: { now: () => time, setTimeout: () => 1, clearTimeout: () => undefined, afterIo: () => undefined },
+        logger: logs.logger,
+      });
+      const probes = Array.from({ length: 100 }, () => new Probe('slow', () => void (time += 1)));
+      for (const p of probes) s.schedule(p, B + 1000);
+      time = B + 1000;
+      expect(s.tick()).to.equal(100);
+    });
   });
 
   describe('timer lifecycle', () => {
