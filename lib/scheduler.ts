@@ -71,7 +71,7 @@ const MAX_SLEEP_TICKS = 64;
 export const SCHEDULER_DEFAULTS = Object.freeze({ resolutionMs: 1000, wheelSize: 1024 });
 
 /** A timer-driven tick yields to pending I/O once its callbacks have run this long (ms). */
-const SLICE_MS = 2;
+const SLICE_MS = 1;
 
 /** The largest wheel: slot indices are computed with 32-bit `&`. */
 const MAX_WHEEL_SIZE = 2 ** 30;
