@@ -14,7 +14,6 @@ import {
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
 import * as rules from './deadlines.js';
 import { defaultLogger, type Logger } from './logger.js';
-import { ReceiveWaiters } from './receive-waiters.js';
 import { initSchedulerEntry, sharedScheduler, type Scheduler } from './scheduler.js';
 import { ReadyState, type ManagedSocket, type Message } from './socket.js';
 
@@ -89,6 +88,8 @@ export interface ManagerOptions {
   onCheck?: (manager: WebSocketTimeoutManager) => void;
 }
 
+type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
+
 const MANAGER = Symbol('ws-timeouts.manager');
 type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager };
 
@@ -135,8 +136,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private readonly logger: Logger;
   private readonly seq: number;
   private queue: Message[] | null = null;
-  /** Created on the first receive that has to wait. */
-  private waiters: ReceiveWaiters | null = null;
+  private waiters: Waiter[] | null = null;
   private paused = false;
   private closed = false;
   private closing: Promise<CloseOutcome> | null = null;
@@ -208,7 +208,17 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       return Promise.resolve(queued);
     }
     if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve) => (this.waiters ??= new ReceiveWaiters(this.clock)).add(resolve, timeoutMs));
+    return new Promise((resolve) => {
+      const waiter: Waiter = { resolve, timer: undefined };
+      if (timeoutMs !== Infinity) {
+        waiter.timer = this.clock.setTimeout(() => {
+          const i = this.waiters?.indexOf(waiter) ?? -1;
+          if (i >= 0) this.waiters!.splice(i, 1);
+          resolve(null);
+        }, timeoutMs);
+      }
+      (this.waiters ??= []).push(waiter);
+    });
   }
 
   /** Yields every message until the connection closes. */
@@ -228,13 +238,19 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       if (message === 'ping') return void this.trySend('pong');
     }
     this.lastActivityAt = this.clock.now();
-    if (this.waiters?.deliver(message)) return;
-    if (this.options.onMessage) return this.options.onMessage(message, this);
-    (this.queue ??= []).push(message);
-    if (!this.paused && this.queue.length >= (this.options.maxQueuedMessages ?? 1000) && this.ws.pause) {
-      // Backpressure: stop reading from the peer rather than let the queue grow.
-      this.paused = true;
-      this.ws.pause();
+    const waiter = this.waiters?.shift();
+    if (waiter) {
+      this.clock.clearTimeout(waiter.timer);
+      waiter.resolve(message);
+    } else if (this.options.onMessage) {
+      this.options.onMessage(message, this);
+    } else {
+      (this.queue ??= []).push(message);
+      if (!this.paused && this.queue.length >= (this.options.maxQueuedMessages ?? 1000) && this.ws.pause) {
+        // Backpressure: stop reading from the peer rather than let the queue grow.
+        this.paused = true;
+        this.ws.pause();
+      }
     }
   }
 
@@ -594,7 +610,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.off('close', onSocketClose);
     ws.off('error', onSocketError);
     delete ws[MANAGER];
-    this.waiters?.close();
+    const waiters = this.waiters;
+    this.waiters = null;
+    for (const waiter of waiters ?? []) {
+      this.clock.clearTimeout(waiter.timer);
+      waiter.resolve(null);
+    }
     this.finishClose?.('closed');
     this.finishClose = null;
     this.resolveClosed?.();

@@ -105,44 +105,6 @@ describe('WebSocketTimeoutManager', () => {
       expect(server.isPaused).to.equal(false);
     });
 
-    it('times out each receiver at its own deadline, earlier and later ones mixed, after messages went to others', async () => {
-      const { client, manager } = setup();
-      const results: Record<string, unknown> = {};
-      const track = (name: string, p: Promise<unknown>) => void p.then((m) => (results[name] = m));
-      track('served', manager.receiveWithTimeout(1_000));
-      client.send('x');
-      await t.tickAsync(100); // t=100
-      track('late', manager.receiveWithTimeout(900)); // deadline 1000, when the first receive's timer was due
-      track('early', manager.receiveWithTimeout(50)); // deadline 150
-      track('later', manager.receiveWithTimeout(1_400)); // deadline 1500
-      await t.tickAsync(49);
-      expect(results).to.deep.equal({ served: 'x' });
-      await t.tickAsync(1);
-      expect(results).to.deep.equal({ served: 'x', early: null });
-      await t.tickAsync(849); // t=999
-      expect(results).to.not.have.property('late');
-      await t.tickAsync(1);
-      expect(results).to.include({ late: null });
-      await t.tickAsync(499);
-      expect(results).to.not.have.property('later');
-      await t.tickAsync(1);
-      expect(results).to.include({ later: null });
-    });
-
-    it('keeps one receive timer however many messages a receive loop handles, and none after the close', async () => {
-      const { client, manager } = setup();
-      for (let i = 0; i < 100; i++) {
-        const next = manager.receiveWithTimeout(30_000);
-        client.send(`m${i}`);
-        expect(await next).to.equal(`m${i}`);
-      }
-      expect(t.fake.countTimers()).to.equal(1);
-      const pending = manager.receiveWithTimeout(30_000);
-      client.close(1000);
-      expect(await pending).to.equal(null);
-      expect(t.fake.countTimers()).to.equal(0);
-    });
-
     it('rejects a negative or NaN timeout with a RangeError naming it', () => {
       const { manager } = setup();
       expect(() => manager.receiveWithTimeout(-1)).to.throw(RangeError, /timeoutMs/);
