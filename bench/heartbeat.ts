@@ -74,7 +74,7 @@ export async function runHeartbeat(opts: HeartbeatOptions, log: (line: string) =
         const w = await server.call<WindowResult>('windowStop');
         const openAtEnd = await server.call<number>('clients');
         const wst = await server.call<{ timeouts: Record<string, number>; rtt: { count: number; p50: number; p99: number; max: number } }>('wsTimeouts');
-        if (v.variant === 'auto') log(`    ws-timeouts: timeouts ${JSON.stringify(wst.timeouts)}, pong RTT p50 ${wst.rtt.p50} / p99 ${wst.rtt.p99} / max ${wst.rtt.max} ms (${wst.rtt.count})`);
+        if (v.variant === 'auto' && (wst.rtt.count > 0 || Object.keys(wst.timeouts).length > 0)) log(`    ws-timeouts: timeouts ${JSON.stringify(wst.timeouts)}, pong RTT p50 ${wst.rtt.p50} / p99 ${wst.rtt.p99} / max ${wst.rtt.max} ms (${wst.rtt.count})`);
         points.push({
           sockets: count,
           windowMs: Math.round(w.wallMs),

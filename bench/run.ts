@@ -34,7 +34,7 @@ const PLANS = {
   full: {
     hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 5, roundMs: 3_000, warmupMs: 2_000 },
     heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual'] as const },
-    heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000 },
+    heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false },
     accuracy: {
       sockets: 1_000,
       runs: [
@@ -44,9 +44,9 @@ const PLANS = {
     },
   },
   quick: {
-    hotPath: { sockets: 200, ratePerSec: 4_000, rounds: 2, roundMs: 800, warmupMs: 500 },
-    heap: { counts: [500, 1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto'] as const },
-    heartbeat: { counts: [2_000], windowMs: 2_000, finalWindowMs: 2_000, heartbeatMs: 1_000 },
+    hotPath: { sockets: 200, ratePerSec: 4_000, rounds: 2, roundMs: 500, warmupMs: 300 },
+    heap: { counts: [1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto'] as const },
+    heartbeat: { counts: [1_000], windowMs: 1_000, finalWindowMs: 1_000, heartbeatMs: 1_000, defaultResolutionOnly: true },
     accuracy: { sockets: 200, runs: [{ resolutionMs: 200, idleTimeoutMs: 600, pingIntervalMs: 400, pongTimeoutMs: 400 }] },
   },
 };
@@ -146,35 +146,47 @@ async function main(): Promise<void> {
   } = {};
   const rows: Row[] = [];
 
+  let figureStarted = Date.now();
+  const figureDone = (): void => {
+    log(`  (${((Date.now() - figureStarted) / 1000).toFixed(0)} s)`);
+    figureStarted = Date.now();
+  };
+
   if (only.has('1')) {
     log(`\n[1] hot path: echo, ${plan.hotPath.sockets} sockets per variant, ${plan.hotPath.rounds} rounds`);
     figures.hotPath = await runHotPath(plan.hotPath, log);
     rows.push(...hotPathRows(figures.hotPath));
+    figureDone();
   }
   if (only.has('2')) {
     log(`\n[2] heap per idle socket at ${plan.heap.counts.join(', ')}`);
     figures.heap = await runHeap({ ...plan.heap, variants: [...plan.heap.variants] }, log);
     rows.push(...heapRows(figures.heap));
+    figureDone();
   }
   if (only.has('3')) {
     log('\n[3] scheduler in process');
     const worker = await startWorker('scheduler', new URL('./scheduler-cost.ts', import.meta.url));
     try {
-      figures.scheduler = await worker.call<SchedulerCostResult>('run');
+      figures.scheduler = await worker.call<SchedulerCostResult>('run', { quick: mode === 'quick' });
     } finally {
       await worker.stop();
     }
     rows.push(...schedulerRows(figures.scheduler));
+    figureDone();
   }
   if (only.has('4')) {
     log(`\n[4] heartbeat every ${plan.heartbeat.heartbeatMs} ms at ${plan.heartbeat.counts.join(', ')} sockets`);
-    figures.heartbeat = await runHeartbeat({ ...plan.heartbeat, variants: HEARTBEAT_VARIANTS.map((v) => ({ ...v })) }, log);
+    const variants = HEARTBEAT_VARIANTS.filter((v) => !plan.heartbeat.defaultResolutionOnly || !('resolutionMs' in v) || v.resolutionMs === 1_000);
+    figures.heartbeat = await runHeartbeat({ ...plan.heartbeat, variants: variants.map((v) => ({ ...v })) }, log);
     rows.push(...heartbeatRows(figures.heartbeat));
+    figureDone();
   }
   if (only.has('5')) {
     log('\n[5] accuracy of idle and pong timeouts');
     figures.accuracy = await runAccuracy(plan.accuracy, log);
     rows.push(...accuracyRows(figures.accuracy));
+    figureDone();
   }
 
   const durationSec = Math.round((Date.now() - started) / 1000);

@@ -7,9 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
-import type { Clock } from '../lib/clock.js';
-import { Scheduler, initSchedulerEntry, type SchedulerEntry } from '../lib/scheduler.js';
-import { runSchedulerBench, type SchedulerBenchResult } from './scheduler.bench.js';
+import { runSchedulerBench, tickWithDue, type SchedulerBenchResult } from './scheduler.bench.js';
 import { median, round } from './stats.js';
 import type { Library } from './variants.js';
 import { serveCommands } from './workers.js';
@@ -21,43 +19,6 @@ export interface SchedulerCostResult extends SchedulerBenchResult {
   activityUpdateNs: number;
   /** `Date.now()` alone, ns: the floor of an activity update. */
   dateNowNs: number;
-}
-
-const ENTRIES = 100_000;
-const RESOLUTION_MS = 1000;
-const START = 1_699_500_000_000;
-
-function manualClock(): Clock & { time: number } {
-  const clock = {
-    time: START,
-    now: () => clock.time,
-    setTimeout: () => 0,
-    clearTimeout: () => undefined,
-    afterIo: () => undefined,
-  };
-  return clock;
-}
-
-/** One tick with `due` of 100,000 entries due; the rest spread over later wheel rounds (the worst case). */
-function tickWithDue(due: number): number {
-  const samples: number[] = [];
-  for (let run = 0; run < 9; run++) {
-    const clock = manualClock();
-    const scheduler = new Scheduler({ clock, resolutionMs: RESOLUTION_MS, wheelSize: 1024 });
-    let fired = 0;
-    const onDue = (): void => void fired++;
-    const entries: SchedulerEntry[] = Array.from({ length: ENTRIES }, () => initSchedulerEntry({ onDue }));
-    for (let i = 0; i < ENTRIES; i++) {
-      const at = i < due ? START + 1 + (i % (RESOLUTION_MS - 1)) : START + 2_000_000 + ((i * 7_919_117) % (10 * 1024 * RESOLUTION_MS));
-      scheduler.schedule(entries[i]!, at);
-    }
-    clock.time += RESOLUTION_MS;
-    const t0 = process.hrtime.bigint();
-    scheduler.tick();
-    samples.push(Number(process.hrtime.bigint() - t0));
-    if (fired !== due) throw new Error(`scheduler bench: ${fired} fired, ${due} expected`);
-  }
-  return median(samples);
 }
 
 /** ns per call of `fn`, median of 7 runs of `calls`. */
@@ -80,19 +41,20 @@ class IdleSocket extends EventEmitter {
   terminate(): void {}
 }
 
-export async function runSchedulerCost(lib: Library): Promise<SchedulerCostResult> {
+export async function runSchedulerCost(lib: Library, quick = false): Promise<SchedulerCostResult> {
   const base = await runSchedulerBench();
   tickWithDue(1_000); // warm-up
   const dueScaling = [100, 1_000, 10_000].map((due) => {
-    const ns = tickWithDue(due);
+    const ns = tickWithDue(due, quick ? 3 : 9);
     return { due, tickUs: round(ns / 1000, 1), nsPerDue: round(ns / due, 0) };
   });
   const manager = new lib.WebSocketTimeoutManager(new IdleSocket(), { logger: lib.silentLogger, config: lib.loadTimeoutConfig({}) });
   nsPerCall(1_000_000, () => manager.updateActivity());
-  const activityUpdateNs = round(nsPerCall(5_000_000, () => manager.updateActivity()), 1);
+  const calls = quick ? 1_000_000 : 5_000_000;
+  const activityUpdateNs = round(nsPerCall(calls, () => manager.updateActivity()), 1);
   let sink = 0;
   const dateNowNs = round(
-    nsPerCall(5_000_000, () => {
+    nsPerCall(calls, () => {
       sink += Date.now();
     }),
     1,
@@ -103,5 +65,5 @@ export async function runSchedulerCost(lib: Library): Promise<SchedulerCostResul
 
 if (process.env.BENCH_WORKER) {
   const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
-  serveCommands({ run: () => runSchedulerCost(lib) });
+  serveCommands({ run: (args: { quick?: boolean } = {}) => runSchedulerCost(lib, args.quick) });
 }

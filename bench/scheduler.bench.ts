@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { Clock } from '../lib/clock.js';
 import { silentLogger } from '../lib/logger.js';
 import { Scheduler, initSchedulerEntry, type SchedulerEntry } from '../lib/scheduler.js';
+import { median, round } from './stats.js';
 
 export interface SchedulerBenchResult {
   /** Entries on the wheel in every scenario. */
@@ -42,11 +43,6 @@ function manualClock(): Clock & { time: number } {
     afterIo: () => undefined,
   };
   return clock;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
 }
 
 function elapsedNs(from: bigint): number {
@@ -93,17 +89,18 @@ function benchTickNoneDue(): number {
   return median(samples) / 1000;
 }
 
-function benchTickOnePercentDue(): number {
+/** One tick with `due` of the 100,000 entries due (the rest in later wheel rounds), ns: median of `runs`. */
+export function tickWithDue(due: number, runs = 9): number {
   const samples: number[] = [];
-  for (let run = 0; run < 15; run++) {
-    const { scheduler, clock, fired } = setup(ENTRIES / 100);
+  for (let run = 0; run < runs; run++) {
+    const { scheduler, clock, fired } = setup(due);
     clock.time += RESOLUTION_MS;
     const t0 = process.hrtime.bigint();
     const count = scheduler.tick();
     samples.push(elapsedNs(t0));
-    if (count !== ENTRIES / 100 || fired() !== count) throw new Error(`bench: expected 1000 due, ${count} fired`);
+    if (count !== due || fired() !== count) throw new Error(`bench: expected ${due} due, ${count} fired`);
   }
-  return median(samples) / 1000;
+  return median(samples);
 }
 
 function benchReschedule(sameTick: boolean): number {
@@ -132,14 +129,10 @@ export async function runSchedulerBench(): Promise<SchedulerBenchResult> {
     resolutionMs: RESOLUTION_MS,
     wheelSize: WHEEL_SIZE,
     tickNoneDueUs: round(benchTickNoneDue()),
-    tickOnePercentDueUs: round(benchTickOnePercentDue()),
+    tickOnePercentDueUs: round(tickWithDue(ENTRIES / 100, 15) / 1000),
     rescheduleNs: round(benchReschedule(false)),
     rescheduleSameTickNs: round(benchReschedule(true)),
   };
-}
-
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
