@@ -7,7 +7,7 @@ import type { TimeoutReason } from '../lib/close-codes.js';
 import { rawClient } from '../spec/support/raw-client.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { clientFrame, max, queryParam, sleep, startPlainWsServer, waitFor, type PlainWsServer } from './support/util.js';
+import { clientFrame, max, serveRegistry, sleep, tearDown, waitFor, type PlainWsServer } from './support/util.js';
 
 const SILENT = 500;
 const HEALTHY = 50;
@@ -55,15 +55,11 @@ describe(report.name, function () {
         },
       },
     });
-    server = await startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? 'unknown' } }));
+    server = await serveRegistry(registry);
     fleet = await Fleet.start();
   });
 
-  after(async () => {
-    await fleet?.stop();
-    await registry?.closeAll();
-    await server?.close();
-  });
+  after(() => tearDown(fleet, registry, server));
 
   it(`terminates all ${SILENT + RAW} silent peers within ping interval + pong timeout + resolution, and no healthy one`, async () => {
     const lag = monitorEventLoopDelay({ resolution: 10 });

@@ -6,7 +6,7 @@ import type { CloseOutcome, WebSocketTimeoutManager } from '../lib/manager.js';
 import { rawClient } from '../spec/support/raw-client.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { closeCodeOf, max, min, queryParam, startPlainWsServer, waitFor, type PlainWsServer } from './support/util.js';
+import { closeCodeOf, max, min, serveRegistry, tearDown, waitFor, type PlainWsServer } from './support/util.js';
 
 const IGNORING = 100;
 const POLITE = 100;
@@ -31,15 +31,11 @@ describe(report.name, function () {
 
   before(async () => {
     registry = new ConnectionRegistry({ config: CONFIG, logger: silentLogger });
-    server = await startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? '?' } }));
+    server = await serveRegistry(registry);
     fleet = await Fleet.start();
   });
 
-  after(async () => {
-    await fleet?.stop();
-    await registry?.closeAll();
-    await server?.close();
-  });
+  after(() => tearDown(fleet, registry, server));
 
   it("terminates every peer that ignores the close frame after the close timeout ('terminated') and closes polite ones ('closed')", async () => {
     const raws = await Promise.all(Array.from({ length: IGNORING }, () => rawClient(server.port, '/?kind=ignoring')));

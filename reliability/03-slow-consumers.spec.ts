@@ -6,7 +6,7 @@ import { captureLogs } from '../lib/testing/log-capture.js';
 import type { WebSocketTimeoutManager } from '../lib/manager.js';
 import { Fleet } from './support/fleet.js';
 import { bytes, ms, reliabilityCase } from './support/report.js';
-import { queryParam, startPlainWsServer, waitFor, type PlainWsServer } from './support/util.js';
+import { serveRegistry, tearDown, waitFor, type PlainWsServer } from './support/util.js';
 
 const SLOW = 10;
 const FAST = 10;
@@ -42,15 +42,11 @@ describe(report.name, function () {
       logger: logs.logger,
       managerOptions: { maxBufferedBytes: MAX_BUFFERED, slowConsumerPolicy: 'close', onTimeout: (reason, m) => reasons.set(m, reason) },
     });
-    server = await startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? '?' } }));
+    server = await serveRegistry(registry);
     fleet = await Fleet.start();
   });
 
-  after(async () => {
-    await fleet?.stop();
-    await registry?.closeAll();
-    await server?.close();
-  });
+  after(() => tearDown(fleet, registry, server));
 
   it('closes the slow clients (4003, terminated when they cannot read it), bounds their buffers, and delivers every message in order to the fast ones', async () => {
     await fleet.open('fast', `${server.url}/?kind=fast`, FAST, { checkSeq: true });

@@ -5,7 +5,7 @@ import { ConnectionRegistry } from '../lib/registry.js';
 import { silentLogger } from '../lib/logger.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { queryParam, sleep, startPlainWsServer, waitFor, type PlainWsServer } from './support/util.js';
+import { serveRegistry, sleep, tearDown, waitFor, type PlainWsServer } from './support/util.js';
 
 const HEALTHY = 200;
 const CONTROL = 10;
@@ -70,15 +70,11 @@ describe(report.name, function () {
         },
       },
     });
-    server = await startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? '?' } }));
+    server = await serveRegistry(registry);
     fleet = await Fleet.start();
   });
 
-  after(async () => {
-    await fleet?.stop();
-    await registry?.closeAll();
-    await server?.close();
-  });
+  after(() => tearDown(fleet, registry, server));
 
   it(`terminates no healthy peer after a ${STALL_MS / 1000} s stall, and still terminates silent ones afterwards`, async () => {
     await fleet.open('healthy', `${server.url}/?kind=healthy`, HEALTHY, { concurrency: HEALTHY });

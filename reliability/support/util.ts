@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import type { ConnectionRegistry } from '../../lib/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -79,6 +80,18 @@ export async function startPlainWsServer(onConnection: (ws: WebSocket, req: Inco
       await new Promise<void>((resolve) => http.close(() => resolve()));
     },
   };
+}
+
+/** A {@link startPlainWsServer} whose sockets join `registry`, labelled `kind` from their `?kind=`. */
+export function serveRegistry(registry: ConnectionRegistry, options: ServerOptions = {}): Promise<PlainWsServer> {
+  return startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? 'unknown' } }), options);
+}
+
+/** Stops the client fleet, closes every registered socket, then the server; any may be missing after a failed `before`. */
+export async function tearDown(fleet: { stop(): Promise<void> } | undefined, registry: ConnectionRegistry | undefined, server: PlainWsServer | undefined): Promise<void> {
+  await fleet?.stop();
+  await registry?.closeAll();
+  await server?.close();
 }
 
 /** The query parameter `name` of an upgrade request. */
