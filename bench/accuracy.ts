@@ -44,15 +44,14 @@ export async function runAccuracy(opts: AccuracyOptions, log: (line: string) => 
         accuracy: { idleTimeoutMs: run.idleTimeoutMs, pingIntervalMs: run.pingIntervalMs, pongTimeoutMs: run.pongTimeoutMs },
       });
       const base = `ws://127.0.0.1:${port}`;
-      await Promise.all([
-        client.call('connect', { group: 'idle', url: `${base}/idle`, count: opts.sockets, ratePerSec: 2_000 }),
-        client.call('connect', { group: 'pong', url: `${base}/pong`, count: opts.sockets, ratePerSec: 2_000, autoPong: false }),
-      ]);
+      // One kind at a time, so each figure is its own kind's burst, not both kinds' at once.
       const limit = Math.max(run.idleTimeoutMs, run.pingIntervalMs + run.pongTimeoutMs) + 2 * run.resolutionMs + 10_000;
-      const [idle, pong] = await Promise.all([
-        client.call<{ open: number; closeCodes: Record<number, number> }>('waitClosed', { group: 'idle', timeoutMs: limit }, limit + 5_000),
-        client.call<{ open: number; closeCodes: Record<number, number> }>('waitClosed', { group: 'pong', timeoutMs: limit }, limit + 5_000),
-      ]);
+      const ended: Record<'idle' | 'pong', { open: number; closeCodes: Record<number, number> }> = {} as never;
+      for (const kind of ['idle', 'pong'] as const) {
+        await client.call('connect', { group: kind, url: `${base}/${kind}`, count: opts.sockets, ratePerSec: 2_000, ...(kind === 'pong' ? { autoPong: false } : {}) });
+        ended[kind] = await client.call('waitClosed', { group: kind, timeoutMs: limit }, limit + 5_000);
+      }
+      const { idle, pong } = ended;
       const late = await server.call<Record<string, Lateness>>('lateness');
       const none: Lateness = { count: 0, p50: NaN, p99: NaN, max: NaN };
       const entry = { ...run, idle: late.idle ?? none, pong: late.pong_timeout ?? none, closeCodes: { idle: idle.closeCodes, pong: pong.closeCodes } };
