@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   const busyStart = busiestProcesses();
 
   const needed = Math.max(...plan.heap.counts, ...plan.heartbeat.counts) + 64;
-  if (openFileLimit() < needed) throw new Error(`bench: the open-file limit is ${openFileLimit()}, ${needed} needed per process (ulimit -n)`);
+  if (openFileLimit() < needed) throw new Error(`bench: the open-file limit is ${openFileLimit()}, ${needed} needed per process (ulimit -Hn)`);
 
   log(`ws-timeouts bench (${mode}) — Node ${process.version}, ${os.cpus()[0]?.model.trim()} × ${os.cpus().length}, load ${loadStart.map((l) => l.toFixed(2)).join(' ')}`);
   if (values.source) {

@@ -6,8 +6,9 @@
  * dies with its parent: the orchestrator kills them on exit, error or signal, and a child exits
  * by itself when the IPC channel closes or its time limit passes.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 type Handler = (args: any) => unknown;
 
@@ -62,9 +63,13 @@ function installCleanup(): void {
  */
 export async function startWorker(name: string, file: URL, nodeArgs: string[] = []): Promise<Worker> {
   installCleanup();
-  const child = fork(file, [], {
-    // BENCH_NODE_ARGS adds flags to every bench process, e.g. `--cpu-prof --cpu-prof-dir=prof`.
-    execArgv: ['--import', 'tsx', ...nodeArgs, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+  // BENCH_NODE_ARGS adds flags to every bench process, e.g. `--cpu-prof --cpu-prof-dir=prof`.
+  const execArgv = ['--import', 'tsx', ...nodeArgs, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  // Started through sh so the soft open-file limit is first raised to the hard one (9,000 sockets
+  // need more than the usual 1,024); `exec` keeps the pid, so kill() reaches node itself, and the
+  // 'ipc' channel is inherited as with fork().
+  const raiseLimit = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  const child = spawn('/bin/sh', ['-c', raiseLimit, 'sh', process.execPath, ...execArgv, fileURLToPath(file)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_WORKER: name },
   });
@@ -157,14 +162,17 @@ export function serveCommands(handlers: Record<string, Handler>, maxLifetimeMs =
   process.send({ ready: true });
 }
 
-/** This process's soft open-file limit (Linux `/proc`), or Infinity when it cannot be read. */
+/**
+ * The open-file limit every bench process gets: the hard limit (Linux `/proc`), to which
+ * startWorker raises the soft one; Infinity when it cannot be read.
+ */
 export function openFileLimit(): number {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8')
       .split('\n')
       .find((l) => l.startsWith('Max open files'));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft && /^\d+$/.test(soft) ? Number(soft) : Infinity;
+    const hard = line?.split(/\s{2,}/)[2];
+    return hard && /^\d+$/.test(hard) ? Number(hard) : Infinity;
   } catch {
     return Infinity;
   }

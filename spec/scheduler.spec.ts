@@ -433,7 +433,7 @@ describe('Scheduler', () => {
       expect(p.calls.map((c) => c.now - B)).to.deep.equal([1001, 2001]);
     });
 
-    it('yields to pending I/O once a timer-driven tick has run its callbacks for 2 ms, and finishes it next turn', () => {
+    it('yields to pending I/O once a timer-driven tick has run its callbacks for its 1 ms slice, and finishes it next turn', () => {
       // A hand-driven clock: each callback takes 0.125 ms, the timer and afterIo run when told.
       let time = B;
       let timer: (() => void) | null = null;
