@@ -64,7 +64,7 @@ export interface HotPathResult {
   variants: HotPathVariant[];
 }
 
-export const HOT_PATH_VARIANTS: Variant[] = ['raw', 'manual', 'auto'];
+export const HOT_PATH_VARIANTS: Variant[] = ['raw', 'rawAck', 'manual', 'auto'];
 
 export async function runHotPath(opts: HotPathOptions, log: (line: string) => void): Promise<HotPathResult> {
   const client = await startWorker('echo-client', new URL('./client.ts', import.meta.url));

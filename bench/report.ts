@@ -30,6 +30,7 @@ export const TARGETS = Object.freeze({
 
 const NAMES: Record<Variant, string> = {
   raw: 'raw ws',
+  rawAck: 'raw ws + send result',
   recipe: 'ws README recipe',
   timers: 'timer per socket',
   manual: 'ws-timeouts manual',
@@ -47,13 +48,15 @@ export function hotPathRows(r: HotPathResult): Row[] {
   const figure = `1 hot path CPU/msg (${k(r.sockets)} sockets, ${k(r.ratePerSec)} msg/s)`;
   for (const v of r.variants) {
     const isRaw = v.variant === 'raw';
+    // Only ws-timeouts is judged; raw ws + send result is a second baseline.
+    const judged = v.variant === 'manual' || v.variant === 'auto';
     rows.push({
       figure,
       variant: NAMES[v.variant],
       value: `${fmt(v.cpuUsPerMsg, 'µs')} ${pct(v.cpuSpread)}`,
       ratio: isRaw ? '1.00×' : `${x(v.cpuRatio)} ${pct(v.cpuRatioSpread)}`,
-      target: isRaw ? '' : `≤ ${TARGETS.cpuPerMessageRatio.toFixed(2)}×`,
-      result: isRaw ? '' : verdict(v.cpuRatio <= TARGETS.cpuPerMessageRatio),
+      target: judged ? `≤ ${TARGETS.cpuPerMessageRatio.toFixed(2)}×` : '',
+      result: judged ? verdict(v.cpuRatio <= TARGETS.cpuPerMessageRatio) : '',
     });
   }
   for (const v of r.variants) {

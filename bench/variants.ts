@@ -2,6 +2,8 @@
  * The server side of every comparison, each written the way its own docs write it.
  *
  * - `raw`: plain ws, no heartbeat: the limit a wrapper can approach but never pass.
+ * - `rawAck`: plain ws whose echo learns each send's result, as `sendJsonWithTimeout` must: a
+ *   promise resolved by `ws.send`'s callback. What reporting the result costs, without the library.
  * - `recipe`: the ws README heartbeat, verbatim in shape: `isAlive` + one `setInterval` over
  *   `wss.clients` that pings every socket in the same tick.
  * - `timers`: one Node timer per socket, the way graphql-ws `useServer` keeps sockets alive (and
@@ -27,7 +29,7 @@ import type { Message, TimeoutConfig, WebSocketTimeoutManager } from '../lib/ind
  */
 export type Library = typeof import('../lib/index.js');
 
-export type Variant = 'raw' | 'recipe' | 'timers' | 'manual' | 'auto' | 'accuracy';
+export type Variant = 'raw' | 'rawAck' | 'recipe' | 'timers' | 'manual' | 'auto' | 'accuracy';
 
 export interface VariantSpec {
   variant: Variant;
@@ -78,6 +80,19 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
       wss.on('connection', (ws) => {
         ws.on('error', onError);
         ws.on('message', echo);
+      });
+      return () => undefined;
+    }
+
+    case 'rawAck': {
+      function echoAcked(this: WebSocket, data: RawData): void {
+        counters.messages++;
+        const text = JSON.stringify(JSON.parse(data.toString()));
+        void new Promise<boolean>((resolve) => this.send(text, (err) => resolve(!err)));
+      }
+      wss.on('connection', (ws) => {
+        ws.on('error', onError);
+        ws.on('message', echoAcked);
       });
       return () => undefined;
     }
