@@ -1,9 +1,9 @@
 /**
- * Figure 1 — hot-path cost: closed-loop JSON echo over loopback, raw ws against ws-timeouts'
- * manual loop (`receiveWithTimeout` / `sendJsonWithTimeout`) and the registry's automatic mode
- * (`onMessage` + `sendJsonWithTimeout`).
+ * Figure 1 — hot-path cost: closed-loop JSON echo over loopback, raw ws (plain, and waiting for
+ * each send's result) against ws-timeouts' manual loop (`receiveWithTimeout` /
+ * `sendJsonWithTimeout`) and the registry's automatic mode (`onMessage` + `sendJsonWithTimeout`).
  *
- * The three variants listen side by side in ONE server process (three ports), so they share its
+ * The variants listen side by side in ONE server process (a port each), so they share its
  * JIT, heap and CPU placement, and one client process holds all their sockets; only one variant
  * gets traffic at a time. Rounds take turns (the order rotates every round) so drift in the
  * machine's load hits every variant alike. Each round's figure is divided by raw's figure of the

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { writeHeapSnapshot } from 'node:v8';
 import { WebSocketServer } from 'ws';
 import { percentile } from './stats.js';
 import { attachVariant, type Counters, type Library, type VariantSpec } from './variants.js';
@@ -20,12 +19,12 @@ import { serveCommands } from './workers.js';
 const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
 
 const counters: Counters = { messages: 0, lateMs: {}, timeouts: {}, rttMs: [] };
-/** One server per `listen` (figure 1 runs its three variants side by side in one process). */
-const servers: Array<{ wss: WebSocketServer; dispose: () => void }> = [];
+/** One server per `listen` (figure 1 runs its variants side by side in one process). */
+const servers: WebSocketServer[] = [];
 
 function clientCount(): number {
   let n = 0;
-  for (const s of servers) n += s.wss.clients.size;
+  for (const wss of servers) n += wss.clients.size;
   return n;
 }
 let window: { cpu: NodeJS.CpuUsage; t0: bigint; messages: number; eld: IntervalHistogram } | null = null;
@@ -87,7 +86,8 @@ async function collectGarbage(): Promise<void> {
 serveCommands({
   async listen(spec: VariantSpec): Promise<{ port: number }> {
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 2048 });
-    servers.push({ wss: server, dispose: attachVariant(lib, server, spec, counters) });
+    attachVariant(lib, server, spec, counters);
+    servers.push(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -136,33 +136,11 @@ serveCommands({
     return { clients: clientCount(), heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
   },
 
-  /** Writes a heap snapshot (after GC) to `path`, for finding what a socket costs. */
-  async snapshot(args: { path: string }): Promise<string> {
-    await collectGarbage();
-    return writeHeapSnapshot(args.path);
-  },
-
   lateness(): Record<string, { count: number; p50: number; p99: number; max: number }> {
     const out: Record<string, { count: number; p50: number; p99: number; max: number }> = {};
     for (const [reason, values] of Object.entries(counters.lateMs)) {
       out[reason] = { count: values.length, p50: percentile(values, 50), p99: percentile(values, 99), max: Math.max(...values) };
     }
     return out;
-  },
-
-  /** Terminates every socket (no close handshake: the client side is torn down too). */
-  async dropAll(): Promise<number> {
-    const all = servers.flatMap((s) => [...s.wss.clients]);
-    for (const ws of all) ws.terminate();
-    for (let i = 0; i < 100 && clientCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    return all.length;
-  },
-
-  async close(): Promise<void> {
-    for (const { wss, dispose } of servers.splice(0)) {
-      dispose();
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-    }
   },
 });

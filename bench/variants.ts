@@ -65,8 +65,8 @@ function wsTimeoutsConfig(lib: Library, spec: VariantSpec, extra: Partial<Timeou
   return lib.loadTimeoutConfig({}, { ...heartbeat, ...resolution, ...extra });
 }
 
-/** Wires `spec.variant` onto `wss`; returns what stops its timers. */
-export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantSpec, counters: Counters): () => void {
+/** Wires `spec.variant` onto `wss` (a bench process ends by exiting, so nothing is torn down). */
+export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantSpec, counters: Counters): void {
   const { ConnectionRegistry, WebSocketTimeoutManager, silentLogger } = lib;
   // The app's echo, shared by raw, recipe and timers: same parse and serialise as the
   // ws-timeouts variants do through sendJsonWithTimeout.
@@ -81,7 +81,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         ws.on('error', onError);
         ws.on('message', echo);
       });
-      return () => undefined;
+      return;
     }
 
     case 'rawAck': {
@@ -94,7 +94,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         ws.on('error', onError);
         ws.on('message', echoAcked);
       });
-      return () => undefined;
+      return;
     }
 
     case 'recipe': {
@@ -118,7 +118,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
       wss.on('close', function close() {
         clearInterval(interval);
       });
-      return () => clearInterval(interval);
+      return;
     }
 
     case 'timers': {
@@ -144,7 +144,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
           clearInterval(pingInterval);
         });
       });
-      return () => undefined;
+      return;
     }
 
     case 'manual': {
@@ -167,7 +167,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
       wss.on('connection', (ws) => {
         void serve(new WebSocketTimeoutManager(ws, { config, logger: silentLogger }).start());
       });
-      return () => undefined;
+      return;
     }
 
     case 'auto': {
@@ -185,7 +185,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
         },
       });
       wss.on('connection', (ws) => registry.add(ws));
-      return () => void registry.stop();
+      return;
     }
 
     case 'accuracy': {
@@ -211,7 +211,7 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
       wss.on('connection', (ws, req: IncomingMessage) => {
         registry.add(ws, { config: req.url === '/pong' ? pong : idle });
       });
-      return () => void registry.stop();
+      return;
     }
   }
 }
