@@ -7,7 +7,8 @@ import type { TimeoutReason } from '../lib/close-codes.js';
 import { rawClient } from '../spec/support/raw-client.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { clientFrame, max, serveRegistry, sleep, tearDown, waitFor, type PlainWsServer } from './support/util.js';
+import { clientFrame, max, serveRegistry, sleep, tearDown, waitFor } from './support/util.js';
+import type { TestServer } from '../spec/support/ws-server.js';
 
 const SILENT = 500;
 const HEALTHY = 50;
@@ -37,7 +38,7 @@ interface Ended {
 }
 
 describe(report.name, function () {
-  let server: PlainWsServer;
+  let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
   const timeouts = new Map<unknown, TimeoutReason>();

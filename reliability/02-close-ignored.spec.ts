@@ -6,7 +6,8 @@ import type { CloseOutcome, WebSocketTimeoutManager } from '../lib/manager.js';
 import { rawClient } from '../spec/support/raw-client.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { closeCodeOf, max, min, serveRegistry, tearDown, waitFor, type PlainWsServer } from './support/util.js';
+import { closeCodeOf, max, min, serveRegistry, tearDown, waitFor } from './support/util.js';
+import type { TestServer } from '../spec/support/ws-server.js';
 
 const IGNORING = 100;
 const POLITE = 100;
@@ -25,7 +26,7 @@ const report = reliabilityCase('Close ignored', {
 });
 
 describe(report.name, function () {
-  let server: PlainWsServer;
+  let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
 

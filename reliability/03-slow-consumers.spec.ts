@@ -6,7 +6,8 @@ import { captureLogs } from '../lib/testing/log-capture.js';
 import type { WebSocketTimeoutManager } from '../lib/manager.js';
 import { Fleet } from './support/fleet.js';
 import { bytes, ms, reliabilityCase } from './support/report.js';
-import { serveRegistry, tearDown, waitFor, type PlainWsServer } from './support/util.js';
+import { serveRegistry, tearDown, waitFor } from './support/util.js';
+import type { TestServer } from '../spec/support/ws-server.js';
 
 const SLOW = 10;
 const FAST = 10;
@@ -30,7 +31,7 @@ const report = reliabilityCase('Slow consumers', {
 });
 
 describe(report.name, function () {
-  let server: PlainWsServer;
+  let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
   const reasons = new Map<WebSocketTimeoutManager, TimeoutReason>();

@@ -5,7 +5,8 @@ import { ConnectionRegistry } from '../lib/registry.js';
 import { silentLogger } from '../lib/logger.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
-import { serveRegistry, sleep, tearDown, waitFor, type PlainWsServer } from './support/util.js';
+import { serveRegistry, sleep, tearDown, waitFor } from './support/util.js';
+import type { TestServer } from '../spec/support/ws-server.js';
 
 const HEALTHY = 200;
 const CONTROL = 10;
@@ -33,7 +34,7 @@ function stall(durationMs: number): void {
 }
 
 describe(report.name, function () {
-  let server: PlainWsServer;
+  let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
   const timeouts: Array<{ kind: string; reason: TimeoutReason }> = [];

@@ -1,9 +1,9 @@
 /** Small helpers shared by the reliability cases. */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { ServerOptions } from 'ws';
 import type { ConnectionRegistry } from '../../lib/index.js';
+import { startWsServer, type TestServer } from '../../spec/support/ws-server.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -53,42 +53,13 @@ export function closeCodeOf(payload: Buffer): number {
   return payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
 }
 
-export interface PlainWsServer {
-  port: number;
-  url: string;
-  http: Server;
-  wss: WebSocketServer;
-  close(): Promise<void>;
-}
-
-/** A `ws` server on 127.0.0.1 that hands each socket and its upgrade request to `onConnection`. */
-export async function startPlainWsServer(onConnection: (ws: WebSocket, req: IncomingMessage) => void, options: ServerOptions = {}): Promise<PlainWsServer> {
-  const http = createServer();
-  const wss = new WebSocketServer({ ...options, server: http, perMessageDeflate: false });
-  wss.on('connection', onConnection);
-  await new Promise<void>((resolve) => http.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
-  const { port } = http.address() as AddressInfo;
-  return {
-    port,
-    url: `ws://127.0.0.1:${port}`,
-    http,
-    wss,
-    async close() {
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
-}
-
-/** A {@link startPlainWsServer} whose sockets join `registry`, labelled `kind` from their `?kind=`. */
-export function serveRegistry(registry: ConnectionRegistry, options: ServerOptions = {}): Promise<PlainWsServer> {
-  return startPlainWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? 'unknown' } }), options);
+/** A ws server on 127.0.0.1 whose sockets join `registry`, labelled `kind` from their `?kind=`. */
+export function serveRegistry(registry: ConnectionRegistry, options: ServerOptions = {}): Promise<TestServer> {
+  return startWsServer((ws, req) => void registry.add(ws, { labels: { kind: queryParam(req, 'kind') ?? 'unknown' } }), options);
 }
 
 /** Stops the client fleet, closes every registered socket, then the server; any may be missing after a failed `before`. */
-export async function tearDown(fleet: { stop(): Promise<void> } | undefined, registry: ConnectionRegistry | undefined, server: PlainWsServer | undefined): Promise<void> {
+export async function tearDown(fleet: { stop(): Promise<void> } | undefined, registry: ConnectionRegistry | undefined, server: TestServer | undefined): Promise<void> {
   await fleet?.stop();
   await registry?.closeAll();
   await server?.close();

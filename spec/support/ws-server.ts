@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 
 export interface TestServer {
   port: number;
@@ -10,12 +11,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A ws server on 127.0.0.1 and an ephemeral port; `close()` terminates every socket. */
-export async function startWsServer(onConnection: (ws: WebSocket) => void): Promise<TestServer> {
+/**
+ * A ws server on 127.0.0.1 and an ephemeral port that hands each socket and its upgrade request
+ * to `onConnection`; `close()` terminates every socket. The backlog takes a fleet's burst of connects.
+ */
+export async function startWsServer(onConnection: (ws: WebSocket, req: IncomingMessage) => void, options: ServerOptions = {}): Promise<TestServer> {
   const http = createServer();
-  const wss = new WebSocketServer({ server: http });
+  const wss = new WebSocketServer({ ...options, server: http });
   wss.on('connection', onConnection);
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => http.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve));
   const { port } = http.address() as AddressInfo;
   return {
     port,
