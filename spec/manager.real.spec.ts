@@ -2,22 +2,11 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
 import { silentLogger } from '../lib/logger.js';
-import type { TimeoutConfig } from '../lib/config.js';
 import { startWsServer, type TestServer } from './support/ws-server.js';
 import { rawClient } from './support/raw-client.js';
+import { SHORT_TIMEOUTS } from './support/short-timeouts.js';
 
 // Real sockets on 127.0.0.1 with short real timeouts; no fake timers anywhere in this file.
-const FAST: Partial<TimeoutConfig> = {
-  heartbeatIntervalMs: 50,
-  pingIntervalMs: 50,
-  pongTimeoutMs: 150,
-  messageTimeoutMs: 200,
-  closeTimeoutMs: 200,
-  idleTimeoutMs: 0,
-  connectionTimeoutMs: 0,
-  resolutionMs: 10,
-};
-
 function opened(url: string, options?: WebSocket.ClientOptions): Promise<WebSocket> {
   const ws = new WebSocket(url, options);
   return new Promise((resolve, reject) => {
@@ -37,7 +26,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
   async function serve(handler: (manager: WebSocketTimeoutManager) => Promise<void> | void, options: ManagerOptions = {}) {
     managers = [];
     server = await startWsServer((ws) => {
-      const manager = new WebSocketTimeoutManager(ws, { logger: silentLogger, ...options, config: { ...FAST, ...options.config } });
+      const manager = new WebSocketTimeoutManager(ws, { logger: silentLogger, ...options, config: { ...SHORT_TIMEOUTS, ...options.config } });
       managers.push(manager);
       void handler(manager);
     });
@@ -85,7 +74,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
       const started = Date.now();
       const { code } = await closeEvent(client);
       expect(code).to.equal(1006); // no close frame: the peer was terminated
-      expect(Date.now() - started).to.be.at.least(FAST.pingIntervalMs! + FAST.pongTimeoutMs!);
+      expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.pingIntervalMs! + SHORT_TIMEOUTS.pongTimeoutMs!);
     });
 
     it('ends the loop with a normal close once the lifetime is over', async () => {
@@ -143,7 +132,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
     const started = Date.now();
     const outcome = await managers[0]!.gracefulClose(1000);
     expect(outcome).to.equal('terminated');
-    expect(Date.now() - started).to.be.at.least(FAST.closeTimeoutMs! - 5);
+    expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.closeTimeoutMs! - 5);
     expect(peer.frames.map((f) => f.opcode)).to.include(0x8);
     await peer.closed;
   });
@@ -156,7 +145,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
     const started = Date.now();
     const sent = await managers[0]!.sendTextWithTimeout('x'.repeat(32 * 1024 * 1024));
     expect(sent).to.equal(false);
-    expect(Date.now() - started).to.be.below(FAST.messageTimeoutMs! + 1_000);
+    expect(Date.now() - started).to.be.below(SHORT_TIMEOUTS.messageTimeoutMs! + 1_000);
     client.resume();
     const { code } = await closeEvent(client);
     expect([4003, 1006]).to.include(code);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { WebSocketTimeoutManager, silentLogger, type ManagerOptions, type TimeoutConfig } from '../../lib/index.js';
+import { WebSocketTimeoutManager, silentLogger, type ManagerOptions } from '../../lib/index.js';
 import { inMemoryHarness, realWsHarness, sleep, until, type Harness, type ServerSocket } from './harness.js';
+import { SHORT_TIMEOUTS } from '../support/short-timeouts.js';
 
 /**
  * One table of `ws` 8 behaviours, run once against the kit's in-memory pair and once against
@@ -491,19 +492,8 @@ const behaviours: Behaviour[] = [
 ];
 
 // ------------------------------------------------------------------ the manager on both
-const FAST: Partial<TimeoutConfig> = {
-  heartbeatIntervalMs: 50,
-  pingIntervalMs: 50,
-  pongTimeoutMs: 150,
-  messageTimeoutMs: 200,
-  closeTimeoutMs: 200,
-  idleTimeoutMs: 0,
-  connectionTimeoutMs: 0,
-  resolutionMs: 10,
-};
-
 function manage(server: ServerSocket, options: ManagerOptions = {}): WebSocketTimeoutManager {
-  return new WebSocketTimeoutManager(server, { logger: silentLogger, ...options, config: { ...FAST, ...options.config } });
+  return new WebSocketTimeoutManager(server, { logger: silentLogger, ...options, config: { ...SHORT_TIMEOUTS, ...options.config } });
 }
 
 const managerBehaviours: Behaviour[] = [
@@ -523,7 +513,7 @@ const managerBehaviours: Behaviour[] = [
       const manager = manage(server).start();
       const started = Date.now();
       expect(await client.waitForClose()).to.deep.equal({ code: 1006, reason: '' });
-      expect(Date.now() - started).to.be.at.least(FAST.pingIntervalMs! + FAST.pongTimeoutMs! - 5);
+      expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.pingIntervalMs! + SHORT_TIMEOUTS.pongTimeoutMs! - 5);
       expect(client.pings).to.be.at.least(1);
       expect(client.closeFrame).to.equal(null);
       expect(manager.state).to.equal('closed');
@@ -551,7 +541,7 @@ const managerBehaviours: Behaviour[] = [
       const ignoring = await h.connect({ answerClose: false });
       const started = Date.now();
       expect(await manage(ignoring.server).gracefulClose(4000, 'done')).to.equal('terminated');
-      expect(Date.now() - started).to.be.at.least(FAST.closeTimeoutMs! - 5);
+      expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.closeTimeoutMs! - 5);
       expect(await ignoring.client.waitForClose()).to.deep.equal({ code: 4000, reason: 'done' });
     },
   },
