@@ -406,6 +406,8 @@ export class TestClient extends EventEmitter {
   private closeFrameReceived = false;
   /** The connection is over; the client learns it once it has read what is left. */
   private ended = false;
+  /** The index in `received` of the message `nextMessage()` returns next. */
+  private readCursor = 0;
   private messageWaiters: Array<() => void> = [];
   private closeWaiters: Array<(frame: CloseFrame) => void> = [];
 
@@ -504,37 +506,46 @@ export class TestClient extends EventEmitter {
     this.absorbBudget = options.bufferBytes ?? DEFAULT_VANISHED_BUFFER_BYTES;
   }
 
-  /** Parsed JSON of every text frame received. */
-  receivedJson(): unknown[] {
-    return this.received.filter((m): m is string => typeof m === 'string').map((m) => JSON.parse(m) as unknown);
+  /**
+   * Parsed JSON of every text frame received, typed as `T[]`: an unchecked cast, nothing
+   * verifies that the frames have that shape.
+   */
+  receivedJson<T = unknown>(): T[] {
+    return this.received.filter((m): m is string => typeof m === 'string').map((m) => JSON.parse(m) as T);
   }
 
   /**
-   * Resolves with the frame at `index` of {@link received} — by default the next one the server
-   * sends. Rejects if the connection closes first.
+   * Reads the next message: the first one in {@link received} that no `nextMessage()` or
+   * `nextJson()` call has returned yet. The client keeps a read cursor, which starts at 0 and
+   * moves one message on with each call, so a message that arrived before the call (during a
+   * `tickAsync()` or `flush()`) is returned at once, and each message is returned once. Calls
+   * made before their message arrives claim successive messages, in call order.
+   *
+   * With `index`, reads `received[index]` instead and moves the cursor just past it.
+   *
+   * Resolves as soon as that message has arrived; rejects if the connection has closed (as the
+   * client sees it, {@link closeEvent}) without it.
    */
-  nextMessage(index: number = this.received.length): Promise<Message> {
-    if (this.received.length > index) return Promise.resolve(this.received[index]!);
+  nextMessage(index: number = this.readCursor): Promise<Message> {
+    if (!Number.isInteger(index) || index < 0) {
+      return Promise.reject(new RangeError(`TestClient.nextMessage(index): index must be an integer >= 0, got ${String(index)}`));
+    }
+    this.readCursor = index + 1;
     return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        if (this.received.length > index) {
-          resolve(this.received[index]!);
-          return true;
-        }
-        if (this.state === ReadyState.CLOSED) {
+      const check = (): void => {
+        if (this.received.length > index) resolve(this.received[index]!);
+        else if (this.state === ReadyState.CLOSED) {
           reject(new Error(`TestClient: the connection closed (${this.closeEvent?.code}) before message #${index} arrived`));
-          return true;
-        }
-        return false;
+        } else this.messageWaiters.push(check);
       };
-      const wait = (): void => {
-        if (!check()) this.messageWaiters.push(wait);
-      };
-      wait();
+      check();
     });
   }
 
-  /** Like {@link nextMessage}, parsed as JSON (the frame must be text). */
+  /**
+   * {@link nextMessage}, parsed as JSON (the frame must be text), typed as `T`: an unchecked
+   * cast, nothing verifies that the message has that shape.
+   */
   async nextJson<T = unknown>(index?: number): Promise<T> {
     const message = await this.nextMessage(index);
     if (typeof message !== 'string') throw new TypeError('TestClient.nextJson: the server sent a binary frame, not JSON text');

@@ -159,7 +159,11 @@ class WsClientDriver implements ClientDriver {
     return this.received.filter((m): m is string => typeof m === 'string').map((m) => JSON.parse(m) as unknown);
   }
 
-  async nextMessage(index: number = this.received.length): Promise<Message> {
+  /** The index of the message `nextMessage()` reads next, as in `TestClient`. */
+  private readCursor = 0;
+
+  async nextMessage(index: number = this.readCursor): Promise<Message> {
+    this.readCursor = index + 1;
     await until(() => this.received.length > index || this.closeEvent !== null, `message #${index}`);
     if (this.received.length > index) return this.received[index]!;
     throw new Error(`the connection closed (${this.closeEvent?.code}) before message #${index} arrived`);

@@ -4,12 +4,19 @@ import { createSocketPair, createTestClock, type TestClock } from '../../lib/tes
 // What the conformance table cannot show on real sockets in a few milliseconds (ws's own
 // 30-second close timeout, the vanished peer's buffers) and the client helpers themselves.
 // The shared behaviours live in socket-conformance.spec.ts.
+const STILL_WAITING = Symbol('still waiting');
+
 describe('createSocketPair()', () => {
   let t: TestClock;
 
   beforeEach(() => {
     t = createTestClock();
   });
+
+  /** What `promise` settled with once pending frames and promise callbacks have run, else STILL_WAITING: a wait that would hang fails at once. */
+  function settledNow<T>(promise: Promise<T>): Promise<T | typeof STILL_WAITING> {
+    return Promise.race([promise, t.flush().then((): typeof STILL_WAITING => STILL_WAITING)]);
+  }
 
   describe('InMemoryServerSocket', () => {
     it("destroys the connection 30 s after its close frame when the client never answers, as ws's closeTimeout does", async () => {
@@ -76,25 +83,89 @@ describe('createSocketPair()', () => {
       expect(events).to.deep.equal([['message', 'hi', false], ['ping', 'p'], ['close', 4000, 'bye']]);
     });
 
-    it('nextMessage() resolves with the next frame, or one already received at the given index', async () => {
+    it('nextMessage() resolves at once with a message that arrived before it was called', async () => {
+      // The hang users met: the welcome arrived during a flush or tick, then nextJson() waited for a second message.
       const { server, client } = createSocketPair();
-      server.send('first');
+      server.send('welcome');
       await t.flush();
-      expect(await client.nextMessage(0)).to.equal('first');
-      const next = client.nextMessage();
-      server.send('second');
-      server.send('third');
-      expect(await next).to.equal('second');
-      expect(await client.nextMessage(2)).to.equal('third');
+      expect(client.received).to.deep.equal(['welcome']);
+      expect(await settledNow(client.nextMessage())).to.equal('welcome');
     });
 
-    it('nextMessage() rejects when the connection closes first, naming the close code', async () => {
+    it('nextMessage() and nextJson() share one read cursor: each message is returned once, in order, then they wait', async () => {
       const { server, client } = createSocketPair();
-      const next = client.nextMessage();
+      server.send('"a"');
+      server.send('"b"');
+      await t.flush();
+      expect(await settledNow(client.nextMessage())).to.equal('"a"');
+      expect(await settledNow(client.nextJson())).to.equal('b');
+      const third = client.nextMessage();
+      expect(await settledNow(third)).to.equal(STILL_WAITING);
+      server.send('"c"');
+      expect(await settledNow(third)).to.equal('"c"');
+    });
+
+    it('calls made before the messages arrive get successive messages', async () => {
+      const { server, client } = createSocketPair();
+      const first = client.nextMessage();
+      const second = client.nextMessage();
+      server.send('one');
+      server.send('two');
+      expect(await settledNow(Promise.all([first, second]))).to.deep.equal(['one', 'two']);
+    });
+
+    it('nextMessage(index) returns received[index], waiting for it if needed, and moves the cursor past it', async () => {
+      const { server, client } = createSocketPair();
+      server.send('first');
+      server.send('second');
+      await t.flush();
+      expect(await settledNow(client.nextMessage(1))).to.equal('second');
+      const third = client.nextMessage(2);
+      server.send('third');
+      server.send('fourth');
+      expect(await settledNow(third)).to.equal('third');
+      expect(await settledNow(client.nextMessage())).to.equal('fourth');
+      expect(await settledNow(client.nextMessage(0))).to.equal('first');
+      expect(await settledNow(client.nextMessage())).to.equal('second');
+      for (const index of [-1, 1.5]) {
+        expect(await settledNow(client.nextMessage(index).catch(String))).to.match(/RangeError: .*index must be an integer >= 0, got/);
+      }
+    });
+
+    it('nextMessage() still returns the unread messages once the connection has closed, then rejects naming the close code', async () => {
+      const { server, client } = createSocketPair();
+      server.send('last words');
       server.close(4001, 'idle_timeout');
-      let error: unknown;
-      await next.catch((err: unknown) => (error = err));
-      expect(String(error)).to.match(/closed \(4001\) before message #0/);
+      await t.flush();
+      expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+      expect(await settledNow(client.nextMessage())).to.equal('last words');
+      const error = await settledNow(client.nextMessage().catch((err: unknown) => err));
+      expect(String(error)).to.match(/closed \(4001\) before message #1 arrived/);
+    });
+
+    it('nextMessage() rejects when the connection closes while it waits', async () => {
+      const { server, client } = createSocketPair();
+      const next = client.nextMessage().catch((err: unknown) => err);
+      server.close(4001, 'idle_timeout');
+      expect(String(await settledNow(next))).to.match(/closed \(4001\) before message #0 arrived/);
+    });
+
+    it('receivedJson<T>() and nextJson<T>() return the type the test names, an unchecked cast', async () => {
+      interface Welcome {
+        type: 'welcome';
+        room: string;
+      }
+      const { server, client } = createSocketPair();
+      const next: Promise<Welcome> = client.nextJson<Welcome>();
+      const after: Promise<Welcome> = client.nextJson<Welcome>();
+      server.send('{"type":"welcome","room":"lobby"}');
+      server.send('{"type":"other"}');
+      await t.flush();
+      const all: Welcome[] = client.receivedJson<Welcome>();
+      expect(all[0]!.room).to.equal('lobby');
+      expect((await next).room).to.equal('lobby');
+      // Nothing is checked: a message of another shape comes back typed as a Welcome all the same.
+      expect(await after).to.deep.equal({ type: 'other' });
     });
 
     it('nextJson() parses the next frame and refuses a binary one', async () => {
