@@ -56,12 +56,15 @@ export interface ConnectHandlerOptions {
   managerOptions?: ManagerOptions;
   /**
    * Where the gateway would create managers (`attachWebSockets(server, app, { registry })`): a
-   * `ConnectionRegistry` fits. `add` must return a started manager.
+   * `ConnectionRegistry` fits. `add` must return a started manager. Its managers run on the
+   * registry's `clock`: build it with the test clock (`new ConnectionRegistry({ clock: t.clock })`).
    */
-  registry?: { add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager };
+  registry?: { readonly clock?: Clock; add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager };
   /**
    * The clock of the manager and of the pair: `createTestClock()`'s result or its `.clock`.
-   * @default the `installTestClock()` in force, else the global timers
+   * With a `registry`, it must be the registry's own clock (else this throws a `TypeError`):
+   * the registry's managers run on that one whatever is passed here.
+   * @default the registry's clock, else the `installTestClock()` in force, else the global timers
    */
   clock?: Clock | { readonly clock: Clock };
   /** The manager's logger (try `captureLogs().logger`). @default silent */
@@ -100,12 +103,23 @@ function expressApp(): Express {
   return (app ??= express());
 }
 
-function resolveClock(clock: ConnectHandlerOptions['clock']): Clock | undefined {
+function resolveClock({ clock: option, registry }: ConnectHandlerOptions): Clock | undefined {
+  const given = option === undefined || !('clock' in option) ? option : option.clock;
+  if (registry?.clock !== undefined) {
+    // registry.add() builds the manager on the registry's clock, whatever the options say: a
+    // test that ticks another clock would wait forever for a timeout.
+    if (given !== undefined && given !== registry.clock) {
+      throw new TypeError(
+        "connectHandler: the registry runs on another clock than the clock option, so its managers would never time out as that clock moves. " +
+          'Build the registry with the test clock (new ConnectionRegistry({ clock: t.clock })), or leave out the clock option to use the registry\'s.',
+      );
+    }
+    return registry.clock;
+  }
   // Under installTestClock(), its own clock object reads the same faked globals as the default
   // clock, but gives this install its own shared scheduler: the default clock's scheduler
   // outlives each install and would lag when the next install starts at an earlier time.
-  if (clock === undefined) return installedTestClock();
-  return 'clock' in clock ? clock.clock : clock;
+  return given ?? installedTestClock();
 }
 
 function urlOf(path: string, query: ConnectHandlerOptions['query']): string {
@@ -168,16 +182,17 @@ function buildRequest(options: ConnectHandlerOptions, wsTimeouts: TimeoutConfig)
  * ```
  *
  * @throws {ConfigError} When `env` or `config` (or the route's `managerOptions.config`) is invalid.
+ * @throws {TypeError} When `clock` is not the clock of the given `registry`.
  */
 export function connectHandler(handler: WebSocketHandler, options: ConnectHandlerOptions = {}): ConnectedHandler {
   if (typeof handler !== 'function') {
     throw new TypeError(`connectHandler(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
   }
+  const clock = resolveClock(options);
   const wsTimeouts = resolveTimeoutConfig(loadTimeoutConfig(options.env ?? {}), options.config);
   const { req, res } = buildRequest(options, wsTimeouts);
   options.prepare?.(req, res);
 
-  const clock = resolveClock(options.clock);
   const route = options.managerOptions ?? {};
   const managerOptions: ManagerOptions = { ...route, labels: { ...route.labels, route: options.route ?? options.path ?? '/' } };
   // Silent by default, except that a registry keeps its own logger unless one is given.

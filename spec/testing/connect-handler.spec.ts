@@ -198,6 +198,26 @@ describe('connectHandler()', () => {
     expect(registry.size).to.equal(0);
   });
 
+  it("refuses a clock that is not the registry's: the registry's managers would never time out on it", () => {
+    const onRealTime = new ConnectionRegistry({ logger: silentLogger });
+    for (const clock of [t, t.clock]) {
+      expect(() => connectHandler(() => undefined, { clock, registry: onRealTime })).to.throw(
+        TypeError,
+        /registry runs on another clock.*new ConnectionRegistry\(\{ clock: t\.clock \}\).*or leave out the clock option/,
+      );
+    }
+    expect(onRealTime.size).to.equal(0);
+  });
+
+  it("runs the pair on the registry's clock when no clock is given", async () => {
+    const registry = new ConnectionRegistry({ clock: t.clock, logger: silentLogger });
+    const { server, client } = connectHandler(() => undefined, { registry, answerClose: false });
+    server.close(1000); // the client never answers: ws's 30 s close timeout ends the connection
+    await t.tickAsync(30_000);
+    expect(server.readyState).to.equal(3);
+    expect(client.closeEvent).to.deep.equal({ code: 1000, reason: '' });
+  });
+
   it('drives the pair from the options: a client that ignores pings is terminated', async () => {
     const { client, manager } = connectHandler(() => undefined, { clock: t, autoPong: false, config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 1_000 } });
     await t.tickAsync(3_000);
