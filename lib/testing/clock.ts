@@ -10,9 +10,7 @@
 import { createRequire } from 'node:module';
 import type * as FakeTimers from '@sinonjs/fake-timers';
 import type { Clock } from '../clock.js';
-
-/** What ws-timeouts needs faked; `nextTick`, `queueMicrotask` and `setImmediate` stay real. */
-export const SAFE_TO_FAKE = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] as const;
+import { refuseUnsafeFakeTimers, SAFE_TO_FAKE } from './fake-timers-safety.js';
 
 export interface TestClock {
   /** Pass as the `clock` option of managers, registries, schedulers, `createSocketPair` and `connectHandler`. */
@@ -79,22 +77,27 @@ function wrap(fake: FakeTimers.Clock): TestClock {
     fake,
     now: () => fake.now,
     async tickAsync(ms) {
+      refuseUnsafeFakeTimers('tickAsync()');
       if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
         throw new RangeError(`tickAsync(ms): ms must be a finite number of milliseconds >= 0, got ${String(ms)}`);
       }
       await fake.tickAsync(ms);
       await settle();
     },
-    flush: settle,
+    async flush() {
+      refuseUnsafeFakeTimers('flush()');
+      await settle();
+    },
   };
 }
 
 /** A private fake clock to inject (`{ clock: t.clock }`): no global is touched. */
 export function createTestClock(start: number = DEFAULT_START): TestClock {
+  refuseUnsafeFakeTimers('createTestClock()');
   return wrap(loadFakeTimers().createClock(start));
 }
 
-let installed: TestClock | undefined;
+let installed: (TestClock & { uninstall(): void }) | undefined;
 
 /** @internal the clock of the `installTestClock()` in force, if any (`connectHandler` uses it) */
 export function installedTestClock(): Clock | undefined {
@@ -104,9 +107,18 @@ export function installedTestClock(): Clock | undefined {
 /**
  * Installs fake timers on the globals with {@link SAFE_TO_FAKE}, for code that does not take a
  * `clock` (the library's default clock reads the globals at call time). Call `uninstall()` in
- * `afterEach`; installing twice throws.
+ * `afterEach`: installing again before that throws, after undoing the install left in force.
  */
 export function installTestClock(start: number = DEFAULT_START): TestClock & { uninstall(): void } {
+  refuseUnsafeFakeTimers('installTestClock()');
+  if (installed) {
+    // A test failed before its uninstall(): undo its install, so the tests after this one get the real Date.
+    installed.uninstall();
+    throw new Error(
+      'installTestClock(): the previous installTestClock() was never uninstalled, so Date and the timers stayed faked. ' +
+        'It is uninstalled now; call uninstall() in afterEach (it runs even when a test fails) or in a finally block.',
+    );
+  }
   const fake = loadFakeTimers().install({ now: start, toFake: [...SAFE_TO_FAKE] });
   const testClock: TestClock & { uninstall(): void } = {
     ...wrap(fake),

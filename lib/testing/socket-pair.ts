@@ -2,7 +2,7 @@
  * An in-memory connected pair: a server-side socket that behaves like a `ws` 8 server socket
  * (the manager cannot tell them apart) and a client handle the test drives. No port, no
  * network, no real time: frames travel on microtasks, so the pair runs under fake timers whose
- * `toFake` list leaves `queueMicrotask` alone (`SAFE_TO_FAKE` in ./clock.ts).
+ * `toFake` list leaves `queueMicrotask` alone (`SAFE_TO_FAKE`; ./fake-timers-safety.ts refuses others).
  *
  * Each direction is an ordered queue of frames (data, ping, pong, close), as on a TCP
  * connection: a side that stops reading sees nothing more — not even pings or the close frame —
@@ -20,6 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { ReadyState, type ManagedSocket, type Message } from '../socket.js';
+import { refuseUnsafeFakeTimers } from './fake-timers-safety.js';
 
 /** The code and reason of a close frame, or of a connection's end (`1006` when no close frame came). */
 export interface CloseFrame {
@@ -527,6 +528,11 @@ export class TestClient extends EventEmitter {
    * client sees it, {@link closeEvent}) without it.
    */
   nextMessage(index: number = this.readCursor): Promise<Message> {
+    try {
+      refuseUnsafeFakeTimers('TestClient.nextMessage()');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (!Number.isInteger(index) || index < 0) {
       return Promise.reject(new RangeError(`TestClient.nextMessage(index): index must be an integer >= 0, got ${String(index)}`));
     }
@@ -557,6 +563,11 @@ export class TestClient extends EventEmitter {
    * has). A client that is not reading sees it only after `startReading()`.
    */
   waitForClose(): Promise<CloseFrame> {
+    try {
+      refuseUnsafeFakeTimers('TestClient.waitForClose()');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (this.closeEvent) return Promise.resolve(this.closeEvent);
     return new Promise((resolve) => this.closeWaiters.push(resolve));
   }
@@ -682,6 +693,7 @@ export class TestClient extends EventEmitter {
  * handler), drive `client` from the test.
  */
 export function createSocketPair(options: SocketPairOptions = {}): { server: InMemoryServerSocket; client: TestClient } {
+  refuseUnsafeFakeTimers('createSocketPair()');
   const server = new InMemoryServerSocket(options);
   const client = new TestClient(server, options);
   server.peer = client;

@@ -99,12 +99,16 @@ describe('installTestClock()', () => {
     expect(Date.now()).to.be.above(DEFAULT_START);
   });
 
-  it('refuses to install twice', () => {
-    const t = installTestClock();
+  it('after an install a failing test never uninstalled, uninstalls it, so later tests get the real Date, and throws naming the fix', () => {
+    const realDate = Date;
+    const stale = installTestClock(0); // a test failed before its uninstall() and had no afterEach
     try {
-      expect(() => installTestClock()).to.throw(/twice/);
+      expect(() => installTestClock()).to.throw(Error, /never uninstalled.*afterEach/);
+      expect(Date).to.equal(realDate);
+      expect(Date.now()).to.be.above(0);
+      installTestClock().uninstall(); // and the next install works
     } finally {
-      t.uninstall();
+      stale.uninstall(); // a no-op once undone
     }
   });
 });
