@@ -33,7 +33,8 @@ describe('roomHandler', () => {
     await t.tickAsync(5 * 60_000 - 1); // 4:59.999: still open
     expect(client.closeEvent).to.equal(null);
     await t.tickAsync(1_001); // + one scheduler tick (WS_TIMER_RESOLUTION: 1 s)
-    expect(client.receivedJson().at(-1)).to.include({ type: 'connectionTimeout', reason: 'idle' });
+    // nextJson() reads the next unread message: here the notice that arrived during the tick.
+    expect(await client.nextJson()).to.include({ type: 'connectionTimeout', reason: 'idle' });
     expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
   });
 
