@@ -3,10 +3,8 @@ import { CloseCode, type WebSocketHandler } from '../../lib/index.js';
 import { captureLogs, connectHandler, createTestClock, installTestClock } from '../../lib/testing/index.js';
 
 // Written the way a user of the library tests their own handlers: only the public entry points,
-// fake time, no port. Each story covers minutes or hours of fake time in a few real
-// milliseconds (5–25 ms here); the 50 ms bound is the issue's promise. On a loaded 2-core
-// machine another process can take the CPU for longer than that, hence the retries.
-const REAL_TIME_BUDGET_MS = 50;
+// fake time, no port. Each story covers minutes or hours of fake time; that this costs few
+// wake-ups (hence few real milliseconds) is counted, not timed, in spec/scheduler.spec.ts.
 
 /** A chat-room route: `app.get('/ws/rooms/:room', auth, websocket(roomHandler))`. */
 const roomHandler: WebSocketHandler = async (manager, req) => {
@@ -25,35 +23,8 @@ const dashboardHandler: WebSocketHandler = async (manager) => {
   clearInterval(timer);
 };
 
-describe('testing your own handlers with ws-timeouts/testing', function () {
-  this.retries(2);
-
-  before(async () => {
-    // Load fake-timers and Express and let V8 optimise the code paths once (the first runs of a
-    // process are several times slower), so each story below measures only itself.
-    for (let round = 0; round < 3; round++) {
-      for (const [env, ms, autoPong] of [
-        [{ WS_IDLE_TIMEOUT: '300', WS_CONNECTION_TIMEOUT: '3600' }, 301_000, true],
-        [{ WS_IDLE_TIMEOUT: '0', WS_CONNECTION_TIMEOUT: '7200' }, 7_230_000, true],
-        [{}, 90_000, false],
-      ] as const) {
-        const t = createTestClock();
-        const { client } = connectHandler(roomHandler, { clock: t, env, autoPong, params: { room: 'warm-up' } });
-        client.send('hi');
-        await t.tickAsync(ms);
-      }
-      const t = installTestClock();
-      try {
-        connectHandler(dashboardHandler).client.vanish();
-        await t.tickAsync(90_000);
-      } finally {
-        t.uninstall();
-      }
-    }
-  });
-
+describe('testing your own handlers with ws-timeouts/testing', () => {
   it('idle 5 minutes: sends the connectionTimeout notice, then closes with 4001', async () => {
-    const started = performance.now();
     const t = createTestClock();
     const { client, request } = connectHandler(roomHandler, {
       clock: t,
@@ -79,11 +50,9 @@ describe('testing your own handlers with ws-timeouts/testing', function () {
     await t.tickAsync(2_000);
     expect(client.receivedJson().at(-1)).to.deep.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: 300 });
     expect(client.closeEvent).to.deep.equal({ code: CloseCode.IdleTimeout, reason: 'idle_timeout' });
-    expect(performance.now() - started).to.be.below(REAL_TIME_BUDGET_MS);
   });
 
   it('silent peer: terminated after ping interval + pong timeout, with no close frame', async () => {
-    const started = performance.now();
     // The handler uses setInterval itself, so fake the globals (setTimeout, setInterval, Date only).
     const t = installTestClock();
     try {
@@ -107,11 +76,9 @@ describe('testing your own handlers with ws-timeouts/testing', function () {
     } finally {
       t.uninstall();
     }
-    expect(performance.now() - started).to.be.below(REAL_TIME_BUDGET_MS);
   });
 
   it('lifetime 2 hours with up to 10 minutes of jitter: sends the notice, then closes with 4002', async () => {
-    const started = performance.now();
     const t = createTestClock();
     const { client, manager } = connectHandler(roomHandler, {
       clock: t,
@@ -131,11 +98,9 @@ describe('testing your own handlers with ws-timeouts/testing', function () {
     await t.tickAsync(26_000);
     expect(client.receivedJson().at(-1)).to.include({ type: 'connectionTimeout', reason: 'max_lifetime', lifetimeSeconds: 6_900 });
     expect(client.closeEvent).to.deep.equal({ code: CloseCode.MaxLifetime, reason: 'max_lifetime' });
-    expect(performance.now() - started).to.be.below(REAL_TIME_BUDGET_MS);
   });
 
   it('slow consumer: the send resolves false at its deadline and the peer is closed with 4003', async () => {
-    const started = performance.now();
     const t = createTestClock();
     const { client, manager, done } = connectHandler(roomHandler, { clock: t, params: { room: 'lobby' }, config: { messageTimeoutMs: 1_000 } });
     await client.nextJson();
@@ -155,6 +120,5 @@ describe('testing your own handlers with ws-timeouts/testing', function () {
     client.startReading();
     expect(await client.waitForClose()).to.deep.equal({ code: CloseCode.SendTimeout, reason: 'send_timeout' });
     expect(client.receivedJson().at(-1)).to.include({ type: 'message', text: 'are you there?' });
-    expect(performance.now() - started).to.be.below(REAL_TIME_BUDGET_MS);
   });
 });
