@@ -1,14 +1,15 @@
 /**
- * Which timers a test may fake, and a guard against fake timers that fake what must stay real. `@sinonjs/fake-timers`' `install()` without
- * a `toFake` list (and `sinon.useFakeTimers()`, and jest's modern timers) fakes `queueMicrotask`,
- * `process.nextTick` and `setImmediate` too: the in-memory sockets and Node's own I/O run on them,
- * so every wait of the test hangs until the test runner's timeout, and a test that hangs never
- * reaches its own `uninstall()`, leaving `Date` faked for the tests after it.
+ * Which timers a test may fake, and a guard against fake timers that fake what must stay real.
+ * `@sinonjs/fake-timers`' `install()` without a `toFake` list (and `sinon.useFakeTimers()`) fakes
+ * `queueMicrotask`, `process.nextTick` and `setImmediate` too: the in-memory sockets and Node's
+ * own I/O run on them, so every wait of the test hangs until the test runner's timeout, and a
+ * test that hangs never reaches its own `uninstall()`, leaving `Date` faked for the tests after it.
  *
  * fake-timers marks each function it installs with the clock that installed it (`fn.clock`), so
- * the kit checks the globals whenever it is called, uninstalls such a clock (a no-op for the
- * test's own later `uninstall()`) and throws an error that names the fix.
+ * every kit entry point checks the globals: it uninstalls such a clock (the test's own later
+ * `uninstall()` is then a no-op) and throws an error that names the fix.
  */
+
 /** What ws-timeouts needs faked; `nextTick`, `queueMicrotask` and `setImmediate` stay real. */
 export const SAFE_TO_FAKE = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] as const;
 

@@ -528,16 +528,12 @@ export class TestClient extends EventEmitter {
    * client sees it, {@link closeEvent}) without it.
    */
   nextMessage(index: number = this.readCursor): Promise<Message> {
-    try {
-      refuseUnsafeFakeTimers('TestClient.nextMessage()');
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    if (!Number.isInteger(index) || index < 0) {
-      return Promise.reject(new RangeError(`TestClient.nextMessage(index): index must be an integer >= 0, got ${String(index)}`));
-    }
-    this.readCursor = index + 1;
     return new Promise((resolve, reject) => {
+      refuseUnsafeFakeTimers('TestClient.nextMessage()');
+      if (!Number.isInteger(index) || index < 0) {
+        throw new RangeError(`TestClient.nextMessage(index): index must be an integer >= 0, got ${String(index)}`);
+      }
+      this.readCursor = index + 1;
       const check = (): void => {
         if (this.received.length > index) resolve(this.received[index]!);
         else if (this.state === ReadyState.CLOSED) {
@@ -563,13 +559,11 @@ export class TestClient extends EventEmitter {
    * has). A client that is not reading sees it only after `startReading()`.
    */
   waitForClose(): Promise<CloseFrame> {
-    try {
+    return new Promise((resolve) => {
       refuseUnsafeFakeTimers('TestClient.waitForClose()');
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    if (this.closeEvent) return Promise.resolve(this.closeEvent);
-    return new Promise((resolve) => this.closeWaiters.push(resolve));
+      if (this.closeEvent) resolve(this.closeEvent);
+      else this.closeWaiters.push(resolve);
+    });
   }
 
   /** @internal a frame from the server */
