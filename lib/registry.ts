@@ -58,7 +58,7 @@ export interface RegistryOptions {
   metrics?: TimeoutMetrics;
   /** Sessions `cleanupInactiveSessions` handles before it yields to the event loop. @default 50 */
   batchSize?: number;
-  /** `getHealth()` and `healthHandler` report `degraded` above this many active sessions. @default 1000 */
+  /** `checkHealth()` and `healthHandler` report `degraded` at this many active sessions or more. @default 1000 */
   degradedThreshold?: number;
   /**
    * Inactivity (ms, no application message in or out) after which `cleanupInactiveSessions()`
@@ -118,7 +118,10 @@ export interface SessionMetrics {
   memoryUsageMb: number;
   /** Connections ended by each timeout reason. */
   timeoutsByReason: Record<TimeoutReason, number>;
-  /** The periodic cleanup of `startCleanupScheduler` is running. */
+  /**
+   * Sessions are being expired in the background: the periodic cleanup of
+   * `startCleanupScheduler` runs, or (until `stop()`) the scheduler closes idle sessions.
+   */
   cleanupSchedulerRunning: boolean;
 }
 
@@ -492,7 +495,8 @@ export class ConnectionRegistry {
       averageSessionDurationMs: s.closedSessions === 0 ? 0 : Math.round(s.totalDurationMs / s.closedSessions),
       memoryUsageMb: Math.round((bytes / 1_048_576) * 1000) / 1000,
       timeoutsByReason: { ...this.reasonCounts },
-      cleanupSchedulerRunning: this.cleanupIntervalMs > 0,
+      // Sessions expire in the background: periodic cleanup runs, or idle closes on the scheduler.
+      cleanupSchedulerRunning: this.cleanupIntervalMs > 0 || (this.lifecycle !== 'stopped' && this.config.idleTimeoutMs > 0),
     };
   }
 
