@@ -579,9 +579,10 @@ describe('ConnectionRegistry', () => {
       connect(registry);
       await t.tickAsync(10_000);
       await registry.cleanupInactiveSessions(5_000);
-      const line = logs.find('Cleaned up 2 inactive session(s)');
+      const line = logs.find('Session cleanup completed');
       expect(line?.level).to.equal('info');
       expect(line?.meta).to.include({ cleanupCount: 2, errorsEncountered: 0, sessionsChecked: 2, maxAgeMs: 5_000 });
+      expect(line?.meta.memoryFreedMb).to.equal(Math.round(((2 * ESTIMATED_SESSION_BYTES) / 1_048_576) * 1000) / 1000);
       expect(line?.meta.durationMs).to.be.a('number');
       expect(JSON.stringify(line?.meta)).to.not.match(/secret-user|abc/);
     });

@@ -6,7 +6,7 @@
  * 4001), `SESSION_CLEANUP_BATCH_SIZE` at a time, and their stored data is deleted afterwards.
  *
  * - `ws /ws/session`  sends `{"type":"session","sessionId":…}`; each message counts as activity and gets `{"type":"ack"}`
- * - `GET /health`     `healthy`, or `degraded` above 1000 sessions or `SESSION_MAX_MEMORY_MB`
+ * - `GET /health`     `services.session_manager: {status, metrics}`: `degraded` at 1000 sessions or more, or above `SESSION_MAX_MEMORY_MB`
  * - `GET /metrics`    Prometheus text
  *
  *     SESSION_TIMEOUT_MINUTES=30 SESSION_CLEANUP_INTERVAL_MINUTES=15 npx tsx examples/session-cleanup/server.ts
@@ -70,7 +70,8 @@ const registry = new ConnectionRegistry({
 
 const app = express();
 app.disable('x-powered-by');
-app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb }));
+// The shape the service's probes read: {status, services: {session_manager: {status, reasons, metrics}}}.
+app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb, service: 'session_manager' }));
 app.get('/metrics', metricsHandler(metrics));
 app.get('/ws/session', websocket(sessions.handler));
 
