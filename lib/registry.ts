@@ -545,17 +545,11 @@ export class ConnectionRegistry {
         user.onTimeout?.(reason, manager);
       },
     };
-    // Called on every pong and every scheduler visit: only installed when someone listens.
+    // Called on every pong: only installed when someone listens.
     if (this.metrics || user.onPong) {
       out.onPong = (rttMs, manager) => {
         this.metrics?.roundTrip(rttMs);
         user.onPong?.(rttMs, manager);
-      };
-    }
-    if (this.metrics || user.onCheck) {
-      out.onCheck = (manager) => {
-        this.metrics?.checked();
-        user.onCheck?.(manager);
       };
     }
     return out;
@@ -605,7 +599,7 @@ export class ConnectionRegistry {
     const durationMs = this.clock.now() - manager.connectedAt;
     this.stats.closedSessions++;
     this.stats.totalDurationMs += durationMs;
-    this.metrics?.connectionClosed(durationMs);
+    this.metrics?.connectionClosed(durationMs, timeoutReason);
     const total = this.connections.size;
     this.logger.info(
       'WebSocket closed',
