@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
 // Acceptance: the example started as its README says (`npx tsx examples/idle-handler/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
@@ -82,6 +82,14 @@ describe('examples/idle-handler (seed 002)', function () {
     const code = await app.stop('SIGTERM');
     expect(await listener.closed).to.deep.equal({ code: 1001, reason: 'going_away' });
     expect(code).to.equal(0);
+  });
+
+  it('lists its variables in .env.example with the defaults it logs at start-up', async () => {
+    const defaults = await startExample(SCRIPT);
+    await defaults.stop('SIGTERM');
+    const settings = defaults.logs().find((l) => l.message === 'idle-handler listening')!;
+    expect(Number(envExampleDefault('CONNECTION_IDLE_TIMEOUT_SECONDS'))).to.equal(settings.idleSeconds);
+    expect(Number(envExampleDefault('TIMEOUT_CHECK_INTERVAL_SECONDS'))).to.equal(settings.checkIntervalSeconds);
   });
 
   it('refuses a bad CONNECTION_IDLE_TIMEOUT_SECONDS on stderr and exits 1 before listening', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
 // Acceptance: the example started as its README says (`npx tsx examples/session-cleanup/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
@@ -110,6 +110,16 @@ describe('examples/session-cleanup (seed 003)', function () {
       socket.ws.terminate();
       await small.stop('SIGTERM');
     }
+  });
+
+  it('lists its variables in .env.example with the defaults it logs at start-up', async () => {
+    const defaults = await startExample(SCRIPT);
+    await defaults.stop('SIGTERM');
+    const settings = defaults.logs().find((l) => l.message === 'session-cleanup listening')!;
+    expect(Number(envExampleDefault('SESSION_TIMEOUT_MINUTES')) * 60_000).to.equal(settings.sessionTimeoutMs);
+    expect(Number(envExampleDefault('SESSION_CLEANUP_INTERVAL_MINUTES')) * 60_000).to.equal(settings.cleanupIntervalMs);
+    expect(Number(envExampleDefault('SESSION_CLEANUP_BATCH_SIZE'))).to.equal(settings.batchSize);
+    expect(Number(envExampleDefault('SESSION_MAX_MEMORY_MB'))).to.equal(settings.maxMemoryMb);
   });
 
   it('refuses bad SESSION_CLEANUP_BATCH_SIZE and SESSION_CLEANUP_INTERVAL_MINUTES together on stderr and exits 1', async () => {
