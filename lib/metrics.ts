@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics for many connections (seed 002's CloudWatch metrics, seed 003's session
+ * Prometheus metrics for many connections (an idle handler's CloudWatch metrics, a session service's
  * metrics), through prom-client. `ConnectionRegistry` records into a {@link TimeoutMetrics};
  * {@link metricsHandler} serves them as Prometheus text.
  *

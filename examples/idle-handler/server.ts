@@ -1,5 +1,5 @@
 /**
- * Seed 002 on ws-timeouts: the idle-connection handler of a live-translation service.
+ * The idle-connection handler of a live-translation service, on ws-timeouts.
  * Speakers talk, listeners hear; a connection with no message for
  * `CONNECTION_IDLE_TIMEOUT_SECONDS` gets the `connectionTimeout` notice, is closed with 4001,
  * and the disconnect handler runs afterwards, asynchronously. Timeouts are counted by role and
@@ -37,7 +37,7 @@ const registry = new ConnectionRegistry({
   // timeouts_total{reason,role}, idle_detected_total; connections_checked_total (connections each
   // sweep examined) and connections_closed_total (connections closed for inactivity).
   metrics,
-  // Seed 002's disconnect handler: after the close, asynchronously; a failure is logged, never blocks.
+  // The service's disconnect handler: after the close, asynchronously; a failure is logged, never blocks.
   onDisconnect: async (manager, { code, timeoutReason }) => {
     logger.info('Disconnect handler: connection cleaned up', { connectionId: manager.id, role: manager.labels?.role, code, timeoutReason });
   },

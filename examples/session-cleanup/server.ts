@@ -1,5 +1,5 @@
 /**
- * Seed 003 on ws-timeouts: session cleanup with a background scheduler, session metrics and an
+ * A session service on ws-timeouts: session cleanup with a background scheduler, session metrics and an
  * enhanced `/health`. Each WebSocket connection owns a session (kept in a small in-memory
  * store here; yours would be Redis or a database). Every `SESSION_CLEANUP_INTERVAL_MINUTES`,
  * sessions with no message for `SESSION_TIMEOUT_MINUTES` are closed (the idle notice, then
@@ -34,7 +34,7 @@ const { vars, config } = readSettingsOrExit('session-cleanup', {
     SESSION_CLEANUP_BATCH_SIZE: positiveInteger({ default: 50, desc: 'sessions cleaned before yielding to the event loop' }),
     SESSION_MAX_MEMORY_MB: positive('MiB')({ default: 100, desc: '/health is degraded above this estimated session memory' }),
   },
-  // No idleTimeoutFrom: as in seed 003, the cleanup run expires sessions (so a session lives between
+  // No idleTimeoutFrom: as in the service it reproduces, the cleanup run expires sessions (so a session lives between
   // the timeout and the timeout plus one interval). Set WS_IDLE_TIMEOUT to also expire them on the dot.
 });
 const settings = {
@@ -50,7 +50,7 @@ const logger = createLogger();
 const store = new SessionStore();
 const sessions = sessionRoute(store);
 
-// ------------------------------------------------------------------ the SessionManager of seed 003
+// ------------------------------------------------------------------ the service's SessionManager
 
 const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({

@@ -1,5 +1,5 @@
 /**
- * Settings for the seed examples: their own variables checked with envalid, the library's `WS_*`
+ * Settings for the example services: their own variables checked with envalid, the library's `WS_*`
  * config loaded on top, all before anything listens. Examples are applications, so a bad value
  * prints every problem on stderr in one message and exits 1 (the library itself never exits).
  */
@@ -31,7 +31,7 @@ export interface SettingsSpec<S> {
   /**
    * The variable the idle timeout comes from, and its milliseconds per unit
    * (`['SESSION_TIMEOUT_MINUTES', 60_000]`); problems with the idle timeout then name it.
-   * Without it, as in seed 003, there is no idle timeout unless `WS_IDLE_TIMEOUT` is set.
+   * Without it (as in session-cleanup) there is no idle timeout unless `WS_IDLE_TIMEOUT` is set.
    */
   idleTimeoutFrom?: readonly [name: keyof S & string, msPerUnit: number];
 }

@@ -1,5 +1,5 @@
 /**
- * Seeds 000/001 on ws-timeouts: the ticket-scan service. Scanner dashboards connect over
+ * A ticket-scan service on ws-timeouts. Scanner dashboards connect over
  * WebSocket; every scan posted to the API is broadcast to all of them; a dashboard with no
  * traffic for `SESSION_TIMEOUT_MINUTES` is expired in the background.
  *
@@ -27,7 +27,7 @@ const { vars, config } = readSettingsOrExit('ticket-scans', {
 });
 const logger = createLogger();
 
-// ------------------------------------------------------------------ the TicketScanManager of seed 000
+// ------------------------------------------------------------------ the service's TicketScanManager
 
 const metrics = new TimeoutMetrics();
 let stopCleanupStatistics = (): void => undefined;

@@ -5,7 +5,7 @@ import { envExampleDefault, openSocket, runToExit, startExample, type RunningExa
 // probed over HTTP and WebSocket with short real timeouts.
 const SCRIPT = 'examples/idle-handler/server.ts';
 
-describe('examples/idle-handler (seed 002)', function () {
+describe('examples/idle-handler', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];

@@ -11,7 +11,7 @@ interface HealthBody {
   services: { session_manager: { status: string; reasons: string[]; metrics: Record<string, unknown> } };
 }
 
-describe('examples/session-cleanup (seed 003)', function () {
+describe('examples/session-cleanup', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];

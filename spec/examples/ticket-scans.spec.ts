@@ -9,7 +9,7 @@ import { openSocket, runToExit, startExample, type RunningExample, type TestSock
 const SCRIPT = 'examples/ticket-scans/server.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('examples/ticket-scans (seeds 000/001)', function () {
+describe('examples/ticket-scans', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];
