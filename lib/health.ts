@@ -84,7 +84,8 @@ export function checkHealth(registry: ConnectionRegistry, options: HealthOptions
  * `app.get('/health', healthHandler(registry))`, or with `service` the
  * `{ status, services: { [service]: { status, reasons, metrics } } }` shape. 200 when healthy;
  * `degradedStatusCode` (200) when degraded.
- * @throws {RangeError} At creation, for a bad option.
+ * @throws {RangeError} At creation, for a bad threshold or status code.
+ * @throws {TypeError} At creation, for a `service` that is not a non-empty string.
  */
 export function healthHandler(registry: ConnectionRegistry, options: HealthOptions = {}): RequestHandler {
   if (typeof registry?.getSessionMetrics !== 'function') {

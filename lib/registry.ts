@@ -100,7 +100,7 @@ export const ESTIMATED_SESSION_BYTES = 12 * 1024;
 /** The estimated memory of `manager`'s session now, bytes. */
 const estimatedBytes = (manager: WebSocketTimeoutManager): number => ESTIMATED_SESSION_BYTES + manager.ws.bufferedAmount;
 
-/** Bytes as MiB, to the KiB-ish precision the health report shows. */
+/** Bytes as MiB to three decimals (about a KiB), as the health report shows them. */
 const toMb = (bytes: number): number => Math.round((bytes / 1_048_576) * 1000) / 1000;
 
 export interface SessionMetrics {
