@@ -1,6 +1,6 @@
 /**
- * Health of a `ConnectionRegistry` (seed 003's enhanced `/health`): `healthy`, or `degraded`
- * above an active-session threshold (seed: 1000) or an estimated memory budget
+ * Health of a `ConnectionRegistry`: `healthy`, or `degraded` from an active-session threshold on
+ * (1000 by default: 1000 sessions are degraded) or above an estimated memory budget
  * (`SESSION_MAX_MEMORY_MB`), with the session metrics alongside.
  *
  * Status code: `degraded` still answers **200** by default. The instance is serving, only past
@@ -14,17 +14,24 @@ import type { ConnectionRegistry, SessionMetrics } from './registry.js';
 export type HealthStatus = 'healthy' | 'degraded';
 
 export interface HealthOptions {
-  /** `degraded` above this many active sessions. @default the registry's `degradedThreshold` (1000) */
+  /** `degraded` at this many active sessions or more. @default the registry's `degradedThreshold` (1000) */
   degradedThreshold?: number;
   /** `degraded` above this estimated session memory, MiB. @default Infinity // no memory check */
   maxMemoryMb?: number;
   /** HTTP status of a `degraded` answer (a `healthy` one is always 200). @default 200 */
   degradedStatusCode?: number;
+  /**
+   * Answer as one service of a larger health document, the shape existing probes read:
+   * `{ status, services: { [service]: { status, reasons, metrics } } }` (`metrics` is
+   * `getSessionMetrics()`), e.g. `service: 'session_manager'`.
+   * @default undefined // `{ status, reasons, sessions }`
+   */
+  service?: string;
 }
 
 export interface HealthReport {
   status: HealthStatus;
-  /** Why the status is `degraded` (empty when healthy), e.g. `"activeSessions 1200 > 1000"`. */
+  /** Why the status is `degraded` (empty when healthy), e.g. `"activeSessions 1200 >= 1000"`. */
   reasons: string[];
   sessions: SessionMetrics;
 }
@@ -35,8 +42,8 @@ export function sessionHealth(
   limits: { degradedThreshold: number; maxMemoryMb?: number },
 ): { status: HealthStatus; reasons: string[] } {
   const reasons: string[] = [];
-  if (sessions.activeSessions > limits.degradedThreshold) {
-    reasons.push(`activeSessions ${sessions.activeSessions} > ${limits.degradedThreshold}`);
+  if (sessions.activeSessions >= limits.degradedThreshold) {
+    reasons.push(`activeSessions ${sessions.activeSessions} >= ${limits.degradedThreshold}`);
   }
   const maxMemoryMb = limits.maxMemoryMb ?? Infinity;
   if (sessions.memoryUsageMb > maxMemoryMb) {
@@ -56,6 +63,10 @@ function checkOptions(options: HealthOptions): void {
   if (code !== undefined && !(Number.isInteger(code) && code >= 200 && code <= 599)) {
     throw new RangeError(`healthHandler: degradedStatusCode must be an HTTP status from 200 to 599 (e.g. 503), got ${String(code)}`);
   }
+  const service = options.service;
+  if (service !== undefined && (typeof service !== 'string' || service === '')) {
+    throw new TypeError(`healthHandler: service must be a non-empty name (e.g. 'session_manager'), got ${JSON.stringify(service)}`);
+  }
 }
 
 /** The registry's health now. */
@@ -70,9 +81,11 @@ export function checkHealth(registry: ConnectionRegistry, options: HealthOptions
 
 /**
  * An Express handler answering `{ status, reasons, sessions }` as JSON (never cached):
- * `app.get('/health', healthHandler(registry))`. 200 when healthy; `degradedStatusCode` (200)
- * when degraded.
- * @throws {RangeError} At creation, for a bad option.
+ * `app.get('/health', healthHandler(registry))`, or with `service` the
+ * `{ status, services: { [service]: { status, reasons, metrics } } }` shape. 200 when healthy;
+ * `degradedStatusCode` (200) when degraded.
+ * @throws {RangeError} At creation, for a bad threshold or status code.
+ * @throws {TypeError} At creation, for a `service` that is not a non-empty string.
  */
 export function healthHandler(registry: ConnectionRegistry, options: HealthOptions = {}): RequestHandler {
   if (typeof registry?.getSessionMetrics !== 'function') {
@@ -81,8 +94,9 @@ export function healthHandler(registry: ConnectionRegistry, options: HealthOptio
   checkOptions(options);
   const degradedStatusCode = options.degradedStatusCode ?? 200;
   return function health(_req, res) {
-    const report = checkHealth(registry, options);
+    const { status, reasons, sessions } = checkHealth(registry, options);
+    const body = options.service === undefined ? { status, reasons, sessions } : { status, services: { [options.service]: { status, reasons, metrics: sessions } } };
     res.set('Cache-Control', 'no-store');
-    res.status(report.status === 'healthy' ? 200 : degradedStatusCode).json(report);
+    res.status(status === 'healthy' ? 200 : degradedStatusCode).json(body);
   };
 }

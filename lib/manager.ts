@@ -482,8 +482,20 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       this.terminate();
       return;
     }
-    if (this.options.timeoutNotice !== false) this.trySend(JSON.stringify(this.timeoutNotice(reason)));
+    if (this.options.timeoutNotice !== false) this.sendTimeoutNotice(reason);
     void this.gracefulClose(TIMEOUT_CLOSE_CODES[reason], CloseReason[reason]);
+  }
+
+  /** Best effort (the close follows at once), but a notice the peer never got is logged. */
+  private sendTimeoutNotice(reason: 'idle' | 'max_lifetime'): void {
+    const logFailure = (error?: Error | null): void => {
+      if (error) this.logger.warn('Timeout notice not sent', this.logMeta({ reason, error }));
+    };
+    try {
+      this.ws.send(JSON.stringify(this.timeoutNotice(reason)), logFailure);
+    } catch (error) {
+      logFailure(error as Error);
+    }
   }
 
   private timeoutNotice(reason: 'idle' | 'max_lifetime'): Record<string, unknown> {

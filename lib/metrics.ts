@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics for many connections (seed 002's CloudWatch metrics, seed 003's session
+ * Prometheus metrics for many connections (an idle handler's CloudWatch metrics, a session service's
  * metrics), through prom-client. `ConnectionRegistry` records into a {@link TimeoutMetrics};
  * {@link metricsHandler} serves them as Prometheus text.
  *
@@ -49,9 +49,9 @@ const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * | metric (after the prefix) | type | labels | meaning |
  * | --- | --- | --- | --- |
  * | `timeouts_total` | counter | `reason`, `role` | connections ended by a timeout (`idle`, `max_lifetime`, `pong_timeout`, `send_timeout`) |
- * | `connections_checked_total` | counter | | deadline checks: one per scheduler visit of a connection and one per session a cleanup run examines |
+ * | `connections_checked_total` | counter | | sessions examined by sweeps: each cleanup run adds every open session it looked at |
  * | `idle_detected_total` | counter | | connections found idle (by the scheduler or a cleanup run) |
- * | `connections_closed_total` | counter | | tracked connections that closed, for any reason |
+ * | `connections_closed_total` | counter | | connections the sweep closed: found idle and closed (a peer already gone counts), not ordinary disconnects |
  * | `cleanup_runs_total` | counter | | `cleanupInactiveSessions` runs |
  * | `cleanup_errors_total` | counter | | sessions a cleanup run failed to close |
  * | `active_connections` | gauge | | connections tracked now |
@@ -98,7 +98,7 @@ export class TimeoutMetrics {
     });
     this.connectionsChecked = new prom.Counter({
       name: `${prefix}connections_checked_total`,
-      help: 'Deadline checks of WebSocket connections (scheduler visits and sessions examined by cleanup runs)',
+      help: 'WebSocket sessions examined by sweeps (cleanup runs), each once per run',
       registers,
     });
     this.idleDetected = new prom.Counter({
@@ -108,7 +108,7 @@ export class TimeoutMetrics {
     });
     this.connectionsClosed = new prom.Counter({
       name: `${prefix}connections_closed_total`,
-      help: 'Tracked WebSocket connections that closed, for any reason',
+      help: 'WebSocket connections closed for inactivity (found idle by the scheduler or a cleanup run); ordinary disconnects are not counted',
       registers,
     });
     this.cleanupRuns = new prom.Counter({
@@ -145,10 +145,10 @@ export class TimeoutMetrics {
     this.activeConnections.inc();
   }
 
-  /** A tracked connection closed after `durationMs`. */
-  connectionClosed(durationMs: number): void {
+  /** A tracked connection closed after `durationMs`; `timeoutReason` when a timeout ended it. */
+  connectionClosed(durationMs: number, timeoutReason?: TimeoutReason): void {
     this.activeConnections.dec();
-    this.connectionsClosed.inc();
+    if (timeoutReason === 'idle') this.connectionsClosed.inc();
     this.sessionDuration.observe(Math.max(0, durationMs) / 1000);
   }
 
@@ -158,8 +158,8 @@ export class TimeoutMetrics {
     if (reason === 'idle') this.idleDetected.inc();
   }
 
-  /** `count` connections had their deadlines checked. */
-  checked(count = 1): void {
+  /** A sweep examined `count` sessions. */
+  checked(count: number): void {
     this.connectionsChecked.inc(count);
   }
 

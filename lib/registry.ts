@@ -58,7 +58,7 @@ export interface RegistryOptions {
   metrics?: TimeoutMetrics;
   /** Sessions `cleanupInactiveSessions` handles before it yields to the event loop. @default 50 */
   batchSize?: number;
-  /** `getHealth()` and `healthHandler` report `degraded` above this many active sessions. @default 1000 */
+  /** `checkHealth()` and `healthHandler` report `degraded` at this many active sessions or more. @default 1000 */
   degradedThreshold?: number;
   /**
    * Inactivity (ms, no application message in or out) after which `cleanupInactiveSessions()`
@@ -83,6 +83,8 @@ export interface RegistryOptions {
 /** The registry defaults, declared once. */
 export const REGISTRY_DEFAULTS = Object.freeze({
   batchSize: 50,
+  /** `startCleanupScheduler()`'s interval: 15 minutes. */
+  cleanupIntervalMs: 15 * 60_000,
   degradedThreshold: 1000,
   roleLabel: 'role',
 });
@@ -94,6 +96,12 @@ export const REGISTRY_DEFAULTS = Object.freeze({
  * (`bufferedAmount`) are added per session on top; kernel socket buffers are not counted.
  */
 export const ESTIMATED_SESSION_BYTES = 12 * 1024;
+
+/** The estimated memory of `manager`'s session now, bytes. */
+const estimatedBytes = (manager: WebSocketTimeoutManager): number => ESTIMATED_SESSION_BYTES + manager.ws.bufferedAmount;
+
+/** Bytes as MiB to three decimals (about a KiB), as the health report shows them. */
+const toMb = (bytes: number): number => Math.round((bytes / 1_048_576) * 1000) / 1000;
 
 export interface SessionMetrics {
   /** Connections tracked now (open or closing). */
@@ -118,7 +126,10 @@ export interface SessionMetrics {
   memoryUsageMb: number;
   /** Connections ended by each timeout reason. */
   timeoutsByReason: Record<TimeoutReason, number>;
-  /** The periodic cleanup of `startCleanupScheduler` is running. */
+  /**
+   * Sessions are being expired in the background: the periodic cleanup of
+   * `startCleanupScheduler` runs, or (until `stop()`) the scheduler closes idle sessions.
+   */
   cleanupSchedulerRunning: boolean;
 }
 
@@ -421,7 +432,8 @@ export class ConnectionRegistry {
    * Works on a snapshot of the sessions, `batchSize` at a time, yielding to the event loop
    * between batches, so sessions may connect and disconnect meanwhile. A session that fails to
    * close is counted and logged (`SessionCleanupError` with the cause), never thrown; the run
-   * logs one structured line (count, duration, errors, never session data). Runs never overlap:
+   * logs one structured line, `Session cleanup completed` (`cleanupCount`, `durationMs`,
+   * `memoryFreedMb`, `errorsEncountered`; never session data). Runs never overlap:
    * a call made during a run starts after it.
    *
    * @param maxAgeMs Inactivity limit, ms. @default the registry's `sessionTimeoutMs` (0: closes nothing)
@@ -438,9 +450,10 @@ export class ConnectionRegistry {
    * Runs `cleanupInactiveSessions()` every `intervalMs` (one timer for the whole registry; the
    * next run is timed from the end of the last, so runs never pile up). Calling it again
    * restarts it with the new interval.
+   * @param intervalMs @default 900000 // 15 minutes
    * @throws {RangeError} When `intervalMs` is not a number of milliseconds from 1 to 2^31-1.
    */
-  startCleanupScheduler(intervalMs: number): void {
+  startCleanupScheduler(intervalMs: number = REGISTRY_DEFAULTS.cleanupIntervalMs): void {
     checkMs('startCleanupScheduler: intervalMs', intervalMs, { allowZero: false });
     this.cancelCleanupTimer();
     const generation = ++this.cleanupGeneration;
@@ -477,7 +490,7 @@ export class ConnectionRegistry {
     let bytes = 0;
     for (const manager of this.connections) {
       if (manager.state !== 'open' || (timeout > 0 && now - manager.lastActivityAt >= timeout)) expired++;
-      bytes += ESTIMATED_SESSION_BYTES + manager.ws.bufferedAmount;
+      bytes += estimatedBytes(manager);
     }
     const s = this.stats;
     return {
@@ -490,9 +503,10 @@ export class ConnectionRegistry {
       hookErrors: s.hookErrors,
       lastCleanupTime: s.lastCleanupTime,
       averageSessionDurationMs: s.closedSessions === 0 ? 0 : Math.round(s.totalDurationMs / s.closedSessions),
-      memoryUsageMb: Math.round((bytes / 1_048_576) * 1000) / 1000,
+      memoryUsageMb: toMb(bytes),
       timeoutsByReason: { ...this.reasonCounts },
-      cleanupSchedulerRunning: this.cleanupIntervalMs > 0,
+      // Sessions expire in the background: periodic cleanup runs, or idle closes on the scheduler.
+      cleanupSchedulerRunning: this.cleanupIntervalMs > 0 || (this.lifecycle !== 'stopped' && this.config.idleTimeoutMs > 0),
     };
   }
 
@@ -531,17 +545,11 @@ export class ConnectionRegistry {
         user.onTimeout?.(reason, manager);
       },
     };
-    // Called on every pong and every scheduler visit: only installed when someone listens.
+    // Called on every pong: only installed when someone listens.
     if (this.metrics || user.onPong) {
       out.onPong = (rttMs, manager) => {
         this.metrics?.roundTrip(rttMs);
         user.onPong?.(rttMs, manager);
-      };
-    }
-    if (this.metrics || user.onCheck) {
-      out.onCheck = (manager) => {
-        this.metrics?.checked();
-        user.onCheck?.(manager);
       };
     }
     return out;
@@ -591,7 +599,7 @@ export class ConnectionRegistry {
     const durationMs = this.clock.now() - manager.connectedAt;
     this.stats.closedSessions++;
     this.stats.totalDurationMs += durationMs;
-    this.metrics?.connectionClosed(durationMs);
+    this.metrics?.connectionClosed(durationMs, timeoutReason);
     const total = this.connections.size;
     this.logger.info(
       'WebSocket closed',
@@ -619,6 +627,7 @@ export class ConnectionRegistry {
     const startedHr = performance.now();
     let checked = 0;
     let cleaned = 0;
+    let freedBytes = 0;
     let errors = 0;
     let firstError: SessionCleanupError | undefined;
     const fail = (manager: WebSocketTimeoutManager | null, cause: unknown): void => {
@@ -642,9 +651,13 @@ export class ConnectionRegistry {
             if (manager.state !== 'open' || !this.connections.has(manager)) continue;
             checked++;
             if (now - manager.lastActivityAt < maxAgeMs) continue;
+            const bytes = estimatedBytes(manager);
             closes.push(
               this.expireInactive(manager, now, maxAgeMs).then(
-                () => void cleaned++,
+                () => {
+                  cleaned++;
+                  freedBytes += bytes;
+                },
                 (cause: unknown) => fail(manager, cause),
               ),
             );
@@ -662,11 +675,13 @@ export class ConnectionRegistry {
     s.lastCleanupTime = this.clock.now();
     this.metrics?.checked(checked);
     this.metrics?.cleanupRun(errors);
-    this.logger.info(`Cleaned up ${cleaned} inactive session(s)`, {
+    // The message existing alerts match on.
+    this.logger.info('Session cleanup completed', {
       cleanupCount: cleaned,
       sessionsChecked: checked,
       errorsEncountered: errors,
       durationMs: Math.round((performance.now() - startedHr) * 1000) / 1000,
+      memoryFreedMb: toMb(freedBytes),
       maxAgeMs,
       activeSessions: this.connections.size,
       startedAt,

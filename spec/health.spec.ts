@@ -46,11 +46,11 @@ describe('health', () => {
       expect(res.body.sessions.timeoutsByReason).to.deep.equal({ idle: 0, max_lifetime: 0, pong_timeout: 0, send_timeout: 0 });
     });
 
-    it("answers degraded, still with 200, above the registry's degradedThreshold, and says why", async () => {
+    it("answers degraded, still with 200, from the registry's degradedThreshold on, and says why", async () => {
       const res = await get(healthHandler(registryWith(3, { degradedThreshold: 2 })));
       expect(res.status).to.equal(200);
       expect(res.body.status).to.equal('degraded');
-      expect(res.body.reasons).to.deep.equal(['activeSessions 3 > 2']);
+      expect(res.body.reasons).to.deep.equal(['activeSessions 3 >= 2']);
     });
 
     it('answers degradedStatusCode (e.g. 503) when degraded, if set', async () => {
@@ -67,27 +67,55 @@ describe('health', () => {
       expect(res.body.reasons[0]).to.match(/^memoryUsageMb [\d.]+ > [\d.]+$/);
     });
 
+    it('answers the services shape health probes read with service: {status, services: {<service>: {status, reasons, metrics}}}', async () => {
+      const res = await get(healthHandler(registryWith(3), { degradedThreshold: 3, service: 'session_manager' }));
+      expect(res.status).to.equal(200);
+      expect(res.body).to.have.keys('status', 'services');
+      expect(res.body.status).to.equal('degraded');
+      expect(res.body.services).to.have.keys('session_manager');
+      const service = res.body.services.session_manager;
+      expect(service).to.have.keys('status', 'reasons', 'metrics');
+      expect(service).to.deep.include({ status: 'degraded', reasons: ['activeSessions 3 >= 3'] });
+      expect(service.metrics).to.include({ activeSessions: 3, cleanupRuns: 0 });
+    });
+
     it('rejects bad options at creation, naming the option and value', () => {
       const registry = registryWith(0);
       expect(() => healthHandler(registry, { degradedThreshold: -1 })).to.throw(RangeError, /degradedThreshold.*-1/);
       expect(() => healthHandler(registry, { degradedStatusCode: 99 })).to.throw(RangeError, /degradedStatusCode.*99/);
       expect(() => healthHandler({} as ConnectionRegistry)).to.throw(TypeError, /ConnectionRegistry/);
+      expect(() => healthHandler(registry, { service: '' })).to.throw(TypeError, /service.*""/);
     });
   });
 
   describe('sessionHealth()', () => {
     const base = { activeSessions: 0, memoryUsageMb: 0 } as SessionMetrics;
 
-    it('is healthy at the threshold and degraded one session above it (seed 003: 1000)', () => {
-      expect(sessionHealth({ ...base, activeSessions: 1000 }, { degradedThreshold: 1000 }).status).to.equal('healthy');
-      expect(sessionHealth({ ...base, activeSessions: 1001 }, { degradedThreshold: 1000 })).to.deep.equal({
+    it('is healthy below the threshold and degraded from it on: at 1000 of 1000, degraded', () => {
+      expect(sessionHealth({ ...base, activeSessions: 999 }, { degradedThreshold: 1000 }).status).to.equal('healthy');
+      expect(sessionHealth({ ...base, activeSessions: 1000 }, { degradedThreshold: 1000 })).to.deep.equal({
         status: 'degraded',
-        reasons: ['activeSessions 1001 > 1000'],
+        reasons: ['activeSessions 1000 >= 1000'],
       });
     });
   });
 
   describe('checkHealth()', () => {
+    it('reports cleanupSchedulerRunning while the registry expires idle sessions on its scheduler, and not once stopped', async () => {
+      const registry = new ConnectionRegistry({ clock: createTestClock().clock, logger: silentLogger, config: { idleTimeoutMs: 60_000, connectionTimeoutMs: 0 } });
+      expect(checkHealth(registry).sessions.cleanupSchedulerRunning).to.equal(true);
+      await registry.stop();
+      expect(checkHealth(registry).sessions.cleanupSchedulerRunning).to.equal(false);
+      registry.startCleanupScheduler(60_000); // the periodic cleanup expires sessions too
+      expect(checkHealth(registry).sessions.cleanupSchedulerRunning).to.equal(true);
+      registry.stopCleanupScheduler();
+    });
+
+    it('reports no cleanupSchedulerRunning when nothing expires idle sessions (idle timeout 0, no periodic cleanup)', () => {
+      expect(checkHealth(registryWith(1)).sessions.cleanupSchedulerRunning).to.equal(false);
+    });
+
+
     it('uses the registry degradedThreshold (default 1000)', () => {
       const registry = registryWith(1);
       expect(registry.degradedThreshold).to.equal(1000);

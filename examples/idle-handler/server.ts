@@ -1,5 +1,5 @@
 /**
- * Seed 002 on ws-timeouts: the idle-connection handler of a live-translation service.
+ * The idle-connection handler of a live-translation service, on ws-timeouts.
  * Speakers talk, listeners hear; a connection with no message for
  * `CONNECTION_IDLE_TIMEOUT_SECONDS` gets the `connectionTimeout` notice, is closed with 4001,
  * and the disconnect handler runs afterwards, asynchronously. Timeouts are counted by role and
@@ -20,7 +20,10 @@ import { listenerHandler, listenerRoute, speakerHandler, speakerRoute } from './
 // ------------------------------------------------------------------ configuration, checked before anything listens
 
 const { vars, config } = readSettingsOrExit('idle-handler', {
-  vars: { CONNECTION_IDLE_TIMEOUT_SECONDS: seconds({ default: 120, desc: 'a connection with no message for this long is closed' }) },
+  vars: {
+    CONNECTION_IDLE_TIMEOUT_SECONDS: seconds({ default: 120, desc: 'a connection with no message for this long is closed' }),
+    TIMEOUT_CHECK_INTERVAL_SECONDS: seconds({ default: 60, desc: 'how often the sweep examines every connection' }),
+  },
   idleTimeoutFrom: ['CONNECTION_IDLE_TIMEOUT_SECONDS', 1_000],
 });
 const logger = createLogger();
@@ -31,8 +34,10 @@ const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({
   config,
   logger,
-  metrics, // timeouts_total{reason,role}, connections_checked_total, idle_detected_total, connections_closed_total
-  // Seed 002's disconnect handler: after the close, asynchronously; a failure is logged, never blocks.
+  // timeouts_total{reason,role}, idle_detected_total; connections_checked_total (connections each
+  // sweep examined) and connections_closed_total (connections closed for inactivity).
+  metrics,
+  // The service's disconnect handler: after the close, asynchronously; a failure is logged, never blocks.
   onDisconnect: async (manager, { code, timeoutReason }) => {
     logger.info('Disconnect handler: connection cleaned up', { connectionId: manager.id, role: manager.labels?.role, code, timeoutReason });
   },
@@ -63,6 +68,14 @@ const gateway = attachWebSockets(server, app, { registry, logger });
 installGracefulShutdown(server, gateway, { logger, onClosed: () => registry.stop() });
 
 server.listen(vars.PORT, () => {
-  registry.start();
-  logger.info('idle-handler listening', { url: `http://localhost:${vars.PORT}`, port: vars.PORT, idleSeconds: vars.CONNECTION_IDLE_TIMEOUT_SECONDS });
+  registry.start(); // the scheduler closes each idle connection within one timer resolution
+  // The periodic sweep: examines every connection (connections_checked_total) and closes any idle
+  // one the scheduler has not closed yet. registry.stop() ends it.
+  registry.startCleanupScheduler(Math.round(vars.TIMEOUT_CHECK_INTERVAL_SECONDS * 1_000));
+  logger.info('idle-handler listening', {
+    url: `http://localhost:${vars.PORT}`,
+    port: vars.PORT,
+    idleSeconds: vars.CONNECTION_IDLE_TIMEOUT_SECONDS,
+    checkIntervalSeconds: vars.TIMEOUT_CHECK_INTERVAL_SECONDS,
+  });
 });

@@ -1,12 +1,12 @@
 /**
- * Seed 003 on ws-timeouts: session cleanup with a background scheduler, session metrics and an
+ * A session service on ws-timeouts: session cleanup with a background scheduler, session metrics and an
  * enhanced `/health`. Each WebSocket connection owns a session (kept in a small in-memory
  * store here; yours would be Redis or a database). Every `SESSION_CLEANUP_INTERVAL_MINUTES`,
  * sessions with no message for `SESSION_TIMEOUT_MINUTES` are closed (the idle notice, then
  * 4001), `SESSION_CLEANUP_BATCH_SIZE` at a time, and their stored data is deleted afterwards.
  *
  * - `ws /ws/session`  sends `{"type":"session","sessionId":…}`; each message counts as activity and gets `{"type":"ack"}`
- * - `GET /health`     `healthy`, or `degraded` above 1000 sessions or `SESSION_MAX_MEMORY_MB`
+ * - `GET /health`     `services.session_manager: {status, metrics}`: `degraded` at 1000 sessions or more, or above `SESSION_MAX_MEMORY_MB`
  * - `GET /metrics`    Prometheus text
  *
  *     SESSION_TIMEOUT_MINUTES=30 SESSION_CLEANUP_INTERVAL_MINUTES=15 npx tsx examples/session-cleanup/server.ts
@@ -34,7 +34,7 @@ const { vars, config } = readSettingsOrExit('session-cleanup', {
     SESSION_CLEANUP_BATCH_SIZE: positiveInteger({ default: 50, desc: 'sessions cleaned before yielding to the event loop' }),
     SESSION_MAX_MEMORY_MB: positive('MiB')({ default: 100, desc: '/health is degraded above this estimated session memory' }),
   },
-  // No idleTimeoutFrom: as in seed 003, the cleanup run expires sessions (so a session lives between
+  // No idleTimeoutFrom: as in the service it reproduces, the cleanup run expires sessions (so a session lives between
   // the timeout and the timeout plus one interval). Set WS_IDLE_TIMEOUT to also expire them on the dot.
 });
 const settings = {
@@ -50,7 +50,7 @@ const logger = createLogger();
 const store = new SessionStore();
 const sessions = sessionRoute(store);
 
-// ------------------------------------------------------------------ the SessionManager of seed 003
+// ------------------------------------------------------------------ the service's SessionManager
 
 const metrics = new TimeoutMetrics();
 const registry = new ConnectionRegistry({
@@ -70,7 +70,8 @@ const registry = new ConnectionRegistry({
 
 const app = express();
 app.disable('x-powered-by');
-app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb }));
+// The shape the service's probes read: {status, services: {session_manager: {status, reasons, metrics}}}.
+app.get('/health', healthHandler(registry, { maxMemoryMb: settings.maxMemoryMb, service: 'session_manager' }));
 app.get('/metrics', metricsHandler(metrics));
 app.get('/ws/session', websocket(sessions.handler));
 

@@ -1,8 +1,9 @@
 /**
- * Settings for the seed examples: their own variables checked with envalid, the library's `WS_*`
+ * Settings for the example services: their own variables checked with envalid, the library's `WS_*`
  * config loaded on top, all before anything listens. Examples are applications, so a bad value
  * prints every problem on stderr in one message and exits 1 (the library itself never exits).
  */
+import { existsSync } from 'node:fs';
 import { EnvError, cleanEnv, makeValidator, port, type CleanedEnv, type ValidatorSpec } from 'envalid';
 import { ConfigError, loadTimeoutConfig, type TimeoutConfig } from '../../lib/index.js';
 
@@ -30,24 +31,36 @@ export interface SettingsSpec<S> {
   /**
    * The variable the idle timeout comes from, and its milliseconds per unit
    * (`['SESSION_TIMEOUT_MINUTES', 60_000]`); problems with the idle timeout then name it.
-   * Without it, as in seed 003, there is no idle timeout unless `WS_IDLE_TIMEOUT` is set.
+   * Without it (as in session-cleanup) there is no idle timeout unless `WS_IDLE_TIMEOUT` is set.
    */
   idleTimeoutFrom?: readonly [name: keyof S & string, msPerUnit: number];
 }
 
 /**
- * Checks `PORT` and `spec.vars`, then loads the `WS_*` config (as in the seeds, no lifetime limit
- * unless `WS_CONNECTION_TIMEOUT` is set). On any problem, prints them all on stderr
- * (`<app>: invalid configuration (n problems): ...`) and exits 1.
+ * Loads `.env` from the working directory into `process.env` when there is one (`cp .env.example
+ * .env`, then uncomment what you change); a variable already set in the environment wins.
+ */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}
+
+/**
+ * Checks `PORT` and `spec.vars`, then loads the `WS_*` config (no lifetime limit unless
+ * `WS_CONNECTION_TIMEOUT` is set). Reading `process.env`, it loads `.env` first. An empty or
+ * whitespace-only variable counts as unset (its default), as it does for `WS_*`. On any
+ * problem, prints them all on stderr (`<app>: invalid configuration (n problems): ...`) and exits 1.
  */
 export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknown>>>(
   app: string,
   spec: SettingsSpec<S>,
   env: NodeJS.ProcessEnv = process.env,
 ): { vars: CleanedEnv<typeof PORT & S>; config: TimeoutConfig } {
+  if (env === process.env) loadDotEnv();
   const problems: string[] = [];
   const problem = (name: string, value: unknown, reason: string | undefined) => problems.push(`  ${name}=${JSON.stringify(value)}: ${reason}`);
-  const vars = cleanEnv(env, { ...PORT, ...spec.vars }, {
+  // Empty counts as unset, the rule lib/config.ts applies to WS_* (`SESSION_TIMEOUT_MINUTES=` in a .env).
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value?.trim()));
+  const vars = cleanEnv(set, { ...PORT, ...spec.vars }, {
     reporter: ({ errors }) => {
       for (const [name, error] of Object.entries(errors)) problem(name, env[name], (error as Error | undefined)?.message);
     },

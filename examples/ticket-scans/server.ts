@@ -1,5 +1,5 @@
 /**
- * Seeds 000/001 on ws-timeouts: the ticket-scan service. Scanner dashboards connect over
+ * A ticket-scan service on ws-timeouts. Scanner dashboards connect over
  * WebSocket; every scan posted to the API is broadcast to all of them; a dashboard with no
  * traffic for `SESSION_TIMEOUT_MINUTES` is expired in the background.
  *
@@ -13,27 +13,34 @@ import { createServer } from 'node:http';
 import express from 'express';
 import { ConnectionRegistry, TimeoutMetrics, attachWebSockets, createLogger, healthHandler, installGracefulShutdown, metricsHandler, websocket } from '../../lib/index.js';
 import { minutes, readSettingsOrExit } from '../shared/settings.js';
-import { broadcastScan, scanHandler } from './handlers.js';
+import { broadcastScan, scanHandler, startCleanupStatistics } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, checked before anything listens
 
 const { vars, config } = readSettingsOrExit('ticket-scans', {
-  vars: { SESSION_TIMEOUT_MINUTES: minutes({ default: 30, desc: 'a scanner connection with no traffic for this long is closed' }) },
+  vars: {
+    SESSION_TIMEOUT_MINUTES: minutes({ default: 30, desc: 'a scanner connection with no traffic for this long is closed' }),
+    SESSION_CLEANUP_INTERVAL_MINUTES: minutes({ default: 1, desc: 'how often the cleanup statistics are logged' }),
+  },
   // SESSION_TIMEOUT_MINUTES is the idle timeout; every other WS_* variable applies as usual.
   idleTimeoutFrom: ['SESSION_TIMEOUT_MINUTES', 60_000],
 });
 const logger = createLogger();
 
-// ------------------------------------------------------------------ the TicketScanManager of seed 000
+// ------------------------------------------------------------------ the service's TicketScanManager
 
 const metrics = new TimeoutMetrics();
+let stopCleanupStatistics = (): void => undefined;
 const registry = new ConnectionRegistry({
   config,
   logger,
   metrics,
-  onStart: () => {
+  onStart: (r) => {
     logger.info('Ticket scan service ready', { sessionTimeoutMinutes: vars.SESSION_TIMEOUT_MINUTES });
+    // "Cleaned up N inactive session(s)" every SESSION_CLEANUP_INTERVAL_MINUTES (1 by default).
+    stopCleanupStatistics = startCleanupStatistics(r, Math.round(vars.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000));
   },
+  onStop: () => stopCleanupStatistics(),
 });
 
 const app = express();

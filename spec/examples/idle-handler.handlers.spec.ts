@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { listenerHandler, listenerRoute, speakerHandler, speakerRoute } from '../../examples/idle-handler/handlers.js';
-import { ConnectionRegistry, TimeoutMetrics, silentLogger, type DisconnectInfo } from '../../lib/index.js';
-import { connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+import { ConnectionRegistry, TimeoutMetrics, type DisconnectInfo } from '../../lib/index.js';
+import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The live-translation routes (examples/idle-handler/handlers.ts, mounted by its server.ts),
 // tested as README "Testing your handlers" shows: fake time, no port, through a registry as the
@@ -15,19 +15,23 @@ describe('examples/idle-handler/handlers.ts with ws-timeouts/testing', () => {
   let metrics: TimeoutMetrics;
   let registry: ConnectionRegistry;
   let disconnects: Array<{ role: string | undefined } & DisconnectInfo>;
+  let logs: ReturnType<typeof captureLogs>;
 
   beforeEach(() => {
     t = createTestClock();
     metrics = new TimeoutMetrics();
     disconnects = [];
+    logs = captureLogs();
     registry = new ConnectionRegistry({
       config,
       clock: t.clock,
-      logger: silentLogger,
+      logger: logs.logger,
       metrics,
       onDisconnect: (manager, info) => void disconnects.push({ role: manager.labels?.role, ...info }),
     });
   });
+
+  afterEach(() => registry.stopCleanupScheduler());
 
   /** `ws /ws?role=…`: the route server.ts picks for that role, with its options. */
   function join(role: 'speaker' | 'listener') {
@@ -68,5 +72,39 @@ describe('examples/idle-handler/handlers.ts with ws-timeouts/testing', () => {
     expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
     expect(disconnects).to.deep.equal([{ role: 'listener', code: 4001, reason: 'idle_timeout', timeoutReason: 'idle' }]);
     expect(await metrics.register.metrics()).to.include('ws_timeouts_timeouts_total{reason="idle",role="listener"} 1');
+  });
+
+  /** A counter's value now. */
+  async function count(counter: 'connectionsChecked' | 'connectionsClosed' | 'idleDetected'): Promise<number> {
+    return (await metrics[counter].get()).values[0]?.value ?? 0;
+  }
+
+  it('counts in ConnectionsChecked the connections each sweep examined, and in ConnectionsClosed only those closed for inactivity', async () => {
+    const [speaker, listener, leaver] = [join('speaker'), join('listener'), join('speaker')];
+    leaver.client.close(1000); // an ordinary disconnect: not the sweep's doing
+    await t.tickAsync(1_000);
+    registry.startCleanupScheduler(60_000); // TIMEOUT_CHECK_INTERVAL_SECONDS=60, as server.ts starts it
+    await t.tickAsync(60_000); // one sweep; meanwhile every socket was pinged (scheduler visits)
+    expect(await count('connectionsChecked')).to.equal(2);
+    expect(await count('connectionsClosed')).to.equal(0);
+    await t.tickAsync(60_000); // both silent for 121 s: closed for inactivity
+    expect([speaker.client.closeEvent, listener.client.closeEvent]).to.deep.equal([
+      { code: 4001, reason: 'idle_timeout' },
+      { code: 4001, reason: 'idle_timeout' },
+    ]);
+    expect(await count('idleDetected')).to.equal(2);
+    expect(await count('connectionsClosed')).to.equal(2);
+    expect(await count('connectionsChecked')).to.equal(2); // the second sweep found nothing open
+  });
+
+  it('logs a timeout notice that could not be sent, with the connection id, role and reason, and still closes with 4001', async () => {
+    const { server, client, manager } = join('listener');
+    server.send = (_data: unknown, cb?: (err?: Error) => void) => queueMicrotask(() => cb?.(new Error('write EPIPE')));
+    await t.tickAsync(120_000 + 1_000);
+    const failed = logs.find('Timeout notice not sent');
+    expect(failed?.level).to.equal('warn');
+    expect(failed?.meta).to.include({ connectionId: manager.id, role: 'listener', reason: 'idle' });
+    expect((failed?.meta.error as Error).message).to.equal('write EPIPE');
+    expect(client.closeEvent).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
   });
 });

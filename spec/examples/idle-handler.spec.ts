@@ -1,18 +1,18 @@
 import { expect } from 'chai';
-import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
 // Acceptance: the example started as its README says (`npx tsx examples/idle-handler/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
 const SCRIPT = 'examples/idle-handler/server.ts';
 
-describe('examples/idle-handler (seed 002)', function () {
+describe('examples/idle-handler', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];
 
   before(async () => {
-    // CONNECTION_IDLE_TIMEOUT_SECONDS=0.6: 600 ms without a message closes a connection.
-    app = await startExample(SCRIPT, { CONNECTION_IDLE_TIMEOUT_SECONDS: '0.6', WS_TIMER_RESOLUTION: '0.05' });
+    // CONNECTION_IDLE_TIMEOUT_SECONDS=0.6: 600 ms without a message closes a connection; a sweep every 200 ms.
+    app = await startExample(SCRIPT, { CONNECTION_IDLE_TIMEOUT_SECONDS: '0.6', TIMEOUT_CHECK_INTERVAL_SECONDS: '0.2', WS_TIMER_RESOLUTION: '0.05' });
   });
 
   after(async () => {
@@ -64,15 +64,17 @@ describe('examples/idle-handler (seed 002)', function () {
     expect(lines[handlerAt]).to.include({ role: 'listener', code: 4001 });
   });
 
-  it('counts timeouts by role and reason, connections checked, idle detected and connections closed', async () => {
+  it('counts timeouts by role and reason, connections the sweeps examined, idle detected, and as closed only the idle ones', async () => {
     const speaker = await join('speaker');
     await speaker.closed;
     const text = await (await fetch(`${app.url}/metrics`)).text();
     expect(text).to.include('ws_timeouts_timeouts_total{reason="idle",role="listener"} 1');
     expect(text).to.include('ws_timeouts_timeouts_total{reason="idle",role="speaker"} 1');
     expect(text).to.include('ws_timeouts_idle_detected_total 2');
-    expect(text).to.include('ws_timeouts_connections_closed_total 6');
-    expect(Number(/ws_timeouts_connections_checked_total (\d+)/.exec(text)?.[1])).to.be.at.least(2);
+    // Four connections closed by their clients earlier: ordinary disconnects, not counted.
+    expect(text).to.include('ws_timeouts_connections_closed_total 2');
+    expect(Number(/ws_timeouts_connections_checked_total (\d+)/.exec(text)?.[1])).to.be.at.least(1);
+    expect(Number(/ws_timeouts_cleanup_runs_total (\d+)/.exec(text)?.[1])).to.be.at.least(1);
   });
 
   it('closes every connection with 1001 going_away on SIGTERM and exits 0', async () => {
@@ -80,6 +82,14 @@ describe('examples/idle-handler (seed 002)', function () {
     const code = await app.stop('SIGTERM');
     expect(await listener.closed).to.deep.equal({ code: 1001, reason: 'going_away' });
     expect(code).to.equal(0);
+  });
+
+  it('lists its variables in .env.example with the defaults it logs at start-up', async () => {
+    const defaults = await startExample(SCRIPT);
+    await defaults.stop('SIGTERM');
+    const settings = defaults.logs().find((l) => l.message === 'idle-handler listening')!;
+    expect(Number(envExampleDefault('CONNECTION_IDLE_TIMEOUT_SECONDS'))).to.equal(settings.idleSeconds);
+    expect(Number(envExampleDefault('TIMEOUT_CHECK_INTERVAL_SECONDS'))).to.equal(settings.checkIntervalSeconds);
   });
 
   it('refuses a bad CONNECTION_IDLE_TIMEOUT_SECONDS on stderr and exits 1 before listening', async () => {

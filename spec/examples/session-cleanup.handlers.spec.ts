@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { SessionStore, sessionRoute } from '../../examples/session-cleanup/handlers.js';
-import { ConnectionRegistry, silentLogger } from '../../lib/index.js';
-import { connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+import { ConnectionRegistry, ESTIMATED_SESSION_BYTES } from '../../lib/index.js';
+import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The session route and its store hook (examples/session-cleanup/handlers.ts, wired by its
 // server.ts), tested as README "Testing your handlers" shows: fake time, no port, through a
@@ -17,14 +17,18 @@ describe('examples/session-cleanup/handlers.ts with ws-timeouts/testing', () => 
   let store: SessionStore;
   let registry: ConnectionRegistry;
   let route: ReturnType<typeof sessionRoute>;
+  let logs: ReturnType<typeof captureLogs>;
 
   beforeEach(() => {
     t = createTestClock();
     store = new SessionStore();
     route = sessionRoute(store);
+    logs = captureLogs();
     // SESSION_TIMEOUT_MINUTES=30, SESSION_CLEANUP_BATCH_SIZE=2
-    registry = new ConnectionRegistry({ config, clock: t.clock, logger: silentLogger, sessionTimeoutMs: 30 * MINUTE, batchSize: 2, onDisconnect: route.onDisconnect });
+    registry = new ConnectionRegistry({ config, clock: t.clock, logger: logs.logger, sessionTimeoutMs: 30 * MINUTE, batchSize: 2, onDisconnect: route.onDisconnect });
   });
+
+  afterEach(() => registry.stopCleanupScheduler());
 
   async function connect() {
     const connection = connectHandler(route.handler, { clock: t, registry, config, path: '/ws/session' });
@@ -59,6 +63,29 @@ describe('examples/session-cleanup/handlers.ts with ws-timeouts/testing', () => 
     expect(busy.manager.state).to.equal('open');
     expect(store.size).to.equal(1);
     expect(registry.getSessionMetrics()).to.include({ activeSessions: 1, sessionsCleaned: 3, cleanupErrors: 0 });
+  });
+
+  it('startCleanupScheduler() without an interval cleans up every 15 minutes', async () => {
+    registry.startCleanupScheduler();
+    expect(logs.find('Started session cleanup scheduler')?.meta).to.include({ intervalMs: 15 * MINUTE });
+    await t.tickAsync(15 * MINUTE - 1);
+    expect(registry.getSessionMetrics().cleanupRuns).to.equal(0);
+    await t.tickAsync(1);
+    await t.tickAsync(15 * MINUTE);
+    expect(registry.getSessionMetrics().cleanupRuns).to.equal(2);
+  });
+
+  it('logs each run as "Session cleanup completed" with cleanupCount, durationMs, memoryFreedMb and errorsEncountered, never session data', async () => {
+    const sessions = [await connect(), await connect(), await connect()];
+    await t.tickAsync(30 * MINUTE);
+    const cleaned = registry.cleanupInactiveSessions();
+    await t.tickAsync(1_000); // the batches and the close handshakes
+    expect(await cleaned).to.equal(3);
+    const run = logs.find('Session cleanup completed');
+    expect(run?.level).to.equal('info');
+    expect(run?.meta).to.include({ cleanupCount: 3, errorsEncountered: 0, memoryFreedMb: Math.round(((3 * ESTIMATED_SESSION_BYTES) / 1_048_576) * 1000) / 1000 });
+    expect(run?.meta.durationMs).to.be.a('number');
+    expect(JSON.stringify(run?.meta)).to.not.include(sessions[0]!.sessionId);
   });
 
   it('deletes the stored session however the connection ends, e.g. closed by the client', async () => {

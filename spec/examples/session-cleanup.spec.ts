@@ -1,11 +1,17 @@
 import { expect } from 'chai';
-import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
 // Acceptance: the example started as its README says (`npx tsx examples/session-cleanup/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
 const SCRIPT = 'examples/session-cleanup/server.ts';
 
-describe('examples/session-cleanup (seed 003)', function () {
+/** What the service's health probes read. */
+interface HealthBody {
+  status: string;
+  services: { session_manager: { status: string; reasons: string[]; metrics: Record<string, unknown> } };
+}
+
+describe('examples/session-cleanup', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];
@@ -60,25 +66,27 @@ describe('examples/session-cleanup (seed 003)', function () {
       clearInterval(chatter);
     }
     // A run logs once its closes have completed, just after the clients saw them.
-    const runs = () => app.logs().filter((l) => /^Cleaned up \d+ inactive session\(s\)$/.test(String(l.message)));
+    const runs = () => app.logs().filter((l) => l.message === 'Session cleanup completed');
     const cleaned = () => runs().reduce((sum, l) => sum + Number(l.cleanupCount), 0);
     for (let i = 0; i < 100 && cleaned() < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(cleaned()).to.equal(3);
     for (const run of runs()) {
-      expect(run).to.include.keys('cleanupCount', 'durationMs', 'errorsEncountered', 'sessionsChecked');
+      expect(run).to.include.keys('cleanupCount', 'durationMs', 'memoryFreedMb', 'errorsEncountered', 'sessionsChecked');
       expect(JSON.stringify(run)).to.not.match(/sessionId/);
     }
   });
 
-  it('reports the session metrics in /health', async () => {
+  it('reports the session metrics in /health as services.session_manager: {status, metrics}', async () => {
     const res = await fetch(`${app.url}/health`);
     expect(res.status).to.equal(200);
-    const body = (await res.json()) as { status: string; sessions: Record<string, unknown> };
+    const body = (await res.json()) as HealthBody;
     expect(body.status).to.equal('healthy');
-    expect(body.sessions).to.include({ activeSessions: 1, sessionsCleaned: 3, cleanupErrors: 0, cleanupSchedulerRunning: true });
-    expect(body.sessions.cleanupRuns).to.be.at.least(2);
-    expect(body.sessions.lastCleanupTime).to.be.a('number');
-    expect(body.sessions).to.include.keys('expiredSessions', 'averageSessionDurationMs', 'memoryUsageMb', 'timeoutsByReason');
+    const { status, metrics } = body.services.session_manager;
+    expect(status).to.equal('healthy');
+    expect(metrics).to.include({ activeSessions: 1, sessionsCleaned: 3, cleanupErrors: 0, cleanupSchedulerRunning: true });
+    expect(metrics.cleanupRuns).to.be.at.least(2);
+    expect(metrics.lastCleanupTime).to.be.a('number');
+    expect(metrics).to.include.keys('expiredSessions', 'averageSessionDurationMs', 'memoryUsageMb', 'timeoutsByReason');
   });
 
   it('closes every connection with 1001 going_away on SIGTERM and exits 0', async () => {
@@ -94,13 +102,24 @@ describe('examples/session-cleanup (seed 003)', function () {
     const socket = await openSocket(`${small.wsUrl}/ws/session`);
     try {
       await socket.waitForMessages(1);
-      const body = (await (await fetch(`${small.url}/health`)).json()) as { status: string; reasons: string[] };
+      const body = (await (await fetch(`${small.url}/health`)).json()) as HealthBody;
       expect(body.status).to.equal('degraded');
-      expect(body.reasons[0]).to.match(/^memoryUsageMb [\d.]+ > 0\.001$/);
+      expect(body.services.session_manager.status).to.equal('degraded');
+      expect(body.services.session_manager.reasons[0]).to.match(/^memoryUsageMb [\d.]+ > 0\.001$/);
     } finally {
       socket.ws.terminate();
       await small.stop('SIGTERM');
     }
+  });
+
+  it('lists its variables in .env.example with the defaults it logs at start-up', async () => {
+    const defaults = await startExample(SCRIPT);
+    await defaults.stop('SIGTERM');
+    const settings = defaults.logs().find((l) => l.message === 'session-cleanup listening')!;
+    expect(Number(envExampleDefault('SESSION_TIMEOUT_MINUTES')) * 60_000).to.equal(settings.sessionTimeoutMs);
+    expect(Number(envExampleDefault('SESSION_CLEANUP_INTERVAL_MINUTES')) * 60_000).to.equal(settings.cleanupIntervalMs);
+    expect(Number(envExampleDefault('SESSION_CLEANUP_BATCH_SIZE'))).to.equal(settings.batchSize);
+    expect(Number(envExampleDefault('SESSION_MAX_MEMORY_MB'))).to.equal(settings.maxMemoryMb);
   });
 
   it('refuses bad SESSION_CLEANUP_BATCH_SIZE and SESSION_CLEANUP_INTERVAL_MINUTES together on stderr and exits 1', async () => {

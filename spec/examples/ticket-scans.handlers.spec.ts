@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { broadcastScan, scanHandler } from '../../examples/ticket-scans/handlers.js';
-import { ConnectionRegistry, silentLogger } from '../../lib/index.js';
-import { connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
+import { broadcastScan, scanHandler, startCleanupStatistics } from '../../examples/ticket-scans/handlers.js';
+import { ConnectionRegistry } from '../../lib/index.js';
+import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The ticket-scan service's route (examples/ticket-scans/handlers.ts, mounted by its server.ts),
 // tested as README "Testing your handlers" shows: fake time, no port, through a registry as the
@@ -13,10 +13,12 @@ const config = { idleTimeoutMs: 30 * 60_000, connectionTimeoutMs: 0 };
 describe('examples/ticket-scans/handlers.ts with ws-timeouts/testing', () => {
   let t: TestClock;
   let registry: ConnectionRegistry;
+  let logs: ReturnType<typeof captureLogs>;
 
   beforeEach(() => {
     t = createTestClock();
-    registry = new ConnectionRegistry({ config, clock: t.clock, logger: silentLogger });
+    logs = captureLogs();
+    registry = new ConnectionRegistry({ config, clock: t.clock, logger: logs.logger });
   });
 
   function scanner(options: { autoPong?: boolean } = {}) {
@@ -56,5 +58,21 @@ describe('examples/ticket-scans/handlers.ts with ws-timeouts/testing', () => {
     expect(client.closeEvent).to.deep.equal({ code: 1006, reason: '' });
     expect(registry.size).to.equal(0);
     expect(registry.timeoutsByReason).to.include({ pong_timeout: 1 });
+  });
+
+  it('logs "Cleaned up N inactive session(s)" every SESSION_CLEANUP_INTERVAL_MINUTES, N the scanners expired since the last line', async () => {
+    const stop = startCleanupStatistics(registry, 60_000); // SESSION_CLEANUP_INTERVAL_MINUTES=1, as server.ts starts it
+    const [busy] = [scanner(), scanner(), scanner()];
+    const counts = () => logs.entries.filter((e) => /^Cleaned up \d+ inactive session\(s\)$/.test(e.message)).map((e) => e.meta.cleanupCount);
+    for (let minute = 1; minute <= 32; minute++) {
+      await t.tickAsync(60_000);
+      busy.client.send('heartbeat');
+    }
+    // Two scanners silent since 0:00 expire at 30:00 plus a tick; the 31:00 line reports them.
+    expect(counts()).to.deep.equal([...Array(30).fill(0), 2, 0]);
+    expect(logs.entries.find((e) => e.message === 'Cleaned up 2 inactive session(s)')?.meta).to.include({ cleanupCount: 2, activeSessions: 1 });
+    stop();
+    await t.tickAsync(5 * 60_000);
+    expect(counts()).to.have.length(32);
   });
 });

@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
 // Acceptance: the example started as its README says (`npx tsx examples/ticket-scans/server.ts`),
@@ -6,14 +9,14 @@ import { openSocket, runToExit, startExample, type RunningExample, type TestSock
 const SCRIPT = 'examples/ticket-scans/server.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('examples/ticket-scans (seeds 000/001)', function () {
+describe('examples/ticket-scans', function () {
   this.timeout(30_000);
   let app: RunningExample;
   const sockets: TestSocket[] = [];
 
   before(async () => {
-    // SESSION_TIMEOUT_MINUTES=0.01: 600 ms of silence expires a scanner.
-    app = await startExample(SCRIPT, { SESSION_TIMEOUT_MINUTES: '0.01', WS_TIMER_RESOLUTION: '0.05' });
+    // SESSION_TIMEOUT_MINUTES=0.01: 600 ms of silence expires a scanner; statistics every 300 ms.
+    app = await startExample(SCRIPT, { SESSION_TIMEOUT_MINUTES: '0.01', SESSION_CLEANUP_INTERVAL_MINUTES: '0.005', WS_TIMER_RESOLUTION: '0.05' });
   });
 
   after(async () => {
@@ -84,6 +87,16 @@ describe('examples/ticket-scans (seeds 000/001)', function () {
     expect(text).to.include('ws_timeouts_timeouts_total{reason="idle",role="none"} 1');
   });
 
+  it('logs the cleanup statistics every SESSION_CLEANUP_INTERVAL_MINUTES: "Cleaned up N inactive session(s)"', async () => {
+    const runs = () => app.logs().filter((l) => /^Cleaned up \d+ inactive session\(s\)$/.test(String(l.message)));
+    const cleaned = () => runs().reduce((sum, l) => sum + Number(l.cleanupCount), 0);
+    // The two scanners of the expiry test: the idle one, and the busy one once its chatter stopped.
+    for (let i = 0; i < 250 && cleaned() < 2; i++) await sleep(20);
+    expect(cleaned()).to.equal(2);
+    expect(runs().length).to.be.above(2); // one line per run, also when it cleaned up nothing
+    for (const run of runs()) expect(run.message).to.equal(`Cleaned up ${run.cleanupCount as number} inactive session(s)`);
+  });
+
   it('closes every scanner with 1001 going_away on SIGTERM and exits 0', async () => {
     const last = await scanner();
     const code = await app.stop('SIGTERM');
@@ -98,6 +111,29 @@ describe('examples/ticket-scans (seeds 000/001)', function () {
     expect(run.stderr).to.include('SESSION_TIMEOUT_MINUTES="30m"');
     expect(run.stderr).to.include('PORT="eighty"');
     expect(run.stdout).to.not.include('listening');
+  });
+
+  it('takes SESSION_TIMEOUT_MINUTES from .env, as the README says: .env.example copied, the line uncommented', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ticket-scans-'));
+    try {
+      const example = readFileSync('.env.example', 'utf8');
+      expect(example).to.match(/^# SESSION_TIMEOUT_MINUTES=30$/m);
+      writeFileSync(join(dir, '.env'), example.replace(/^# SESSION_TIMEOUT_MINUTES=30$/m, 'SESSION_TIMEOUT_MINUTES=45'));
+      const fromFile = await startExample(SCRIPT, {}, { cwd: dir });
+      await fromFile.stop('SIGTERM');
+      expect(fromFile.logs().find((l) => String(l.message).startsWith('Started session expiry'))).to.include({ idleTimeoutMs: 45 * 60_000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('counts an empty SESSION_TIMEOUT_MINUTES as unset, as an empty WS_* variable: the default 30 minutes', async () => {
+    const empty = await startExample(SCRIPT, { SESSION_TIMEOUT_MINUTES: '', SESSION_CLEANUP_INTERVAL_MINUTES: ' ', WS_PING_INTERVAL: '' });
+    await empty.stop('SIGTERM');
+    expect(empty.logs().find((l) => String(l.message).startsWith('Started session expiry'))).to.include({
+      message: 'Started session expiry with 30.0 minute timeout',
+      idleTimeoutMs: 30 * 60_000,
+    });
   });
 
   it('refuses a session timeout under the timer resolution, naming SESSION_TIMEOUT_MINUTES', async () => {

@@ -1,11 +1,40 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** What `npx tsx` runs, without npx's own start-up. */
-const TSX_CLI = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+
+/** The default value `.env.example` shows for `name` (its `# NAME=value` line), or undefined. */
+export function envExampleDefault(name: string): string | undefined {
+  return new RegExp(`^# ${name}=(.*)$`, 'm').exec(readFileSync(join(ROOT, '.env.example'), 'utf8'))?.[1];
+}
+
+let emptyDir: string | undefined;
+/** A working directory without a `.env`, made once and removed when the run ends. */
+function directoryWithoutDotEnv(): string {
+  if (emptyDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-timeouts-examples-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    emptyDir = dir;
+  }
+  return emptyDir;
+}
+
+export interface RunOptions {
+  /** Working directory, where the example looks for `.env`. @default an empty directory: a developer's `.env` never leaks in */
+  cwd?: string;
+  /** @default 20000 */
+  timeoutMs?: number;
+}
+/**
+ * tsx's loader: the example runs as `node --import tsx <script>`, one process, so a signal reaches
+ * the server itself (the tsx CLI runs the script in a child that a SIGKILL of the CLI would orphan).
+ */
+const TSX_LOADER = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
 
 /** A port that was free a moment ago (the OS picks it; the server then binds it by PORT). */
 export function freePort(): Promise<number> {
@@ -34,10 +63,11 @@ export interface RunningExample {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-function run(script: string, env: Record<string, string>) {
-  // A clean environment: no WS_* or example variable leaks in from the test runner.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(WS_|SESSION_|CONNECTION_|PORT$|LOG_LEVEL$)/.test(k)));
-  const child = spawn(process.execPath, [TSX_CLI, script], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(script: string, env: Record<string, string>, cwd = directoryWithoutDotEnv()) {
+  // A clean environment: no WS_* or example variable leaks in from the test runner, nor its
+  // NODE_OPTIONS (an `--import tsx` there would be resolved from cwd; TSX_LOADER is loaded already).
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(WS_|SESSION_|CONNECTION_|TIMEOUT_|PORT$|LOG_LEVEL$|NODE_OPTIONS$)/.test(k)));
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, resolve(ROOT, script)], { cwd, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -47,9 +77,9 @@ function run(script: string, env: Record<string, string>) {
 }
 
 /** Starts `npx tsx <script>` on a free port and resolves once it logs that it listens. */
-export async function startExample(script: string, env: Record<string, string> = {}, timeoutMs = 20_000): Promise<RunningExample> {
+export async function startExample(script: string, env: Record<string, string> = {}, { cwd, timeoutMs = 20_000 }: RunOptions = {}): Promise<RunningExample> {
   const port = await freePort();
-  const { child, exited, stdout, stderr } = run(script, { PORT: String(port), ...env });
+  const { child, exited, stdout, stderr } = run(script, { PORT: String(port), ...env }, cwd);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not listen within ${timeoutMs} ms:\n${stderr()}`)), timeoutMs);
     const check = (): void => {
@@ -85,8 +115,8 @@ export async function startExample(script: string, env: Record<string, string> =
 }
 
 /** Runs `npx tsx <script>` to its exit (for configurations it must refuse). */
-export async function runToExit(script: string, env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { child, exited, stdout, stderr } = run(script, env);
+export async function runToExit(script: string, env: Record<string, string>, { cwd, timeoutMs = 20_000 }: RunOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { child, exited, stdout, stderr } = run(script, env, cwd);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await exited;
   clearTimeout(timer);
