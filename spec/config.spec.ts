@@ -13,6 +13,7 @@ import {
   type TimeoutProfile,
 } from '../lib/config.js';
 import { ConfigError, type ConfigProblem } from '../lib/errors.js';
+import { formatConfigProblems } from '../lib/index.js';
 
 /** Runs `fn`, expects a ConfigError, and returns it. */
 function configError(fn: () => unknown): ConfigError {
@@ -541,6 +542,25 @@ describe('explainTimeoutConfig', () => {
     expect(explained.config).to.equal(undefined);
     expect(explained.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_PING_INTERVAL/WS_CONNECTION_TIMEOUT']);
     expect(explained.values.find((v) => v.field === 'idleTimeoutMs')).to.include({ ms: undefined, source: 'variable', raw: 'abc' });
+  });
+});
+
+describe('formatConfigProblems (from the root entry point)', () => {
+  it("lists a ConfigError's problems under the app's own heading, with the app's own problems beside them", () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: '30s', WS_PING_INTERVAL: '-1' }));
+    const text = formatConfigProblems([...error.problems, { name: 'PORT', value: 'http', reason: 'expected a port' }], 'my-app cannot start');
+    const lines = text.split('\n');
+    expect(lines[0]).to.equal('my-app cannot start (3 problems):');
+    expect(lines[1]).to.match(/^ {2}WS_IDLE_TIMEOUT="30s": not a number \(the unit is always seconds/);
+    expect(lines[2]).to.match(/^ {2}WS_PING_INTERVAL="-1": must not be negative/);
+    expect(lines[3]).to.equal('  PORT="http": expected a port');
+    expect(lines).to.have.length(4);
+  });
+
+  it("is the ConfigError's message, with its default heading and a singular count", () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc' }));
+    expect(error.message).to.equal(formatConfigProblems(error.problems));
+    expect(error.message).to.match(/^Invalid WebSocket timeout configuration \(1 problem\):\n {2}WS_IDLE_TIMEOUT="abc": /);
   });
 });
 

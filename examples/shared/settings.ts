@@ -4,7 +4,7 @@
  * prints every problem on stderr in one message and exits 1 (the library itself never exits).
  */
 import { EnvError, cleanEnv, makeValidator, port, type CleanedEnv, type ValidatorSpec } from 'envalid';
-import { ConfigError, loadTimeoutConfig, type TimeoutConfig } from '../../lib/index.js';
+import { ConfigError, formatConfigProblems, loadTimeoutConfig, type ConfigProblem, type TimeoutConfig } from '../../lib/index.js';
 
 /** A number above 0 (fractions allowed) of `unit`; with `msPerUnit`, also at least 1 ms once converted. */
 export const positive = (unit: string, msPerUnit = 0) =>
@@ -45,8 +45,8 @@ export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknow
   spec: SettingsSpec<S>,
   env: NodeJS.ProcessEnv = process.env,
 ): { vars: CleanedEnv<typeof PORT & S>; config: TimeoutConfig } {
-  const problems: string[] = [];
-  const problem = (name: string, value: unknown, reason: string | undefined) => problems.push(`  ${name}=${JSON.stringify(value)}: ${reason}`);
+  const problems: ConfigProblem[] = [];
+  const problem = (name: string, value: unknown, reason: string | undefined) => problems.push({ name, value, reason: String(reason) });
   const vars = cleanEnv(env, { ...PORT, ...spec.vars }, {
     reporter: ({ errors }) => {
       for (const [name, error] of Object.entries(errors)) problem(name, env[name], (error as Error | undefined)?.message);
@@ -69,6 +69,6 @@ export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknow
       for (const p of err.problems) problem(named(p.name), p.value, named(p.reason));
     }
   }
-  console.error(`${app}: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
+  console.error(formatConfigProblems(problems, `${app}: invalid configuration`));
   process.exit(1);
 }
