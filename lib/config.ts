@@ -541,7 +541,10 @@ export interface TimeoutValueOrigin {
   readonly field: keyof TimeoutConfig;
   /** Its `WS_*` variable. */
   readonly variable: string;
-  /** The value in ms, or `undefined` when it is invalid (its problem is in `problems`). */
+  /**
+   * The value in ms, or `undefined` when it is invalid or cannot be known (it would come from an
+   * invalid profile, or be derived from an invalid timeout); the problem is in `problems`.
+   */
   readonly ms: number | undefined;
   readonly source: TimeoutValueSource;
   /** The variable's raw text when `source` is `'variable'` (or when it was set but overridden or invalid). */
@@ -630,9 +633,14 @@ export function explainTimeoutConfig(
       unknown.add(field); // would have come from a profile we could not read
     }
   }
-  // Neither WS_TIMER_RESOLUTION nor resolutionMs given (nor given but invalid): follow the timeouts.
-  const resolutionDerived = !unknown.has('resolutionMs') && fromCode.values.resolutionMs === undefined && fromEnv.resolutionMs === undefined;
-  if (resolutionDerived) values.resolutionMs = deriveResolution(values);
+  // Neither WS_TIMER_RESOLUTION nor resolutionMs given (even invalid): follow the timeouts.
+  const resolutionGiven = raw[TIMEOUT_ENV.resolutionMs] !== undefined || overrides?.resolutionMs !== undefined;
+  const resolutionDerived = !resolutionGiven;
+  if (resolutionDerived) {
+    values.resolutionMs = deriveResolution(values);
+    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
+    else unknown.delete('resolutionMs');
+  }
 
   const origin = (field: Field): Origin => {
     if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
@@ -642,10 +650,10 @@ export function explainTimeoutConfig(
   problems.push(...crossFieldProblems(values, origin, unknown));
 
   const sourceOf = (field: Field): TimeoutValueSource => {
-    if (fromCode.values[field] !== undefined) return 'option';
-    if (fromEnv[field] !== undefined || unknown.has(field)) return 'variable';
+    if (fromCode.values[field] !== undefined || fromCode.problems.some((p) => p.name === field)) return 'option';
+    if (raw[TIMEOUT_ENV[field]] !== undefined) return 'variable';
     if (field === 'resolutionMs' && resolutionDerived) return 'derived';
-    return profile ? 'profile' : 'default';
+    return raw[PROFILE_ENV] !== undefined ? 'profile' : 'default';
   };
   let config: TimeoutConfig | undefined;
   if (problems.length === 0) {
