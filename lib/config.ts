@@ -644,8 +644,7 @@ export function explainTimeoutConfig(
 
   const origin = (field: Field): Origin => {
     if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
-    const from = field === 'resolutionMs' && resolutionDerived ? `derived from the timeouts` : source;
-    return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, from);
+    return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source);
   };
   problems.push(...crossFieldProblems(values, origin, unknown));
 
@@ -756,8 +755,7 @@ export function resolveTimeoutConfig(base: TimeoutConfig, overrides?: Partial<Ti
   // A derived resolution follows the overridden timeouts; a given one (here or in the base) is kept.
   const resolutionDerived = derivedResolution.has(base) && !('resolutionMs' in fromCode.values) && !unknown.has('resolutionMs');
   if (resolutionDerived) values.resolutionMs = deriveResolution(values);
-  const origin = (field: Field): Origin =>
-    codeOrigin(field, values[field], fromCode.values[field] !== undefined ? undefined : field === 'resolutionMs' && resolutionDerived ? 'derived' : 'base config');
+  const origin = (field: Field): Origin => codeOrigin(field, values[field], fromCode.values[field] === undefined ? 'base config' : undefined);
   problems.push(...crossFieldProblems(values, origin, unknown));
 
   if (problems.length > 0) throw new ConfigError(problems);

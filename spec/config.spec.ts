@@ -13,7 +13,7 @@ import {
   type TimeoutProfile,
 } from '../lib/config.js';
 import { ConfigError, type ConfigProblem } from '../lib/errors.js';
-import { formatConfigProblems } from '../lib/index.js';
+import { formatConfigProblems, wsTimeouts } from '../lib/index.js';
 
 /** Runs `fn`, expects a ConfigError, and returns it. */
 function configError(fn: () => unknown): ConfigError {
@@ -630,6 +630,19 @@ describe('resolveTimeoutConfig', () => {
       expect(resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { idleTimeoutMs: 500, resolutionMs: 250 }).resolutionMs).to.equal(250);
       const derivedBase = resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { resolutionMs: 200 });
       expect(resolveTimeoutConfig(derivedBase, { idleTimeoutMs: 30_000 }).resolutionMs).to.equal(200);
+    });
+
+    it('applies to wsTimeouts(overrides): a short route timeout starts, unless WS_TIMER_RESOLUTION is set too coarse', () => {
+      const configFor = (middleware: ReturnType<typeof wsTimeouts>, req: { wsTimeouts?: TimeoutConfig } = {}) => {
+        let error: unknown;
+        middleware(req as never, {} as never, (err?: unknown) => (error = err));
+        if (error) throw error;
+        return req.wsTimeouts!;
+      };
+      expect(configFor(wsTimeouts({ idleTimeoutMs: 500 }, { env: {} })).resolutionMs).to.equal(50);
+      const app = wsTimeouts(undefined, { env: { WS_PING_INTERVAL: '20' } });
+      expect(configFor(wsTimeouts({ pongTimeoutMs: 700 }, { env: {} }), { wsTimeouts: configFor(app) }).resolutionMs).to.equal(70);
+      expect(() => wsTimeouts({ idleTimeoutMs: 500 }, { env: { WS_TIMER_RESOLUTION: '1' } })).to.throw(ConfigError, /resolutionMs\/idleTimeoutMs/);
     });
 
     it('treats the resolution of a base this module did not produce as explicit', () => {
