@@ -16,7 +16,7 @@ const SENSITIVE_KEY = /token|secret|password|passwd|authorization|cookie|api[-_]
 const REDACTED = '[redacted]';
 
 /** A query string after a URL path. */
-const URL_QUERY = /(\/[^\s?"]*)\?[^\s"]*/g;
+const URL_QUERY = /(\/[^\s?"/]*)\?[^\s"]*/g; // from the last `/` only: linear on `////…`
 /** A query string after anything else (`rooms?user=alice`): a `?` followed by `name=`. */
 const BARE_QUERY = /\?(?=[^\s"'?#=&]+=)[^\s"']*/g;
 /**
@@ -27,9 +27,10 @@ const BARE_QUERY = /\?(?=[^\s"'?#=&]+=)[^\s"']*/g;
 const SENSITIVE_HEADER = /\b((?:proxy-)?authorization|(?:set-)?cookie)(["']?\s*[=:]\s*)[^\r\n]*/gi;
 /**
  * `token=…`, `myToken: …`, `password=…` inside free text, such as an error message that quotes
- * a request: the value is dropped, the name kept.
+ * a request: the value is dropped, the name kept. The name's prefix is bounded so that a long
+ * `a-a-a-…` stays linear.
  */
-const SENSITIVE_PAIR = /\b([\w-]*?(?:token|secret|password|passwd|api[-_]?key|session[-_]?id))(["']?\s*[=:]\s*["']?)[^\s"'&;,)]+/gi;
+const SENSITIVE_PAIR = /\b([\w-]{0,40}?(?:token|secret|password|passwd|api[-_]?key|session[-_]?id))(["']?\s*[=:]\s*["']?)[^\s"'&;,)]+/gi;
 /** A credential quoted without its header name. */
 const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Negotiate|NTLM)\s+[\w.~+/=-]+/g;
 
