@@ -21,12 +21,14 @@ import {
   TimeoutMetrics,
   attachWebSockets,
   createLogger,
+  formatConfigProblems,
   healthHandler,
   installGracefulShutdown,
   loadTimeoutConfig,
   metricsHandler,
   websocket,
   wsTimeouts,
+  type ConfigProblem,
   type TimeoutConfig,
 } from '../lib/index.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
@@ -34,19 +36,19 @@ import { echoHandler, scansHandler, sendToScanners, type Scanners } from './hand
 // ------------------------------------------------------------------ configuration, all checked first
 
 function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined } {
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   let config: TimeoutConfig | undefined;
   try {
     config = loadTimeoutConfig(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    for (const p of err.problems) problems.push(`  ${p.name}=${JSON.stringify(p.value)}: ${p.reason}`);
+    problems.push(...err.problems);
   }
   const rawPort = env.PORT?.trim() || '3000';
   const port = Number(rawPort);
-  if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push(`  PORT=${JSON.stringify(env.PORT)}: expected a whole number from 0 to 65535`);
+  if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push({ name: 'PORT', value: env.PORT, reason: 'expected a whole number from 0 to 65535' });
   if (problems.length > 0) {
-    console.error(`The example server cannot start (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
+    console.error(formatConfigProblems(problems, 'The example server cannot start'));
     process.exit(1);
   }
   return { config: config!, port, host: env.HOST?.trim() || undefined };

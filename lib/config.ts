@@ -59,8 +59,16 @@ export interface TimeoutConfig {
   readonly closeTimeoutMs: number;
   /**
    * The shared scheduler's tick: timeouts fire no later than deadline + resolution.
-   * Env `WS_TIMER_RESOLUTION` (seconds). Must be > 0.
-   * @default 1000
+   * Env `WS_TIMER_RESOLUTION` (seconds). Must be > 0 and not greater than the smallest enabled
+   * tick-driven timeout (ping interval, pong timeout, idle, lifetime).
+   *
+   * When neither `WS_TIMER_RESOLUTION` nor a `resolutionMs` option gives it, it is derived from
+   * the other values: a tenth of the smallest enabled tick-driven timeout, rounded down to whole
+   * ms, at least 1 ms and at most 1000 ms (so 1 s for the defaults and the three profiles, 50 ms
+   * for `WS_PING_INTERVAL=0.5`). A derived resolution is derived again when an override
+   * (`resolveTimeoutConfig`, `wsTimeouts(overrides)`) changes a timeout; a given one is kept, and
+   * an error if it is coarser than the new smallest timeout.
+   * @default 1000 (derived)
    */
   readonly resolutionMs: number;
 }
@@ -124,8 +132,11 @@ export const TIMEOUT_ENV: Readonly<Record<Field, string>> = Object.freeze({
 /** Every config this module produced (frozen and valid), so hot paths can skip re-validation. */
 const produced = new WeakSet<object>();
 
+/** The produced configs whose `resolutionMs` was derived rather than given: overrides derive it again. */
+const derivedResolution = new WeakSet<object>();
+
 /** Freezes a config, registers it as produced by this module, and returns it. */
-function seal(values: Record<Field, number>): TimeoutConfig {
+function seal(values: Record<Field, number>, resolutionDerived: boolean): TimeoutConfig {
   const config: TimeoutConfig = Object.freeze({
     heartbeatIntervalMs: values.heartbeatIntervalMs,
     connectionTimeoutMs: values.connectionTimeoutMs,
@@ -137,7 +148,33 @@ function seal(values: Record<Field, number>): TimeoutConfig {
     resolutionMs: values.resolutionMs,
   });
   produced.add(config);
+  if (resolutionDerived) derivedResolution.add(config);
   return config;
+}
+
+/** The timeouts the scheduler tick enforces; the resolution must not be coarser than any enabled one. */
+const TICK_DRIVEN: readonly Field[] = Object.freeze(['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'] as const);
+
+/** A derived resolution is this fraction of the smallest tick-driven timeout (1 s of 10 s in `development`)... */
+const DERIVED_RESOLUTION_DIVISOR = 10;
+/** ...and never coarser than the historical default tick. */
+const MAX_DERIVED_RESOLUTION_MS = 1_000;
+
+/** The smallest enabled tick-driven timeout, skipping fields in `unknown`; undefined if none is known. */
+function smallestTickDriven(c: Readonly<Record<Field, number>>, unknown: ReadonlySet<Field> = new Set()): Field | undefined {
+  let smallest: Field | undefined;
+  for (const f of TICK_DRIVEN) {
+    if (unknown.has(f) || (DISABLEABLE.has(f) && c[f] === 0)) continue;
+    if (smallest === undefined || c[f] < c[smallest]) smallest = f;
+  }
+  return smallest;
+}
+
+/** The resolution used when none is given: see {@link TimeoutConfig.resolutionMs}. */
+function deriveResolution(c: Readonly<Record<Field, number>>): number {
+  const smallest = smallestTickDriven(c);
+  if (smallest === undefined) return MAX_DERIVED_RESOLUTION_MS;
+  return Math.min(MAX_DERIVED_RESOLUTION_MS, Math.max(1, Math.floor(c[smallest] / DERIVED_RESOLUTION_DIVISOR)));
 }
 
 /**
@@ -155,7 +192,7 @@ export const DEFAULT_TIMEOUT_CONFIG: TimeoutConfig = seal({
   pongTimeoutMs: 60_000,
   closeTimeoutMs: 5_000,
   resolutionMs: 1_000,
-});
+}, true);
 
 /**
  * The three presets selected with `WS_TIMEOUT_PROFILE` (seed 004's tables, in ms). Close timeout
@@ -178,7 +215,7 @@ export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> =
     pongTimeoutMs: 30_000,
     closeTimeoutMs: 5_000,
     resolutionMs: 1_000,
-  }),
+  }, true),
   production: seal({
     heartbeatIntervalMs: 60_000,
     connectionTimeoutMs: 600_000,
@@ -188,7 +225,7 @@ export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> =
     pongTimeoutMs: 90_000,
     closeTimeoutMs: 5_000,
     resolutionMs: 1_000,
-  }),
+  }, true),
   'high-latency': seal({
     heartbeatIntervalMs: 120_000,
     connectionTimeoutMs: 1_200_000,
@@ -198,7 +235,7 @@ export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> =
     pongTimeoutMs: 180_000,
     closeTimeoutMs: 5_000,
     resolutionMs: 1_000,
-  }),
+  }, true),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -395,12 +432,7 @@ function crossFieldProblems(
 
   // 3. resolution <= every tick-driven timeout (ping, pong, enabled idle and lifetime): name the smallest.
   if (known('resolutionMs')) {
-    const driven: Field[] = ['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'];
-    let smallest: Field | undefined;
-    for (const f of driven) {
-      if (unknown.has(f) || (DISABLEABLE.has(f) && c[f] === 0)) continue;
-      if (smallest === undefined || c[f] < c[smallest]) smallest = f;
-    }
+    const smallest = smallestTickDriven(c, unknown);
     if (smallest !== undefined && c.resolutionMs > c[smallest]) {
       const res = origin('resolutionMs');
       const low = origin(smallest);
@@ -491,27 +523,60 @@ function hasOverrides(overrides: unknown): boolean {
 // Public API
 // ---------------------------------------------------------------------------------------------
 
+/** Where one value of a resolved configuration came from. */
+export type TimeoutValueSource =
+  /** {@link DEFAULT_TIMEOUT_CONFIG}: no profile and no variable. */
+  | 'default'
+  /** The table of the profile named by `WS_TIMEOUT_PROFILE`. */
+  | 'profile'
+  /** Its own `WS_*` variable. */
+  | 'variable'
+  /** A code override (milliseconds). */
+  | 'option'
+  /** `resolutionMs` only: derived from the tick-driven timeouts (see {@link TimeoutConfig.resolutionMs}). */
+  | 'derived';
+
+/** One field of {@link explainTimeoutConfig}'s answer. */
+export interface TimeoutValueOrigin {
+  readonly field: keyof TimeoutConfig;
+  /** Its `WS_*` variable. */
+  readonly variable: string;
+  /**
+   * The value in ms, or `undefined` when it is invalid or cannot be known (it would come from an
+   * invalid profile, or be derived from an invalid timeout); the problem is in `problems`.
+   */
+  readonly ms: number | undefined;
+  readonly source: TimeoutValueSource;
+  /** The variable's raw text when `source` is `'variable'` (or when it was set but overridden or invalid). */
+  readonly raw: string | undefined;
+}
+
+/** What {@link explainTimeoutConfig} found: every value with its origin, and every problem. */
+export interface TimeoutConfigExplanation {
+  /** The profile named by `WS_TIMEOUT_PROFILE`, if it is set and valid. */
+  readonly profile: TimeoutProfile | undefined;
+  /** The raw `WS_TIMEOUT_PROFILE` text, if set. */
+  readonly profileRaw: string | undefined;
+  /** One entry per field, in {@link TIMEOUT_ENV} order. */
+  readonly values: readonly TimeoutValueOrigin[];
+  /** Every problem, as a {@link ConfigError} would list them; empty when the config is valid. */
+  readonly problems: readonly ConfigProblem[];
+  /** The config {@link loadTimeoutConfig} returns, or `undefined` when there are problems. */
+  readonly config: TimeoutConfig | undefined;
+}
+
 /**
- * Reads the `WS_*` variables (seconds, fractions allowed, rounded to whole ms) on top of the
- * profile named by `WS_TIMEOUT_PROFILE` (or {@link DEFAULT_TIMEOUT_CONFIG} when it is unset),
- * applies the code `overrides` (ms) on top, checks every value and the cross-field rules, and
- * returns one frozen config.
+ * Does what {@link loadTimeoutConfig} does but never throws: answers every value with where it
+ * came from (default, profile, variable, option or derived) and every problem. For tools that
+ * show a deployment's configuration, such as `npx ws-timeouts check-env`.
  *
- * - An unset, empty or whitespace-only variable takes the profile's value.
- * - 0 disables only `WS_IDLE_TIMEOUT` and `WS_CONNECTION_TIMEOUT`; every other value must be > 0.
- * - Values above 2^31-1 ms (≈ 24.8 days) are rejected: Node timers cannot wait that long.
- * - With nothing set and no overrides, the profile (or default) object itself is returned.
- *
- * Never prints and never exits the process.
- *
- * @param env The environment to read (only `WS_TIMEOUT_PROFILE` and the {@link TIMEOUT_ENV} names are looked at). @default process.env
- * @param overrides Values in milliseconds that win over the environment; unknown keys are rejected.
- * @returns A frozen config, for which {@link isTimeoutConfig} is true.
- * @throws {ConfigError} With every problem at once: problems from the environment name the variable
- *   and echo its raw string; problems from `overrides` name the field; cross-field problems name both
- *   sides, e.g. `WS_IDLE_TIMEOUT/WS_CONNECTION_TIMEOUT`.
+ * @param env The environment to read. @default process.env
+ * @param overrides Values in milliseconds that win over the environment.
  */
-export function loadTimeoutConfig(env: Record<string, string | undefined> = process.env, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
+export function explainTimeoutConfig(
+  env: Record<string, string | undefined> = process.env,
+  overrides?: Partial<TimeoutConfig>,
+): TimeoutConfigExplanation {
   // Only our variables, with empty values dropped (empty = unset).
   const raw: Record<string, string> = {};
   for (const name of Object.keys(ENV_SPECS)) {
@@ -568,15 +633,78 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
       unknown.add(field); // would have come from a profile we could not read
     }
   }
+  // Neither WS_TIMER_RESOLUTION nor resolutionMs given (even invalid): follow the timeouts.
+  const resolutionGiven = raw[TIMEOUT_ENV.resolutionMs] !== undefined || overrides?.resolutionMs !== undefined;
+  const resolutionDerived = !resolutionGiven;
+  if (resolutionDerived) {
+    values.resolutionMs = deriveResolution(values);
+    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
+    else unknown.delete('resolutionMs');
+  }
+
   const origin = (field: Field): Origin => {
     if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
     return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source);
   };
   problems.push(...crossFieldProblems(values, origin, unknown));
 
-  if (problems.length > 0) throw new ConfigError(problems);
-  if (Object.keys(fromEnv).length === 0 && Object.keys(fromCode.values).length === 0) return base;
-  return seal(values);
+  const sourceOf = (field: Field): TimeoutValueSource => {
+    if (fromCode.values[field] !== undefined || fromCode.problems.some((p) => p.name === field)) return 'option';
+    if (raw[TIMEOUT_ENV[field]] !== undefined) return 'variable';
+    if (field === 'resolutionMs' && resolutionDerived) return 'derived';
+    return raw[PROFILE_ENV] !== undefined ? 'profile' : 'default';
+  };
+  let config: TimeoutConfig | undefined;
+  if (problems.length === 0) {
+    const unchanged = Object.keys(fromEnv).length === 0 && Object.keys(fromCode.values).length === 0;
+    config = unchanged ? base : seal(values, resolutionDerived);
+  }
+  return Object.freeze({
+    profile,
+    profileRaw: raw[PROFILE_ENV],
+    values: Object.freeze(
+      FIELDS.map((field) =>
+        Object.freeze({
+          field,
+          variable: TIMEOUT_ENV[field],
+          ms: unknown.has(field) ? undefined : values[field],
+          source: sourceOf(field),
+          raw: raw[TIMEOUT_ENV[field]],
+        }),
+      ),
+    ),
+    problems: Object.freeze(problems),
+    config,
+  });
+}
+
+/**
+ * Reads the `WS_*` variables (seconds, fractions allowed, rounded to whole ms) on top of the
+ * profile named by `WS_TIMEOUT_PROFILE` (or {@link DEFAULT_TIMEOUT_CONFIG} when it is unset),
+ * applies the code `overrides` (ms) on top, checks every value and the cross-field rules, and
+ * returns one frozen config.
+ *
+ * - An unset, empty or whitespace-only variable takes the profile's value.
+ * - 0 disables only `WS_IDLE_TIMEOUT` and `WS_CONNECTION_TIMEOUT`; every other value must be > 0.
+ * - Values above 2^31-1 ms (≈ 24.8 days) are rejected: Node timers cannot wait that long.
+ * - Without `WS_TIMER_RESOLUTION` or a `resolutionMs` override, the resolution is derived from the
+ *   timeouts (see {@link TimeoutConfig.resolutionMs}), so short timeouts need no resolution.
+ * - With nothing set and no overrides, the profile (or default) object itself is returned.
+ *
+ * Never prints and never exits the process. {@link explainTimeoutConfig} answers the same without
+ * throwing, with where each value came from.
+ *
+ * @param env The environment to read (only `WS_TIMEOUT_PROFILE` and the {@link TIMEOUT_ENV} names are looked at). @default process.env
+ * @param overrides Values in milliseconds that win over the environment; unknown keys are rejected.
+ * @returns A frozen config, for which {@link isTimeoutConfig} is true.
+ * @throws {ConfigError} With every problem at once: problems from the environment name the variable
+ *   and echo its raw string; problems from `overrides` name the field; cross-field problems name both
+ *   sides, e.g. `WS_IDLE_TIMEOUT/WS_CONNECTION_TIMEOUT`.
+ */
+export function loadTimeoutConfig(env: Record<string, string | undefined> = process.env, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
+  const { config, problems } = explainTimeoutConfig(env, overrides);
+  if (config === undefined) throw new ConfigError(problems);
+  return config;
 }
 
 /**
@@ -624,12 +752,15 @@ export function resolveTimeoutConfig(base: TimeoutConfig, overrides?: Partial<Ti
     }
   }
   problems.push(...fromCode.problems);
+  // A derived resolution follows the overridden timeouts; a given one (here or in the base) is kept.
+  const resolutionDerived = derivedResolution.has(base) && !('resolutionMs' in fromCode.values) && !unknown.has('resolutionMs');
+  if (resolutionDerived) values.resolutionMs = deriveResolution(values);
   const origin = (field: Field): Origin => codeOrigin(field, values[field], fromCode.values[field] === undefined ? 'base config' : undefined);
   problems.push(...crossFieldProblems(values, origin, unknown));
 
   if (problems.length > 0) throw new ConfigError(problems);
   if (Object.keys(fromCode.values).length === 0 && trusted) return base; // only undefined-valued keys
-  return seal(values);
+  return seal(values, resolutionDerived);
 }
 
 /**

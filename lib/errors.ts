@@ -13,16 +13,38 @@ export interface ConfigProblem {
   readonly reason: string;
 }
 
-/** Every problem in a configuration, reported at once. Thrown by `loadTimeoutConfig`. */
+/**
+ * Formats configuration problems for a person: a heading with the count, then one indented line
+ * per problem, `name=value: reason` with the value as JSON (so `"30s"` shows its quotes).
+ *
+ * ```text
+ * my-app cannot start (2 problems):
+ *   WS_IDLE_TIMEOUT="30s": not a number (the unit is always seconds: ...); expected 0 (disabled) or ...
+ *   PORT="http": expected a whole number from 0 to 65535
+ * ```
+ *
+ * Print it instead of letting a {@link ConfigError} escape as a stack trace:
+ * `console.error(formatConfigProblems(err.problems, 'my-app cannot start')); process.exit(1);`
+ * Problems of the application's own settings can be added to the same list.
+ *
+ * @param problems The problems, e.g. `ConfigError.problems`, in the order to show them.
+ * @param heading The first line, before the count. @default 'Invalid WebSocket timeout configuration'
+ */
+export function formatConfigProblems(problems: readonly ConfigProblem[], heading = 'Invalid WebSocket timeout configuration'): string {
+  const count = `${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  return `${heading} (${count}):\n${problems.map((p) => `  ${p.name}=${JSON.stringify(p.value)}: ${p.reason}`).join('\n')}`;
+}
+
+/**
+ * Every problem in a configuration, reported at once. Thrown by `loadTimeoutConfig`; its message
+ * is {@link formatConfigProblems} of its `problems`.
+ */
 export class ConfigError extends Error {
   readonly code = 'WS_TIMEOUTS_ERR_CONFIG';
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: readonly ConfigProblem[]) {
-    super(
-      `Invalid WebSocket timeout configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  ${p.name}=${JSON.stringify(p.value)}: ${p.reason}`).join('\n'),
-    );
+    super(formatConfigProblems(problems));
     this.name = 'ConfigError';
     this.problems = Object.freeze([...problems]);
   }

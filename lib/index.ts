@@ -13,13 +13,17 @@ export {
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
+  explainTimeoutConfig,
   isTimeoutConfig,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,
+  type TimeoutConfigExplanation,
   type TimeoutProfile,
+  type TimeoutValueOrigin,
+  type TimeoutValueSource,
 } from './config.js';
-export { ConfigError, SessionCleanupError, SessionStoreError, type ConfigProblem } from './errors.js';
+export { ConfigError, SessionCleanupError, SessionStoreError, formatConfigProblems, type ConfigProblem } from './errors.js';
 export { createLogger, defaultLogger, redact, silentLogger, type CreateLoggerOptions, type Logger } from './logger.js';
 export {
   WebSocketTimeoutManager,

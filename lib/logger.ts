@@ -16,24 +16,52 @@ const SENSITIVE_KEY = /token|secret|password|passwd|authorization|cookie|api[-_]
 const REDACTED = '[redacted]';
 
 /** A query string after a URL path. */
-const URL_QUERY = /(\/[^\s?"]*)\?[^\s"]*/g;
+const URL_QUERY = /(\/[^\s?"/]*)\?[^\s"]*/g; // from the last `/` only: linear on `////…`
+/** A query string after anything else (`rooms?user=alice`): a `?` followed by `name=`. */
+const BARE_QUERY = /\?(?=[^\s"'?#=&]+=)[^\s"']*/g;
 /**
- * `token=…`, `password: …`, `Authorization: Bearer …` inside free text, such as an error message
- * that quotes a request: the value is dropped, the name kept.
+ * A header whose whole value is a credential, in free text (`Authorization: Digest username=…,
+ * response=…`, `Cookie: a=1; b=2`): its value has spaces, commas and semicolons of any scheme,
+ * so everything up to the end of the line goes.
  */
-const SENSITIVE_PAIR =
-  /\b((?:access[-_]?|refresh[-_]?|id[-_]?)?token|secret|password|passwd|authorization|cookie|api[-_]?key|session[-_]?id)(["']?\s*[=:]\s*["']?)(?:(?:Bearer|Basic)\s+)?[^\s"'&;,)]+/gi;
-const AUTH_SCHEME = /\b(Bearer|Basic)\s+[\w.~+/=-]+/g;
+const SENSITIVE_HEADER = /\b((?:proxy-)?authorization|(?:set-)?cookie)(["']?\s*[=:]\s*)[^\r\n]*/gi;
+/**
+ * `token=…`, `myToken: …`, `password=…` inside free text, such as an error message that quotes
+ * a request: the value is dropped, the name kept. The name's prefix is bounded so that a long
+ * `a-a-a-…` stays linear.
+ */
+const SENSITIVE_PAIR = /\b([\w-]{0,40}?(?:token|secret|password|passwd|api[-_]?key|session[-_]?id))(["']?\s*[=:]\s*["']?)[^\s"'&;,)]+/gi;
+/** A credential quoted without its header name. */
+const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Negotiate|NTLM)\s+[\w.~+/=-]+/g;
 
 function redactString(value: string): string {
-  return value.replace(URL_QUERY, '$1?[redacted]').replace(SENSITIVE_PAIR, '$1$2[redacted]').replace(AUTH_SCHEME, '$1 [redacted]');
+  return value
+    .replace(URL_QUERY, `$1?${REDACTED}`)
+    .replace(BARE_QUERY, `?${REDACTED}`)
+    .replace(SENSITIVE_HEADER, `$1$2${REDACTED}`)
+    .replace(SENSITIVE_PAIR, `$1$2${REDACTED}`)
+    .replace(AUTH_SCHEME, `$1 ${REDACTED}`);
+}
+
+/** Objects nested deeper than this are logged as a marker: never unredacted, never endless (cycles). */
+const MAX_DEPTH = 8;
+
+/** An error as plain fields (its own are not enumerable, so JSON would drop them), redacted. */
+function redactError(error: Error, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: error.name, message: redactString(error.message) };
+  const { code, cause } = error as Error & { code?: unknown };
+  if (typeof code === 'string' || typeof code === 'number') out.code = code;
+  if (error.stack !== undefined) out.stack = redactString(error.stack);
+  if (cause !== undefined) out.cause = redactValue(cause, depth + 1);
+  return out;
 }
 
 /** Replaces sensitive keys and strips query strings and credentials from text values, at any depth. */
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactString(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return { name: value.name, message: redactValue(value.message, depth + 1) };
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return '[nested too deep]';
+  if (value instanceof Error) return redactError(value, depth);
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) out[key] = SENSITIVE_KEY.test(key) ? REDACTED : redactValue(v, depth + 1);
@@ -42,6 +70,14 @@ function redactValue(value: unknown, depth: number): unknown {
 
 /** A winston format that applies the redaction rules to every field of a log entry. */
 export const redact = winston.format((info) => {
+  // `logger.error(err)` hands winston the error itself, whose message, stack and cause are not
+  // enumerable: JSON would drop them (an empty line). Make them fields, redacted below.
+  if (info instanceof Error) {
+    for (const key of ['message', 'stack', 'cause']) {
+      const value: unknown = info[key];
+      if (value !== undefined) Object.defineProperty(info, key, { value, enumerable: true, writable: true, configurable: true });
+    }
+  }
   for (const key of Object.keys(info)) {
     if (key === 'level') continue;
     info[key] = SENSITIVE_KEY.test(key) ? REDACTED : redactValue(info[key], 0);

@@ -5,6 +5,7 @@ import {
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
+  explainTimeoutConfig,
   isTimeoutConfig,
   loadTimeoutConfig,
   resolveTimeoutConfig,
@@ -12,6 +13,7 @@ import {
   type TimeoutProfile,
 } from '../lib/config.js';
 import { ConfigError, type ConfigProblem } from '../lib/errors.js';
+import { formatConfigProblems, wsTimeouts } from '../lib/index.js';
 
 /** Runs `fn`, expects a ConfigError, and returns it. */
 function configError(fn: () => unknown): ConfigError {
@@ -382,10 +384,57 @@ describe('loadTimeoutConfig', () => {
     });
   });
 
+  describe('timer resolution derived from the timeouts when unset', () => {
+    it('starts short development timeouts as they are: WS_PING_INTERVAL=0.5 WS_PONG_TIMEOUT=1 WS_IDLE_TIMEOUT=3', () => {
+      const config = loadTimeoutConfig({ WS_PING_INTERVAL: '0.5', WS_PONG_TIMEOUT: '1', WS_IDLE_TIMEOUT: '3' });
+      expect(config).to.deep.include({ pingIntervalMs: 500, pongTimeoutMs: 1_000, idleTimeoutMs: 3_000 });
+      expect(config.resolutionMs).to.equal(50); // a tenth of the smallest tick-driven timeout (ping 500 ms)
+    });
+
+    it('is a tenth of the smallest enabled ping, pong, idle or lifetime timeout, at most 1 s and at least 1 ms', () => {
+      const derived = (env: Record<string, string>) => loadTimeoutConfig(env).resolutionMs;
+      expect(derived({ WS_PONG_TIMEOUT: '2' })).to.equal(200);
+      expect(derived({ WS_IDLE_TIMEOUT: '0.3' })).to.equal(30);
+      expect(derived({ WS_IDLE_TIMEOUT: '0', WS_CONNECTION_TIMEOUT: '0.75', WS_PING_INTERVAL: '0.7' })).to.equal(70);
+      expect(derived({ WS_IDLE_TIMEOUT: '0', WS_CONNECTION_TIMEOUT: '0', WS_PING_INTERVAL: '4' })).to.equal(400);
+      expect(derived({ WS_PING_INTERVAL: '0.015' })).to.equal(1); // 1.5 ms, floored to whole ms
+      expect(derived({ WS_PING_INTERVAL: '0.005' })).to.equal(1); // never 0
+      expect(derived({ WS_PING_INTERVAL: '20' })).to.equal(1_000); // 2 s, capped at 1 s
+    });
+
+    it('ignores the message, heartbeat and close timeouts, which are not tick-driven', () => {
+      expect(loadTimeoutConfig({ WS_MESSAGE_TIMEOUT: '0.1', WS_HEARTBEAT_INTERVAL: '0.1', WS_CLOSE_TIMEOUT: '0.1' }).resolutionMs).to.equal(1_000);
+    });
+
+    it('keeps 1 s for the defaults and the three profiles', () => {
+      for (const profile of ['development', 'production', 'high-latency'] as const) {
+        expect(loadTimeoutConfig({ WS_TIMEOUT_PROFILE: profile, WS_CLOSE_TIMEOUT: '3' }).resolutionMs, profile).to.equal(1_000);
+      }
+    });
+
+    it('derives it for code overrides of a timeout too', () => {
+      expect(loadTimeoutConfig({}, { idleTimeoutMs: 400 }).resolutionMs).to.equal(40);
+      expect(loadTimeoutConfig({ WS_IDLE_TIMEOUT: '2' }, { pingIntervalMs: 300 }).resolutionMs).to.equal(30);
+    });
+
+    it('keeps an explicit WS_TIMER_RESOLUTION, and still refuses one coarser than the smallest timeout', () => {
+      expect(loadTimeoutConfig({ WS_PING_INTERVAL: '0.5', WS_TIMER_RESOLUTION: '0.25' }).resolutionMs).to.equal(250);
+      const problem = onlyProblem(() => loadTimeoutConfig({ WS_PING_INTERVAL: '0.5', WS_TIMER_RESOLUTION: '1' }));
+      expect(problem.name).to.equal('WS_TIMER_RESOLUTION/WS_PING_INTERVAL');
+      expect(problem.reason).to.include('WS_TIMER_RESOLUTION=1 s').and.include('WS_PING_INTERVAL=0.5 s');
+    });
+
+    it('keeps an explicit resolutionMs override, and still refuses one coarser than the smallest timeout', () => {
+      expect(loadTimeoutConfig({ WS_PING_INTERVAL: '0.5' }, { resolutionMs: 100 }).resolutionMs).to.equal(100);
+      expect(onlyProblem(() => loadTimeoutConfig({ WS_PING_INTERVAL: '0.5' }, { resolutionMs: 1_000 })).name).to.equal('resolutionMs/WS_PING_INTERVAL');
+    });
+  });
+
   describe('code overrides (milliseconds)', () => {
     it('merges overrides over the environment and the profile', () => {
       const config = loadTimeoutConfig({ WS_TIMEOUT_PROFILE: 'production', WS_IDLE_TIMEOUT: '45' }, { idleTimeoutMs: 50_000, pingIntervalMs: 5_000 });
-      expect(config).to.deep.equal({ ...SEED_004.production, idleTimeoutMs: 50_000, pingIntervalMs: 5_000 });
+      // The resolution follows the shorter ping interval: a tenth of it.
+      expect(config).to.deep.equal({ ...SEED_004.production, idleTimeoutMs: 50_000, pingIntervalMs: 5_000, resolutionMs: 500 });
     });
 
     it('validates overrides with the per-field rules, naming the field', () => {
@@ -454,6 +503,67 @@ describe('loadTimeoutConfig', () => {
   });
 });
 
+describe('explainTimeoutConfig', () => {
+  const sources = (env: Record<string, string>, overrides?: Partial<TimeoutConfig>) =>
+    Object.fromEntries(explainTimeoutConfig(env, overrides).values.map((v) => [v.variable, v.source]));
+
+  it('says where each value came from: default, profile, variable, option or derived', () => {
+    expect(sources({})).to.deep.include({ WS_IDLE_TIMEOUT: 'default', WS_TIMER_RESOLUTION: 'derived' });
+    expect(sources({ WS_TIMEOUT_PROFILE: 'production', WS_IDLE_TIMEOUT: '45' }, { pingIntervalMs: 5_000 })).to.deep.equal({
+      WS_HEARTBEAT_INTERVAL: 'profile',
+      WS_CONNECTION_TIMEOUT: 'profile',
+      WS_MESSAGE_TIMEOUT: 'profile',
+      WS_IDLE_TIMEOUT: 'variable',
+      WS_PING_INTERVAL: 'option',
+      WS_PONG_TIMEOUT: 'profile',
+      WS_CLOSE_TIMEOUT: 'profile',
+      WS_TIMER_RESOLUTION: 'derived',
+    });
+    expect(sources({ WS_TIMER_RESOLUTION: '0.5' }).WS_TIMER_RESOLUTION).to.equal('variable');
+  });
+
+  it('gives the values, the raw text and the config loadTimeoutConfig returns', () => {
+    const env = { WS_TIMEOUT_PROFILE: 'development', WS_PING_INTERVAL: ' 0.5 ' };
+    const explained = explainTimeoutConfig(env);
+    expect(explained.profile).to.equal('development');
+    expect(explained.problems).to.deep.equal([]);
+    expect(explained.values.find((v) => v.field === 'pingIntervalMs')).to.deep.equal({
+      field: 'pingIntervalMs',
+      variable: 'WS_PING_INTERVAL',
+      ms: 500,
+      source: 'variable',
+      raw: ' 0.5 ',
+    });
+    expect(explained.config).to.deep.equal(loadTimeoutConfig(env));
+  });
+
+  it('answers every problem instead of throwing, leaving the bad values out', () => {
+    const explained = explainTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc', WS_PING_INTERVAL: '400', WS_CONNECTION_TIMEOUT: '300' });
+    expect(explained.config).to.equal(undefined);
+    expect(explained.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_PING_INTERVAL/WS_CONNECTION_TIMEOUT']);
+    expect(explained.values.find((v) => v.field === 'idleTimeoutMs')).to.include({ ms: undefined, source: 'variable', raw: 'abc' });
+  });
+});
+
+describe('formatConfigProblems (from the root entry point)', () => {
+  it("lists a ConfigError's problems under the app's own heading, with the app's own problems beside them", () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: '30s', WS_PING_INTERVAL: '-1' }));
+    const text = formatConfigProblems([...error.problems, { name: 'PORT', value: 'http', reason: 'expected a port' }], 'my-app cannot start');
+    const lines = text.split('\n');
+    expect(lines[0]).to.equal('my-app cannot start (3 problems):');
+    expect(lines[1]).to.match(/^ {2}WS_IDLE_TIMEOUT="30s": not a number \(the unit is always seconds/);
+    expect(lines[2]).to.match(/^ {2}WS_PING_INTERVAL="-1": must not be negative/);
+    expect(lines[3]).to.equal('  PORT="http": expected a port');
+    expect(lines).to.have.length(4);
+  });
+
+  it("is the ConfigError's message, with its default heading and a singular count", () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc' }));
+    expect(error.message).to.equal(formatConfigProblems(error.problems));
+    expect(error.message).to.match(/^Invalid WebSocket timeout configuration \(1 problem\):\n {2}WS_IDLE_TIMEOUT="abc": /);
+  });
+});
+
 describe('isTimeoutConfig', () => {
   it('is false for look-alike objects and non-objects', () => {
     expect(isTimeoutConfig({ ...DEFAULTS })).to.equal(false);
@@ -495,6 +605,49 @@ describe('resolveTimeoutConfig', () => {
     const problem = onlyProblem(() => resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { WS_IDLE_TIMEOUT: 5 } as Partial<TimeoutConfig>));
     expect(problem.name).to.equal('WS_IDLE_TIMEOUT');
     expect(problem.reason).to.include('did you mean "idleTimeoutMs"');
+  });
+
+  describe('timer resolution of a route override (wsTimeouts(overrides))', () => {
+    it('is derived again when the base resolution was derived and an override shortens a timeout', () => {
+      expect(resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { idleTimeoutMs: 500 }).resolutionMs).to.equal(50);
+      const base = loadTimeoutConfig({ WS_PING_INTERVAL: '0.5' }); // derived 50 ms
+      expect(resolveTimeoutConfig(base, { pingIntervalMs: 30_000 }).resolutionMs).to.equal(1_000);
+      // Stacked overrides (app-level, then route-level) keep deriving.
+      const app = resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { pingIntervalMs: 5_000 });
+      expect(app.resolutionMs).to.equal(500);
+      expect(resolveTimeoutConfig(app, { idleTimeoutMs: 800 }).resolutionMs).to.equal(80);
+    });
+
+    it('stays explicit when the base got it from WS_TIMER_RESOLUTION: too coarse for the override is an error', () => {
+      const base = loadTimeoutConfig({ WS_TIMER_RESOLUTION: '1' });
+      expect(resolveTimeoutConfig(base, { idleTimeoutMs: 5_000 }).resolutionMs).to.equal(1_000);
+      const problem = onlyProblem(() => resolveTimeoutConfig(base, { idleTimeoutMs: 500 }));
+      expect(problem.name).to.equal('resolutionMs/idleTimeoutMs');
+      expect(problem.reason).to.include('resolutionMs=1000 ms (base config)');
+    });
+
+    it('uses a resolutionMs given with the override as is', () => {
+      expect(resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { idleTimeoutMs: 500, resolutionMs: 250 }).resolutionMs).to.equal(250);
+      const derivedBase = resolveTimeoutConfig(DEFAULT_TIMEOUT_CONFIG, { resolutionMs: 200 });
+      expect(resolveTimeoutConfig(derivedBase, { idleTimeoutMs: 30_000 }).resolutionMs).to.equal(200);
+    });
+
+    it('applies to wsTimeouts(overrides): a short route timeout starts, unless WS_TIMER_RESOLUTION is set too coarse', () => {
+      const configFor = (middleware: ReturnType<typeof wsTimeouts>, req: { wsTimeouts?: TimeoutConfig } = {}) => {
+        let error: unknown;
+        middleware(req as never, {} as never, (err?: unknown) => (error = err));
+        if (error) throw error;
+        return req.wsTimeouts!;
+      };
+      expect(configFor(wsTimeouts({ idleTimeoutMs: 500 }, { env: {} })).resolutionMs).to.equal(50);
+      const app = wsTimeouts(undefined, { env: { WS_PING_INTERVAL: '20' } });
+      expect(configFor(wsTimeouts({ pongTimeoutMs: 700 }, { env: {} }), { wsTimeouts: configFor(app) }).resolutionMs).to.equal(70);
+      expect(() => wsTimeouts({ idleTimeoutMs: 500 }, { env: { WS_TIMER_RESOLUTION: '1' } })).to.throw(ConfigError, /resolutionMs\/idleTimeoutMs/);
+    });
+
+    it('treats the resolution of a base this module did not produce as explicit', () => {
+      expect(() => resolveTimeoutConfig({ ...DEFAULTS }, { idleTimeoutMs: 500 })).to.throw(ConfigError, /resolutionMs\/idleTimeoutMs/);
+    });
   });
 
   it('validates a base that this module did not produce', () => {

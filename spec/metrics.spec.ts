@@ -100,6 +100,26 @@ describe('TimeoutMetrics', () => {
     expect((await metrics.activeConnections.get()).values[0]!.value).to.equal(0);
     expect((await metrics.connectionsClosed.get()).values[0]!.value).to.equal(0); // the client closed it: not the sweep
   });
+
+  it("counts a timeout under the connection's roleLabel label, not under a label named role", async () => {
+    const t = createTestClock();
+    const metrics = new TimeoutMetrics();
+    const registry = new ConnectionRegistry({
+      clock: t.clock,
+      logger: silentLogger,
+      metrics,
+      roleLabel: 'kind',
+      config: { idleTimeoutMs: 1_000, connectionTimeoutMs: 0, resolutionMs: 100 },
+    });
+    // A `role` label too: ignoring roleLabel would count "listener" instead of "speaker".
+    registry.add(createSocketPair().server, { labels: { kind: 'speaker', role: 'listener' } });
+    registry.add(createSocketPair().server, { labels: { role: 'listener' } });
+    await t.tickAsync(1_100);
+    const text = await metrics.register.metrics();
+    expect(text).to.include('ws_timeouts_timeouts_total{reason="idle",role="speaker"} 1');
+    expect(text).to.include('ws_timeouts_timeouts_total{reason="idle",role="none"} 1');
+    expect(text).not.to.include('role="listener"');
+  });
 });
 
 describe('metricsHandler()', () => {

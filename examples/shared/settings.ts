@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { EnvError, cleanEnv, makeValidator, port, type CleanedEnv, type ValidatorSpec } from 'envalid';
-import { ConfigError, loadTimeoutConfig, type TimeoutConfig } from '../../lib/index.js';
+import { ConfigError, formatConfigProblems, loadTimeoutConfig, type ConfigProblem, type TimeoutConfig } from '../../lib/index.js';
 
 /** A number above 0 (fractions allowed) of `unit`; with `msPerUnit`, also at least 1 ms once converted. */
 export const positive = (unit: string, msPerUnit = 0) =>
@@ -56,8 +56,8 @@ export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknow
   env: NodeJS.ProcessEnv = process.env,
 ): { vars: CleanedEnv<typeof PORT & S>; config: TimeoutConfig } {
   if (env === process.env) loadDotEnv();
-  const problems: string[] = [];
-  const problem = (name: string, value: unknown, reason: string | undefined) => problems.push(`  ${name}=${JSON.stringify(value)}: ${reason}`);
+  const problems: ConfigProblem[] = [];
+  const problem = (name: string, value: unknown, reason: string | undefined) => problems.push({ name, value, reason: String(reason) });
   // Empty counts as unset, the rule lib/config.ts applies to WS_* (`SESSION_TIMEOUT_MINUTES=` in a .env).
   const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value?.trim()));
   const vars = cleanEnv(set, { ...PORT, ...spec.vars }, {
@@ -82,6 +82,6 @@ export function readSettingsOrExit<S extends Record<string, ValidatorSpec<unknow
       for (const p of err.problems) problem(named(p.name), p.value, named(p.reason));
     }
   }
-  console.error(`${app}: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.join('\n')}`);
+  console.error(formatConfigProblems(problems, `${app}: invalid configuration`));
   process.exit(1);
 }

@@ -136,8 +136,8 @@ describe('examples/ticket-scans', function () {
     });
   });
 
-  it('refuses a session timeout under the timer resolution, naming SESSION_TIMEOUT_MINUTES', async () => {
-    const run = await runToExit(SCRIPT, { SESSION_TIMEOUT_MINUTES: '0.001' }); // 60 ms < 1 s resolution
+  it('refuses a session timeout under an explicit timer resolution, naming SESSION_TIMEOUT_MINUTES', async () => {
+    const run = await runToExit(SCRIPT, { SESSION_TIMEOUT_MINUTES: '0.001', WS_TIMER_RESOLUTION: '1' }); // 60 ms < 1 s resolution
     expect(run.code).to.equal(1);
     expect(run.stderr).to.include('WS_TIMER_RESOLUTION/SESSION_TIMEOUT_MINUTES (idleTimeoutMs)');
     expect(run.stderr).to.include('SESSION_TIMEOUT_MINUTES (idleTimeoutMs)=60 ms');
