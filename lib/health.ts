@@ -1,6 +1,6 @@
 /**
- * Health of a `ConnectionRegistry` (seed 003's enhanced `/health`): `healthy`, or `degraded`
- * above an active-session threshold (seed: 1000) or an estimated memory budget
+ * Health of a `ConnectionRegistry` for a `/health` endpoint: `healthy`, or `degraded`
+ * above an active-session threshold (default 1000) or an estimated memory budget
  * (`SESSION_MAX_MEMORY_MB`), with the session metrics alongside.
  *
  * Status code: `degraded` still answers **200** by default. The instance is serving, only past
