@@ -1,6 +1,6 @@
 /**
  * The timeout configuration: the `WS_*` environment variables (seconds), parsed with envalid,
- * the three named profiles of seed 004, the cross-field rules, and one frozen
+ * three named profiles, the cross-field rules, and one frozen
  * {@link TimeoutConfig} in milliseconds that the rest of the library reads.
  *
  * Parsing never exits the process and never prints: every problem (bad values, unknown profile,
@@ -73,7 +73,7 @@ export interface TimeoutConfig {
   readonly resolutionMs: number;
 }
 
-/** The named presets selected with `WS_TIMEOUT_PROFILE` (seed 004's three tables). */
+/** The named presets selected with `WS_TIMEOUT_PROFILE`. */
 export type TimeoutProfile = 'development' | 'production' | 'high-latency';
 
 type Field = keyof TimeoutConfig;
@@ -195,7 +195,7 @@ export const DEFAULT_TIMEOUT_CONFIG: TimeoutConfig = seal({
 }, true);
 
 /**
- * The three presets selected with `WS_TIMEOUT_PROFILE` (seed 004's tables, in ms). Close timeout
+ * The three presets selected with `WS_TIMEOUT_PROFILE` (in ms). Close timeout
  * (5 s) and timer resolution (1 s) are the same in all three. Single `WS_*` variables override
  * the selected profile's values. All frozen.
  *

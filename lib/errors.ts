@@ -50,7 +50,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** A session store operation failed (seed 003's `SessionStoreException`). */
+/** A session store operation failed. */
 export class SessionStoreError extends Error {
   readonly code: string = 'WS_TIMEOUTS_ERR_SESSION_STORE';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -59,7 +59,7 @@ export class SessionStoreError extends Error {
   }
 }
 
-/** A cleanup run could not complete (seed 003's `SessionCleanupException`). */
+/** A cleanup run could not complete. */
 export class SessionCleanupError extends SessionStoreError {
   override readonly code: string = 'WS_TIMEOUTS_ERR_SESSION_CLEANUP';
   constructor(message: string, options?: { cause?: unknown }) {

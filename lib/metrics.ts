@@ -1,6 +1,6 @@
 /**
- * Prometheus metrics for many connections (an idle handler's CloudWatch metrics, a session service's
- * metrics), through prom-client. `ConnectionRegistry` records into a {@link TimeoutMetrics};
+ * Prometheus metrics for many connections (connection and session metrics), through
+ * prom-client. `ConnectionRegistry` records into a {@link TimeoutMetrics};
  * {@link metricsHandler} serves them as Prometheus text.
  *
  * The metrics live in their own prom-client `Registry` unless you pass yours (`register`), so

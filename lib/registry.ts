@@ -1,10 +1,9 @@
 /**
  * `ConnectionRegistry`: many `WebSocketTimeoutManager`s on one shared scheduler.
  *
- * It covers what seeds 000–003 describe for a fleet of sockets: connect and disconnect with a
- * live count, broadcast, background expiry with start/stop hooks (seeds 000/001), the idle
- * notice, a disconnect hook, per-role counters (seed 002), and batched cleanup of inactive
- * sessions with metrics for a health endpoint (seed 003).
+ * What a fleet of sockets needs: connect and disconnect with a live count, broadcast,
+ * background expiry with start/stop hooks, the idle notice, a disconnect hook, per-role
+ * counters, and batched cleanup of inactive sessions with metrics for a health endpoint.
  *
  * Every socket's idle, lifetime, ping and pong deadlines are driven by one coarse scheduler
  * tick (lib/scheduler.ts): no Node timer per socket, activity updates are a field write, and a
@@ -74,9 +73,9 @@ export interface RegistryOptions {
    * cause), counted in `getSessionMetrics().hookErrors`, and never propagates.
    */
   onDisconnect?: (manager: WebSocketTimeoutManager, info: DisconnectInfo) => void | Promise<void>;
-  /** Runs when `start()` starts background expiry (seed 000's start-up hook); errors are logged. */
+  /** Runs when `start()` starts background expiry (a start-up hook); errors are logged. */
   onStart?: (registry: ConnectionRegistry) => void | Promise<void>;
-  /** Runs at the end of `stop()` (seed 000's shutdown hook); awaited, errors are logged. */
+  /** Runs at the end of `stop()` (a shutdown hook); awaited, errors are logged. */
   onStop?: (registry: ConnectionRegistry) => void | Promise<void>;
 }
 
@@ -366,10 +365,10 @@ export class ConnectionRegistry {
     return { sent, failed };
   }
 
-  // ---------------------------------------------------------------- lifecycle (seeds 000/001)
+  // ---------------------------------------------------------------- lifecycle
 
   /**
-   * Starts background expiry (seed 000's start-up hook): every tracked connection's deadlines
+   * Starts background expiry: every tracked connection's deadlines
    * are enforced on the shared scheduler, and so are those of connections added later. Logs
    * `Started session expiry with 30.0 minute timeout` and runs `onStart`. Idempotent.
    *
@@ -394,7 +393,7 @@ export class ConnectionRegistry {
   }
 
   /**
-   * Stops background expiry (seed 000's shutdown hook): enforcement of every tracked
+   * Stops background expiry: enforcement of every tracked
    * connection and the cleanup scheduler stop, then waits (at most `closeTimeoutMs`) for a
    * running cleanup and pending `onDisconnect` hooks, logs `Stopped session expiry` and awaits
    * `onStop`. Connections stay open: call `closeAll()` to close them. Never rejects.
@@ -422,7 +421,7 @@ export class ConnectionRegistry {
     await Promise.allSettled(all.map((manager) => manager.gracefulClose(code, reason)));
   }
 
-  // ---------------------------------------------------------------- cleanup (seed 003)
+  // ---------------------------------------------------------------- cleanup
 
   /**
    * Closes every open session with no application message for `maxAgeMs` (the JSON idle notice,
@@ -482,7 +481,7 @@ export class ConnectionRegistry {
 
   // ---------------------------------------------------------------- reporting
 
-  /** Seed 003's session metrics. O(n) in the tracked sessions (for health checks, not hot paths). */
+  /** Session metrics. O(n) in the tracked sessions (for health checks, not hot paths). */
   getSessionMetrics(): SessionMetrics {
     const now = this.clock.now();
     const timeout = this.sessionTimeoutMs;
@@ -690,7 +689,7 @@ export class ConnectionRegistry {
     return cleaned;
   }
 
-  /** Seed 002's idle close: the notice (best effort, bounded by the send deadline), then 4001. */
+  /** The idle close: the notice (best effort, bounded by the send deadline), then 4001. */
   private async expireInactive(manager: WebSocketTimeoutManager, now: number, maxAgeMs: number): Promise<void> {
     this.recordTimeout(manager, 'idle');
     this.logger.warn('WebSocket timeout', this.meta(manager, { reason: 'idle', source: 'cleanup', maxAgeMs, idleMs: now - manager.lastActivityAt }));

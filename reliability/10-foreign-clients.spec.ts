@@ -1,15 +1,17 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { startExample, type ExampleServer } from '../spec/support/example-server.js';
+import { requireSystemTool } from '../spec/support/system-tool.js';
 import { kill, track } from './support/children.js';
 import { ms, reliabilityCase } from './support/report.js';
 import { sleep } from './support/util.js';
 
-const PYTHON = '/usr/bin/python3';
-const CHROMIUM = '/usr/bin/chromium';
+// PYTHON3_PATH and CHROMIUM_PATH point elsewhere (a spec fakes their absence).
+const PYTHON = process.env.PYTHON3_PATH ?? '/usr/bin/python3';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PYTHON_CLIENT = fileURLToPath(new URL('./clients/python_client.py', import.meta.url));
 const ENV = { WS_IDLE_TIMEOUT: '2.5', WS_PING_INTERVAL: '0.3', WS_PONG_TIMEOUT: '0.6', WS_TIMER_RESOLUTION: '0.05', WS_CLOSE_TIMEOUT: '1' };
 const IDLE_MS = 2_500;
@@ -86,12 +88,8 @@ describe(report.name, function () {
   let browser: Browser | undefined;
 
   before(async function () {
-    for (const [path, how] of [
-      [PYTHON, 'apt-get install python3-websockets'],
-      [CHROMIUM, 'apt-get install chromium'],
-    ] as const) {
-      if (!existsSync(path)) throw new Error(`${path} is missing: .ci/run installs it (${how})`);
-    }
+    requireSystemTool(this, 'python3-websockets', 'python3-websockets', () => spawnSync(PYTHON, ['-c', 'import websockets']).status === 0);
+    requireSystemTool(this, 'chromium', 'chromium', () => existsSync(CHROMIUM));
     server = await startExample(ENV);
     track(server.proc, { group: true });
     browser = await chromium.launch({

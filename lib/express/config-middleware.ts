@@ -3,7 +3,7 @@
  * request (`req.wsTimeouts`), for WebSocket routes and plain HTTP routes alike.
  *
  * Used once at app level and again on a route, the route's overrides apply on top of the app's
- * (seed 004's "custom timeouts for this endpoint"):
+ * (custom timeouts for one endpoint):
  *
  * ```ts
  * app.use(wsTimeouts());                                          // the WS_* environment

@@ -28,7 +28,7 @@ export interface TestClock {
   flush(): Promise<void>;
 }
 
-/** @default start 2023-11-09T03:20:00Z (1_699_500_000_000), the timestamp in seed 002's example */
+/** Where a test clock starts unless told otherwise: 2023-11-09T03:20:00Z (1_699_500_000_000). */
 export const DEFAULT_START = 1_699_500_000_000;
 
 // Captured at import: the real one, even if a test later fakes it against our advice.
