@@ -91,7 +91,8 @@ export interface ManagerOptions {
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
 
 const MANAGER = Symbol('ws-timeouts.manager');
-type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager };
+const SOCKET_CLOSE = Symbol('ws-timeouts.socketClose');
+type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager; [SOCKET_CLOSE]?: ManagedSocket['close'] };
 
 // Listeners are shared by every socket and find their manager through a symbol on the socket:
 // no closure per connection, and `off()` removes exactly what `on()` added.
@@ -106,6 +107,19 @@ function onSocketClose(this: Tagged, code: number, reason: Buffer): void {
 }
 function onSocketError(this: Tagged, err: Error): void {
   this[MANAGER]?.handleError(err);
+}
+/**
+ * Stands in for the socket's own `close()` while a manager wraps it. `ws` emits nothing when the
+ * peer's close frame arrives: it answers by calling `close()` on itself, and then waits 30 s
+ * (its own `closeTimeout`) for the peer to end the connection. Seeing every `close()` lets the
+ * manager bound each closing handshake, whoever started it, by `closeTimeoutMs`.
+ */
+function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): void {
+  try {
+    this[SOCKET_CLOSE]!.call(this, code, reason);
+  } finally {
+    this[MANAGER]?.handleClosing();
+  }
 }
 
 let nextConnectionSeq = 0;
@@ -142,6 +156,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private closing: Promise<CloseOutcome> | null = null;
   private finishClose: ((outcome: CloseOutcome) => void) | null = null;
   private closeTimer: TimerHandle = undefined;
+  private closeBounded = false;
   private scheduler: Scheduler | null = null;
   private closedSignal: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
@@ -169,7 +184,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     const noticeMs = options.reconnectNoticeMs ?? 0;
     if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
 
-    (ws as Tagged)[MANAGER] = this;
+    const tagged = ws as Tagged;
+    tagged[MANAGER] = this;
+    if (ws.close !== closeAndBound) {
+      tagged[SOCKET_CLOSE] = ws.close;
+      ws.close = closeAndBound;
+    }
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
@@ -422,7 +442,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * scheduler: on expiry the notice is sent, the socket closed with its code and `onTimeout` told.
    */
   start(): this {
-    if (this.closed || this.scheduler) return this;
+    if (this.closed || this.closeBounded || this.scheduler) return this;
     this.scheduler = this.options.scheduler ?? sharedScheduler(this.clock, this.config.resolutionMs);
     this.scheduler.schedule(this, rules.nextCheckAt(this, this.config));
     return this;
@@ -437,6 +457,9 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
     if (this.closed || this.closing) return;
+    // Closing without a close() the manager saw (e.g. ws got the peer's FIN): no verdict on a
+    // connection that is already ending, only the bound on its end.
+    if (this.ws.readyState === ReadyState.CLOSING) return this.handleClosing();
     if (this.options.onCheck) {
       try {
         this.options.onCheck(this);
@@ -570,15 +593,36 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     } else if (this.ws.readyState === ReadyState.CONNECTING) {
       this.terminate();
     }
-    if (!this.closed) {
-      this.closeTimer = this.clock.setTimeout(() => {
-        this.logger.warn('WebSocket peer did not answer the close frame, terminating', this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }));
-        this.finishClose?.('terminated');
-        this.finishClose = null;
-        this.terminate();
-      }, this.config.closeTimeoutMs);
-    }
+    this.boundClosingHandshake('server');
     return this.closing;
+  }
+
+  /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
+  handleClosing(): void {
+    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closing ? 'server' : 'peer');
+  }
+
+  /**
+   * Terminates the connection if it has not closed `closeTimeoutMs` after its closing handshake
+   * started, and ends automatic enforcement: a connection that is closing gets no idle, lifetime
+   * or pong verdict, so a peer that closed is never counted as a timeout. The first call sets
+   * the deadline; a later `gracefulClose` keeps it.
+   */
+  private boundClosingHandshake(startedBy: 'server' | 'peer'): void {
+    if (this.closed || this.closeBounded) return;
+    this.closeBounded = true;
+    this.stop();
+    this.closeTimer = this.clock.setTimeout(() => {
+      this.logger.warn(
+        startedBy === 'server'
+          ? 'WebSocket peer did not answer the close frame, terminating'
+          : 'WebSocket close handshake did not finish in time, terminating',
+        this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }),
+      );
+      this.finishClose?.('terminated');
+      this.finishClose = null;
+      this.terminate();
+    }, this.config.closeTimeoutMs);
   }
 
   /** Drops the connection at once, without a close frame. Safe on any state. */
@@ -610,6 +654,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.off('close', onSocketClose);
     ws.off('error', onSocketError);
     delete ws[MANAGER];
+    if (ws.close === closeAndBound) {
+      const own = ws[SOCKET_CLOSE]!;
+      delete (ws as Partial<Tagged>).close;
+      if (ws.close !== own) ws.close = own; // it was the socket's own property, not its class's method
+      delete ws[SOCKET_CLOSE];
+    }
     const waiters = this.waiters;
     this.waiters = null;
     for (const waiter of waiters ?? []) {

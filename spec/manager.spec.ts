@@ -474,8 +474,83 @@ describe('WebSocketTimeoutManager', () => {
       expect(server.listenerCount('message')).to.equal(1);
       await manager.gracefulClose();
       for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
+      expect(Object.hasOwn(server, 'close'), 'the socket is left with its own close()').to.equal(false);
       expect(scheduler.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
+    });
+  });
+
+  describe("a close the peer starts", () => {
+    /** The peer sends its close frame and then never reads our answer, so it never ends its side of the connection. */
+    function peerClosesAndLingers(client: ReturnType<typeof createSocketPair>['client']): void {
+      client.close(1000, 'bye');
+      client.stopReading();
+    }
+
+    it('is terminated closeTimeoutMs after the close frame when the peer keeps the connection open, and is no timeout', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      peerClosesAndLingers(client);
+      await t.flush();
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(499);
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(1);
+      expect(manager.state).to.equal('closed');
+      await t.tickAsync(5_000); // well past the ping and pong deadlines: nothing more happens
+      expect(reasons).to.deep.equal([]);
+      expect(logs.find('WebSocket timeout')).to.equal(undefined);
+      expect(logs.find('WebSocket closed')?.meta).to.include({ code: 1000, reason: 'bye' });
+      expect(logs.find('WebSocket close handshake did not finish in time, terminating')?.meta).to.include({ closeTimeoutMs: 500, userId: 'user-1' });
+    });
+
+    it('gives no pong or idle verdict while the close is pending, however long closeTimeoutMs is', async () => {
+      const { client, manager } = setup(
+        { config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
+        { autoPong: false },
+      );
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      await t.tickAsync(1_100);
+      expect(client.pings).to.equal(1); // its pong would be overdue at 1.3 s, and the idle close due at 1.5 s
+      peerClosesAndLingers(client);
+      await t.tickAsync(4_999);
+      expect(manager.state).to.equal('closing');
+      expect(reasons).to.deep.equal([]);
+      await t.tickAsync(1);
+      expect(manager.state).to.equal('closed');
+      expect(reasons).to.deep.equal([]);
+      expect(logs.find('WebSocket timeout')).to.equal(undefined);
+    });
+
+    it("keeps the peer's deadline when gracefulClose is called during its close, and resolves 'terminated'", async () => {
+      const { client, manager } = setup({ config: { closeTimeoutMs: 500 } });
+      peerClosesAndLingers(client);
+      await t.tickAsync(300);
+      let outcome: unknown = 'pending';
+      void manager.gracefulClose().then((o) => (outcome = o));
+      await t.tickAsync(199);
+      expect(outcome).to.equal('pending');
+      await t.tickAsync(1);
+      expect(outcome).to.equal('terminated');
+      expect(manager.state).to.equal('closed');
+    });
+
+    it('bounds a closing state it did not see start (readyState only) from its next scheduler check', async () => {
+      const { server, manager } = setup({ config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      server.readyState = 2; // CLOSING, with no close() call the manager could see
+      await t.tickAsync(1_100); // the idle check finds the socket closing: no verdict, the bound starts
+      expect(reasons).to.deep.equal([]);
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(500);
+      expect(manager.state).to.equal('closed');
+      expect(reasons).to.deep.equal([]);
     });
   });
 
