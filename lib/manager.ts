@@ -164,8 +164,20 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   declare schedulerPrev: null;
   declare schedulerDueTick: number;
 
-  constructor(ws: ManagedSocket, options: ManagerOptions = {}) {
+  /**
+   * @param options Options, or just the user id: `new WebSocketTimeoutManager(ws, 'user-1')`.
+   * @throws {TypeError} When `options` is neither an options object nor a string.
+   */
+  constructor(ws: ManagedSocket, options: ManagerOptions | string = {}) {
     initSchedulerEntry(this);
+    if (typeof options === 'string') options = { userId: options };
+    else if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new TypeError(
+        `WebSocketTimeoutManager: the second argument must be an options object (e.g. { userId, config }) or a user id string, got ${
+          options === null ? 'null' : Array.isArray(options) ? 'an array' : `${typeof options} ${String(options)}`
+        }`,
+      );
+    }
     this.ws = ws;
     this.options = options;
     this.clock = options.clock ?? systemClock;

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import sinon from 'sinon';
+import { defaultLogger } from '../lib/logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
 import { Scheduler } from '../lib/scheduler.js';
 import { createSocketPair } from '../lib/testing/socket-pair.js';
@@ -27,6 +29,30 @@ describe('WebSocketTimeoutManager', () => {
     });
     return { server, client, manager, scheduler };
   }
+
+  describe('constructor', () => {
+    it("takes a string second argument as the user id: new WebSocketTimeoutManager(ws, 'user-1')", () => {
+      const { server } = createSocketPair();
+      const info = sinon.stub(defaultLogger(), 'info'); // the call shape leaves no room for a logger
+      try {
+        const manager = new WebSocketTimeoutManager(server, 'user-7');
+        expect(manager.userId).to.equal('user-7');
+        expect(info.firstCall.args).to.deep.equal(['WebSocket connected', { connectionId: manager.id, userId: 'user-7' }]);
+      } finally {
+        info.restore();
+      }
+    });
+
+    it('refuses any other second argument with a TypeError that says what to pass', () => {
+      for (const bad of [42, null, true, ['user-1'], () => 'user-1']) {
+        const { server } = createSocketPair();
+        expect(() => new WebSocketTimeoutManager(server, bad as unknown as ManagerOptions), String(bad)).to.throw(
+          TypeError,
+          /WebSocketTimeoutManager: the second argument must be an options object \(e\.g\. \{ userId, config \}\) or a user id string, got /,
+        );
+      }
+    });
+  });
 
   describe('#receiveWithTimeout()', () => {
     it('resolves a message that arrived before anyone called receive', async () => {
