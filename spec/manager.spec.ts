@@ -419,6 +419,62 @@ describe('WebSocketTimeoutManager', () => {
       expect((client.receivedJson()[0] as { closeInSeconds: number }).closeInSeconds).to.be.within(9.9, 10);
     });
 
+    it("in 'application' mode closes an idle peer on time though \"ping\"/\"pong\" text flows both ways: heartbeats are not activity", async () => {
+      const { client, manager } = setup(
+        { heartbeatMode: 'application', config: { idleTimeoutMs: 1_000, pingIntervalMs: 200, pongTimeoutMs: 400, resolutionMs: 100 } },
+        { autoPong: false },
+      );
+      client.on('message', (data: Buffer) => data.toString() === 'ping' && client.send('pong')); // answers our pings
+      manager.start();
+      for (let i = 0; i < 9; i++) {
+        await t.tickAsync(100);
+        client.send('ping'); // and sends its own, which we answer
+      }
+      await t.tickAsync(99);
+      // 0.999 s: heartbeats went both ways, and nothing else did.
+      expect(client.received.filter((m) => m === 'ping').length).to.be.at.least(4);
+      expect(client.received.filter((m) => m === 'pong')).to.have.length(9);
+      expect(manager.lastRttMs).to.be.at.least(0);
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(101);
+      expect(client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+    });
+
+    describe('a pong verdict after a late tick, neither early nor late', () => {
+      const config = { idleTimeoutMs: 0, connectionTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, resolutionMs: 100 };
+
+      it('runs the pong deadline from when a late tick actually sent the ping', async () => {
+        const { client, manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        // The ping is due at 1 s; the event loop is blocked until 1.5 s, so it goes out at 1.501 s.
+        t.fake.jump(1_500);
+        await t.tickAsync(1);
+        expect(client.pings).to.equal(1);
+        expect(manager.pingOutstandingSince).to.equal(t.now());
+        // Its pong is due at 3.501 s, not at 3 s (2 s after the ping was due), and judged within one tick.
+        await t.tickAsync(1_999);
+        expect(manager.state, 'at 3.5 s').to.equal('open');
+        await t.tickAsync(100);
+        expect(manager.state, 'at 3.6 s').to.equal('closed');
+        expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
+      });
+
+      it('waits one tick when the tick that judges it ran late, and no longer', async () => {
+        const { manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        await t.tickAsync(2_900); // the ping went out at 1.001 s; its pong is due at 3.001 s
+        // The event loop is blocked from 2.9 s to 3.95 s: the tick due at 2.9 s runs at 3.95 s, stalled.
+        t.fake.jump(1_050);
+        await t.flush();
+        expect(manager.state, 'in the stalled tick').to.equal('open'); // a pong read during the stall would count
+        await t.tickAsync(50);
+        expect(manager.state, 'at 4 s').to.equal('open');
+        await t.tickAsync(1);
+        expect(manager.state, 'at the next tick (4 s, run at 4.001 s)').to.equal('closed');
+        expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
+      });
+    });
+
     it('does not send the notice when timeoutNotice is false', async () => {
       const { client, manager } = setup({ config: { idleTimeoutMs: 1_000 }, timeoutNotice: false });
       manager.start();
