@@ -6,6 +6,7 @@ import { Scheduler } from '../lib/scheduler.js';
 import { createSocketPair } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
 import { captureLogs } from '../lib/testing/log-capture.js';
+import { settles } from './support/settles.js';
 
 // Every test runs on its own fake clock, injected: no global is touched, no real time passes.
 describe('WebSocketTimeoutManager', () => {
@@ -59,7 +60,7 @@ describe('WebSocketTimeoutManager', () => {
       const { client, manager } = setup();
       client.send('early');
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('early');
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('early');
     });
 
     it('resolves null when the timeout passes first, not a millisecond earlier', async () => {
@@ -87,8 +88,8 @@ describe('WebSocketTimeoutManager', () => {
       client.send('text');
       client.send(Buffer.from([1, 2, 3]));
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('text');
-      const binary = await manager.receiveWithTimeout(10);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'first receive')).to.equal('text');
+      const binary = await settles(t, manager.receiveWithTimeout(10), 'second receive');
       expect(Buffer.isBuffer(binary)).to.equal(true);
       expect([...(binary as Buffer)]).to.deep.equal([1, 2, 3]);
     });
@@ -99,8 +100,8 @@ describe('WebSocketTimeoutManager', () => {
       const second = manager.receiveWithTimeout(1_000);
       client.send('a');
       client.send('b');
-      expect(await first).to.equal('a');
-      expect(await second).to.equal('b');
+      expect(await settles(t, first, 'first receive')).to.equal('a');
+      expect(await settles(t, second, 'second receive')).to.equal('b');
     });
 
     it('delivers messages queued before the close, then resolves null', async () => {
@@ -108,15 +109,15 @@ describe('WebSocketTimeoutManager', () => {
       client.send('last words');
       client.close(1000);
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('last words');
-      expect(await manager.receiveWithTimeout(10)).to.equal(null);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive of the queued message')).to.equal('last words');
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive after the close')).to.equal(null);
     });
 
     it('resolves a pending receive with null when the connection closes', async () => {
       const { client, manager } = setup();
       const pending = manager.receiveWithTimeout(60_000);
       client.close(1000);
-      expect(await pending).to.equal(null);
+      expect(await settles(t, pending, 'the pending receive')).to.equal(null);
     });
 
     it('pauses the socket when the queue is full, resumes it once drained to half, and loses nothing', async () => {
@@ -126,7 +127,7 @@ describe('WebSocketTimeoutManager', () => {
       expect(server.isPaused).to.equal(true);
       expect(manager.queuedMessages).to.equal(4);
       const all = [];
-      for (let i = 0; i < 8; i++) all.push(await manager.receiveWithTimeout(10));
+      for (let i = 0; i < 8; i++) all.push(await settles(t, manager.receiveWithTimeout(10), `receive #${i}`));
       expect(all).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
       expect(server.isPaused).to.equal(false);
     });
@@ -142,8 +143,10 @@ describe('WebSocketTimeoutManager', () => {
       client.send('one');
       client.send('two');
       client.close(1000);
-      const seen = [];
-      for await (const message of manager) seen.push(message);
+      const seen: unknown[] = [];
+      await settles(t, (async () => {
+        for await (const message of manager) seen.push(message);
+      })(), 'for await over the manager');
       expect(seen).to.deep.equal(['one', 'two']);
     });
   });
@@ -151,7 +154,7 @@ describe('WebSocketTimeoutManager', () => {
   describe('#sendJsonWithTimeout()', () => {
     it('resolves true once the frame is flushed and the peer gets the JSON', async () => {
       const { client, manager } = setup();
-      expect(await manager.sendJsonWithTimeout({ type: 'response', data: 'processed' })).to.equal(true);
+      expect(await settles(t, manager.sendJsonWithTimeout({ type: 'response', data: 'processed' }), 'send')).to.equal(true);
       expect(client.receivedJson()).to.deep.equal([{ type: 'response', data: 'processed' }]);
     });
 
@@ -159,8 +162,8 @@ describe('WebSocketTimeoutManager', () => {
       const { manager } = setup();
       const circular: Record<string, unknown> = {};
       circular.self = circular;
-      expect(await manager.sendJsonWithTimeout(circular)).to.equal(false);
-      expect(await manager.sendJsonWithTimeout(undefined)).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout(circular), 'send of a circular object')).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout(undefined), 'send of undefined')).to.equal(false);
       expect(logs.find('WebSocket send failed: data is not serialisable to JSON')?.meta.connectionId).to.match(/^c\d+$/);
     });
 
@@ -168,7 +171,7 @@ describe('WebSocketTimeoutManager', () => {
       const { client, manager } = setup();
       client.close(1000);
       await t.flush();
-      expect(await manager.sendJsonWithTimeout({ a: 1 })).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout({ a: 1 }), 'send')).to.equal(false);
     });
 
     it('resolves false after messageTimeoutMs for a slow consumer and closes it with 4003', async () => {
@@ -193,7 +196,7 @@ describe('WebSocketTimeoutManager', () => {
       client.stopReading();
       const sent = manager.sendTextWithTimeout('x');
       await t.tickAsync(100);
-      expect(await sent).to.equal(false);
+      expect(await settles(t, sent, 'send')).to.equal(false);
       expect(manager.state).to.equal('open');
     });
 
@@ -202,14 +205,14 @@ describe('WebSocketTimeoutManager', () => {
       client.stopReading();
       void manager.sendTextWithTimeout('0123456789ABC', 60_000);
       expect(server.bufferedAmount).to.equal(13);
-      expect(await manager.sendTextWithTimeout('more')).to.equal(false);
+      expect(await settles(t, manager.sendTextWithTimeout('more'), 'send')).to.equal(false);
       expect(logs.find('WebSocket slow consumer')?.meta).to.include({ cause: 'buffered_limit', maxBufferedBytes: 10 });
     });
 
     it('counts as activity', async () => {
       const { manager } = setup();
       await t.tickAsync(5_000);
-      await manager.sendTextWithTimeout('hi');
+      await settles(t, manager.sendTextWithTimeout('hi'), 'send');
       expect(manager.lastActivityAt).to.equal(t.now());
     });
   });
@@ -504,7 +507,7 @@ describe('WebSocketTimeoutManager', () => {
   describe('#gracefulClose()', () => {
     it("resolves 'closed' when the peer answers the close frame", async () => {
       const { client, manager } = setup();
-      expect(await manager.gracefulClose()).to.equal('closed');
+      expect(await settles(t, manager.gracefulClose(), 'gracefulClose')).to.equal('closed');
       expect(client.closeFrame).to.deep.equal({ code: 1000, reason: 'normal_closure' });
     });
 
@@ -525,7 +528,7 @@ describe('WebSocketTimeoutManager', () => {
       const { client, manager } = setup();
       client.close(1001);
       await t.flush();
-      expect(await manager.gracefulClose()).to.equal('already_closed');
+      expect(await settles(t, manager.gracefulClose(), 'gracefulClose')).to.equal('already_closed');
     });
 
     it('is idempotent: every call gets the same promise and one close frame is sent', async () => {
@@ -533,19 +536,19 @@ describe('WebSocketTimeoutManager', () => {
       const first = manager.gracefulClose(4000, 'first');
       const second = manager.gracefulClose(1000, 'second');
       expect(second).to.equal(first);
-      expect(await first).to.equal('closed');
+      expect(await settles(t, first, 'gracefulClose')).to.equal('closed');
     });
 
     it('uses 1000 for a code that may not be sent, and says so in the log', async () => {
       const { client, manager } = setup();
-      await manager.gracefulClose(1006, 'bad');
+      await settles(t, manager.gracefulClose(1006, 'bad'), 'gracefulClose');
       expect(client.closeFrame?.code).to.equal(1000);
       expect(logs.find('gracefulClose: invalid close code, using 1000')?.meta.code).to.equal(1006);
     });
 
     it('cuts the reason to 123 UTF-8 bytes', async () => {
       const { client, manager } = setup();
-      await manager.gracefulClose(1000, 'é'.repeat(100));
+      await settles(t, manager.gracefulClose(1000, 'é'.repeat(100)), 'gracefulClose');
       expect(Buffer.byteLength(client.closeFrame!.reason)).to.equal(122);
     });
 
@@ -554,7 +557,7 @@ describe('WebSocketTimeoutManager', () => {
       manager.start();
       void manager.receiveWithTimeout(60_000);
       expect(server.listenerCount('message')).to.equal(1);
-      await manager.gracefulClose();
+      await settles(t, manager.gracefulClose(), 'gracefulClose');
       for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
       expect(Object.hasOwn(server, 'close'), 'the socket is left with its own close()').to.equal(false);
       expect(scheduler.size).to.equal(0);
@@ -639,7 +642,7 @@ describe('WebSocketTimeoutManager', () => {
   describe('logging', () => {
     it('logs connect and close with connection id, user id and close code', async () => {
       const { manager } = setup({ userId: 'alice' });
-      await manager.gracefulClose(1000);
+      await settles(t, manager.gracefulClose(1000), 'gracefulClose');
       expect(logs.find('WebSocket connected')?.meta).to.include({ connectionId: manager.id, userId: 'alice' });
       expect(logs.find('WebSocket closed')?.meta).to.include({ connectionId: manager.id, userId: 'alice', code: 1000 });
     });
