@@ -108,6 +108,21 @@ describe('ConnectionRegistry', () => {
       });
     });
 
+    it('drops a peer that sent its close frame and keeps the connection open after closeTimeoutMs, counting no timeout', async () => {
+      const onDisconnect = sinon.spy();
+      const registry = createRegistry({ onDisconnect }, { pingIntervalMs: 1_000, pongTimeoutMs: 1_000, idleTimeoutMs: 3_000 });
+      const { client } = connect(registry, { pingPhase: 0 }, { autoPong: false });
+      await t.tickAsync(1_500); // a ping is outstanding: its pong is due at 2 s, and the idle close at 3 s
+      client.close(1000, 'bye');
+      client.stopReading(); // never reads the answer, so never ends its side
+      await t.tickAsync(4_999);
+      expect(registry.size).to.equal(1);
+      await t.tickAsync(1);
+      expect(registry.size).to.equal(0);
+      expect(registry.timeoutsByReason).to.deep.equal({ idle: 0, max_lifetime: 0, pong_timeout: 0, send_timeout: 0 });
+      expect(onDisconnect.firstCall.args[1]).to.deep.equal({ code: 1000, reason: 'bye' });
+    });
+
     it('applies per-connection options: labels, user id and a config resolved on top of the registry config', () => {
       const registry = createRegistry();
       const { manager } = connect(registry, { userId: 'carol', labels: { role: 'speaker' }, config: { idleTimeoutMs: 5_000 } });
