@@ -108,6 +108,7 @@ function onSocketClose(this: Tagged, code: number, reason: Buffer): void {
 function onSocketError(this: Tagged, err: Error): void {
   this[MANAGER]?.handleError(err);
 }
+
 /**
  * Stands in for the socket's own `close()` while a manager wraps it. `ws` emits nothing when the
  * peer's close frame arrives: it answers by calling `close()` on itself, and then waits 30 s
@@ -605,13 +606,13 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     } else if (this.ws.readyState === ReadyState.CONNECTING) {
       this.terminate();
     }
-    this.boundClosingHandshake('server');
+    this.boundClosingHandshake(true);
     return this.closing;
   }
 
   /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
   handleClosing(): void {
-    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closing ? 'server' : 'peer');
+    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closing !== null);
   }
 
   /**
@@ -620,13 +621,13 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * or pong verdict, so a peer that closed is never counted as a timeout. The first call sets
    * the deadline; a later `gracefulClose` keeps it.
    */
-  private boundClosingHandshake(startedBy: 'server' | 'peer'): void {
+  private boundClosingHandshake(byGracefulClose: boolean): void {
     if (this.closed || this.closeBounded) return;
     this.closeBounded = true;
     this.stop();
     this.closeTimer = this.clock.setTimeout(() => {
       this.logger.warn(
-        startedBy === 'server'
+        byGracefulClose
           ? 'WebSocket peer did not answer the close frame, terminating'
           : 'WebSocket close handshake did not finish in time, terminating',
         this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }),
