@@ -91,7 +91,8 @@ export interface ManagerOptions {
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
 
 const MANAGER = Symbol('ws-timeouts.manager');
-type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager };
+const SOCKET_CLOSE = Symbol('ws-timeouts.socketClose');
+type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager; [SOCKET_CLOSE]?: ManagedSocket['close'] };
 
 // Listeners are shared by every socket and find their manager through a symbol on the socket:
 // no closure per connection, and `off()` removes exactly what `on()` added.
@@ -106,6 +107,20 @@ function onSocketClose(this: Tagged, code: number, reason: Buffer): void {
 }
 function onSocketError(this: Tagged, err: Error): void {
   this[MANAGER]?.handleError(err);
+}
+
+/**
+ * Stands in for the socket's own `close()` while a manager wraps it. `ws` emits nothing when the
+ * peer's close frame arrives: it answers by calling `close()` on itself, and then waits 30 s
+ * (its own `closeTimeout`) for the peer to end the connection. Seeing every `close()` lets the
+ * manager bound each closing handshake, whoever started it, by `closeTimeoutMs`.
+ */
+function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): void {
+  try {
+    this[SOCKET_CLOSE]!.call(this, code, reason);
+  } finally {
+    this[MANAGER]?.handleClosing();
+  }
 }
 
 let nextConnectionSeq = 0;
@@ -142,6 +157,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private closing: Promise<CloseOutcome> | null = null;
   private finishClose: ((outcome: CloseOutcome) => void) | null = null;
   private closeTimer: TimerHandle = undefined;
+  private closeBounded = false;
   private scheduler: Scheduler | null = null;
   private closedSignal: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
@@ -149,8 +165,20 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   declare schedulerPrev: null;
   declare schedulerDueTick: number;
 
-  constructor(ws: ManagedSocket, options: ManagerOptions = {}) {
+  /**
+   * @param options Options, or just the user id: `new WebSocketTimeoutManager(ws, 'user-1')`.
+   * @throws {TypeError} When `options` is neither an options object nor a string.
+   */
+  constructor(ws: ManagedSocket, options: ManagerOptions | string = {}) {
     initSchedulerEntry(this);
+    if (typeof options === 'string') options = { userId: options };
+    else if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new TypeError(
+        `WebSocketTimeoutManager: the second argument must be an options object (e.g. { userId, config }) or a user id string, got ${
+          options === null ? 'null' : Array.isArray(options) ? 'an array' : `${typeof options} ${String(options)}`
+        }`,
+      );
+    }
     this.ws = ws;
     this.options = options;
     this.clock = options.clock ?? systemClock;
@@ -169,7 +197,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     const noticeMs = options.reconnectNoticeMs ?? 0;
     if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
 
-    (ws as Tagged)[MANAGER] = this;
+    const tagged = ws as Tagged;
+    tagged[MANAGER] = this;
+    if (ws.close !== closeAndBound) {
+      tagged[SOCKET_CLOSE] = ws.close;
+      ws.close = closeAndBound;
+    }
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
@@ -422,7 +455,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * scheduler: on expiry the notice is sent, the socket closed with its code and `onTimeout` told.
    */
   start(): this {
-    if (this.closed || this.scheduler) return this;
+    if (this.closed || this.closeBounded || this.scheduler) return this;
     this.scheduler = this.options.scheduler ?? sharedScheduler(this.clock, this.config.resolutionMs);
     this.scheduler.schedule(this, rules.nextCheckAt(this, this.config));
     return this;
@@ -437,6 +470,9 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
     if (this.closed || this.closing) return;
+    // Closing without a close() the manager saw (e.g. ws got the peer's FIN): no verdict on a
+    // connection that is already ending, only the bound on its end.
+    if (this.ws.readyState === ReadyState.CLOSING) return this.handleClosing();
     if (this.options.onCheck) {
       try {
         this.options.onCheck(this);
@@ -582,15 +618,36 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     } else if (this.ws.readyState === ReadyState.CONNECTING) {
       this.terminate();
     }
-    if (!this.closed) {
-      this.closeTimer = this.clock.setTimeout(() => {
-        this.logger.warn('WebSocket peer did not answer the close frame, terminating', this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }));
-        this.finishClose?.('terminated');
-        this.finishClose = null;
-        this.terminate();
-      }, this.config.closeTimeoutMs);
-    }
+    this.boundClosingHandshake(true);
     return this.closing;
+  }
+
+  /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
+  handleClosing(): void {
+    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closing !== null);
+  }
+
+  /**
+   * Terminates the connection if it has not closed `closeTimeoutMs` after its closing handshake
+   * started, and ends automatic enforcement: a connection that is closing gets no idle, lifetime
+   * or pong verdict, so a peer that closed is never counted as a timeout. The first call sets
+   * the deadline; a later `gracefulClose` keeps it.
+   */
+  private boundClosingHandshake(byGracefulClose: boolean): void {
+    if (this.closed || this.closeBounded) return;
+    this.closeBounded = true;
+    this.stop();
+    this.closeTimer = this.clock.setTimeout(() => {
+      this.logger.warn(
+        byGracefulClose
+          ? 'WebSocket peer did not answer the close frame, terminating'
+          : 'WebSocket close handshake did not finish in time, terminating',
+        this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }),
+      );
+      this.finishClose?.('terminated');
+      this.finishClose = null;
+      this.terminate();
+    }, this.config.closeTimeoutMs);
   }
 
   /** Drops the connection at once, without a close frame. Safe on any state. */
@@ -622,6 +679,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.off('close', onSocketClose);
     ws.off('error', onSocketError);
     delete ws[MANAGER];
+    if (ws.close === closeAndBound) {
+      const own = ws[SOCKET_CLOSE]!;
+      delete (ws as Partial<Tagged>).close;
+      if (ws.close !== own) ws.close = own; // it was the socket's own property, not its class's method
+      delete ws[SOCKET_CLOSE];
+    }
     const waiters = this.waiters;
     this.waiters = null;
     for (const waiter of waiters ?? []) {

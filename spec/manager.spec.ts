@@ -1,9 +1,12 @@
 import { expect } from 'chai';
+import sinon from 'sinon';
+import { defaultLogger } from '../lib/logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
 import { Scheduler } from '../lib/scheduler.js';
 import { createSocketPair } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
 import { captureLogs } from '../lib/testing/log-capture.js';
+import { settles } from './support/settles.js';
 
 // Every test runs on its own fake clock, injected: no global is touched, no real time passes.
 describe('WebSocketTimeoutManager', () => {
@@ -28,12 +31,36 @@ describe('WebSocketTimeoutManager', () => {
     return { server, client, manager, scheduler };
   }
 
+  describe('constructor', () => {
+    it("takes a string second argument as the user id: new WebSocketTimeoutManager(ws, 'user-1')", () => {
+      const { server } = createSocketPair();
+      const info = sinon.stub(defaultLogger(), 'info'); // the call shape leaves no room for a logger
+      try {
+        const manager = new WebSocketTimeoutManager(server, 'user-7');
+        expect(manager.userId).to.equal('user-7');
+        expect(info.firstCall.args).to.deep.equal(['WebSocket connected', { connectionId: manager.id, userId: 'user-7' }]);
+      } finally {
+        info.restore();
+      }
+    });
+
+    it('refuses any other second argument with a TypeError that says what to pass', () => {
+      for (const bad of [42, null, true, ['user-1'], () => 'user-1']) {
+        const { server } = createSocketPair();
+        expect(() => new WebSocketTimeoutManager(server, bad as unknown as ManagerOptions), String(bad)).to.throw(
+          TypeError,
+          /WebSocketTimeoutManager: the second argument must be an options object \(e\.g\. \{ userId, config \}\) or a user id string, got /,
+        );
+      }
+    });
+  });
+
   describe('#receiveWithTimeout()', () => {
     it('resolves a message that arrived before anyone called receive', async () => {
       const { client, manager } = setup();
       client.send('early');
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('early');
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('early');
     });
 
     it('resolves null when the timeout passes first, not a millisecond earlier', async () => {
@@ -61,8 +88,8 @@ describe('WebSocketTimeoutManager', () => {
       client.send('text');
       client.send(Buffer.from([1, 2, 3]));
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('text');
-      const binary = await manager.receiveWithTimeout(10);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'first receive')).to.equal('text');
+      const binary = await settles(t, manager.receiveWithTimeout(10), 'second receive');
       expect(Buffer.isBuffer(binary)).to.equal(true);
       expect([...(binary as Buffer)]).to.deep.equal([1, 2, 3]);
     });
@@ -73,8 +100,8 @@ describe('WebSocketTimeoutManager', () => {
       const second = manager.receiveWithTimeout(1_000);
       client.send('a');
       client.send('b');
-      expect(await first).to.equal('a');
-      expect(await second).to.equal('b');
+      expect(await settles(t, first, 'first receive')).to.equal('a');
+      expect(await settles(t, second, 'second receive')).to.equal('b');
     });
 
     it('delivers messages queued before the close, then resolves null', async () => {
@@ -82,15 +109,15 @@ describe('WebSocketTimeoutManager', () => {
       client.send('last words');
       client.close(1000);
       await t.flush();
-      expect(await manager.receiveWithTimeout(10)).to.equal('last words');
-      expect(await manager.receiveWithTimeout(10)).to.equal(null);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive of the queued message')).to.equal('last words');
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive after the close')).to.equal(null);
     });
 
     it('resolves a pending receive with null when the connection closes', async () => {
       const { client, manager } = setup();
       const pending = manager.receiveWithTimeout(60_000);
       client.close(1000);
-      expect(await pending).to.equal(null);
+      expect(await settles(t, pending, 'the pending receive')).to.equal(null);
     });
 
     it('pauses the socket when the queue is full, resumes it once drained to half, and loses nothing', async () => {
@@ -100,7 +127,7 @@ describe('WebSocketTimeoutManager', () => {
       expect(server.isPaused).to.equal(true);
       expect(manager.queuedMessages).to.equal(4);
       const all = [];
-      for (let i = 0; i < 8; i++) all.push(await manager.receiveWithTimeout(10));
+      for (let i = 0; i < 8; i++) all.push(await settles(t, manager.receiveWithTimeout(10), `receive #${i}`));
       expect(all).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
       expect(server.isPaused).to.equal(false);
     });
@@ -116,8 +143,10 @@ describe('WebSocketTimeoutManager', () => {
       client.send('one');
       client.send('two');
       client.close(1000);
-      const seen = [];
-      for await (const message of manager) seen.push(message);
+      const seen: unknown[] = [];
+      await settles(t, (async () => {
+        for await (const message of manager) seen.push(message);
+      })(), 'for await over the manager');
       expect(seen).to.deep.equal(['one', 'two']);
     });
   });
@@ -125,7 +154,7 @@ describe('WebSocketTimeoutManager', () => {
   describe('#sendJsonWithTimeout()', () => {
     it('resolves true once the frame is flushed and the peer gets the JSON', async () => {
       const { client, manager } = setup();
-      expect(await manager.sendJsonWithTimeout({ type: 'response', data: 'processed' })).to.equal(true);
+      expect(await settles(t, manager.sendJsonWithTimeout({ type: 'response', data: 'processed' }), 'send')).to.equal(true);
       expect(client.receivedJson()).to.deep.equal([{ type: 'response', data: 'processed' }]);
     });
 
@@ -133,8 +162,8 @@ describe('WebSocketTimeoutManager', () => {
       const { manager } = setup();
       const circular: Record<string, unknown> = {};
       circular.self = circular;
-      expect(await manager.sendJsonWithTimeout(circular)).to.equal(false);
-      expect(await manager.sendJsonWithTimeout(undefined)).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout(circular), 'send of a circular object')).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout(undefined), 'send of undefined')).to.equal(false);
       expect(logs.find('WebSocket send failed: data is not serialisable to JSON')?.meta.connectionId).to.match(/^c\d+$/);
     });
 
@@ -142,7 +171,7 @@ describe('WebSocketTimeoutManager', () => {
       const { client, manager } = setup();
       client.close(1000);
       await t.flush();
-      expect(await manager.sendJsonWithTimeout({ a: 1 })).to.equal(false);
+      expect(await settles(t, manager.sendJsonWithTimeout({ a: 1 }), 'send')).to.equal(false);
     });
 
     it('resolves false after messageTimeoutMs for a slow consumer and closes it with 4003', async () => {
@@ -167,7 +196,7 @@ describe('WebSocketTimeoutManager', () => {
       client.stopReading();
       const sent = manager.sendTextWithTimeout('x');
       await t.tickAsync(100);
-      expect(await sent).to.equal(false);
+      expect(await settles(t, sent, 'send')).to.equal(false);
       expect(manager.state).to.equal('open');
     });
 
@@ -176,14 +205,14 @@ describe('WebSocketTimeoutManager', () => {
       client.stopReading();
       void manager.sendTextWithTimeout('0123456789ABC', 60_000);
       expect(server.bufferedAmount).to.equal(13);
-      expect(await manager.sendTextWithTimeout('more')).to.equal(false);
+      expect(await settles(t, manager.sendTextWithTimeout('more'), 'send')).to.equal(false);
       expect(logs.find('WebSocket slow consumer')?.meta).to.include({ cause: 'buffered_limit', maxBufferedBytes: 10 });
     });
 
     it('counts as activity', async () => {
       const { manager } = setup();
       await t.tickAsync(5_000);
-      await manager.sendTextWithTimeout('hi');
+      await settles(t, manager.sendTextWithTimeout('hi'), 'send');
       expect(manager.lastActivityAt).to.equal(t.now());
     });
   });
@@ -393,6 +422,62 @@ describe('WebSocketTimeoutManager', () => {
       expect((client.receivedJson()[0] as { closeInSeconds: number }).closeInSeconds).to.be.within(9.9, 10);
     });
 
+    it("in 'application' mode closes an idle peer on time though \"ping\"/\"pong\" text flows both ways: heartbeats are not activity", async () => {
+      const { client, manager } = setup(
+        { heartbeatMode: 'application', config: { idleTimeoutMs: 1_000, pingIntervalMs: 200, pongTimeoutMs: 400, resolutionMs: 100 } },
+        { autoPong: false },
+      );
+      client.on('message', (data: Buffer) => data.toString() === 'ping' && client.send('pong')); // answers our pings
+      manager.start();
+      for (let i = 0; i < 9; i++) {
+        await t.tickAsync(100);
+        client.send('ping'); // and sends its own, which we answer
+      }
+      await t.tickAsync(99);
+      // 0.999 s: heartbeats went both ways, and nothing else did.
+      expect(client.received.filter((m) => m === 'ping').length).to.be.at.least(4);
+      expect(client.received.filter((m) => m === 'pong')).to.have.length(9);
+      expect(manager.lastRttMs).to.be.at.least(0);
+      expect(client.closeFrame).to.equal(null);
+      await t.tickAsync(101);
+      expect(client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
+    });
+
+    describe('a pong verdict after a late tick, neither early nor late', () => {
+      const config = { idleTimeoutMs: 0, connectionTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, resolutionMs: 100 };
+
+      it('runs the pong deadline from when a late tick actually sent the ping', async () => {
+        const { client, manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        // The ping is due at 1 s; the event loop is blocked until 1.5 s, so it goes out at 1.501 s.
+        t.fake.jump(1_500);
+        await t.tickAsync(1);
+        expect(client.pings).to.equal(1);
+        expect(manager.pingOutstandingSince).to.equal(t.now());
+        // Its pong is due at 3.501 s, not at 3 s (2 s after the ping was due), and judged within one tick.
+        await t.tickAsync(1_999);
+        expect(manager.state, 'at 3.5 s').to.equal('open');
+        await t.tickAsync(100);
+        expect(manager.state, 'at 3.6 s').to.equal('closed');
+        expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
+      });
+
+      it('waits one tick when the tick that judges it ran late, and no longer', async () => {
+        const { manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        await t.tickAsync(2_900); // the ping went out at 1.001 s; its pong is due at 3.001 s
+        // The event loop is blocked from 2.9 s to 3.95 s: the tick due at 2.9 s runs at 3.95 s, stalled.
+        t.fake.jump(1_050);
+        await t.flush();
+        expect(manager.state, 'in the stalled tick').to.equal('open'); // a pong read during the stall would count
+        await t.tickAsync(50);
+        expect(manager.state, 'at 4 s').to.equal('open');
+        await t.tickAsync(1);
+        expect(manager.state, 'at the next tick (4 s, run at 4.001 s)').to.equal('closed');
+        expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
+      });
+    });
+
     it('does not send the notice when timeoutNotice is false', async () => {
       const { client, manager } = setup({ config: { idleTimeoutMs: 1_000 }, timeoutNotice: false });
       manager.start();
@@ -422,7 +507,7 @@ describe('WebSocketTimeoutManager', () => {
   describe('#gracefulClose()', () => {
     it("resolves 'closed' when the peer answers the close frame", async () => {
       const { client, manager } = setup();
-      expect(await manager.gracefulClose()).to.equal('closed');
+      expect(await settles(t, manager.gracefulClose(), 'gracefulClose')).to.equal('closed');
       expect(client.closeFrame).to.deep.equal({ code: 1000, reason: 'normal_closure' });
     });
 
@@ -443,7 +528,7 @@ describe('WebSocketTimeoutManager', () => {
       const { client, manager } = setup();
       client.close(1001);
       await t.flush();
-      expect(await manager.gracefulClose()).to.equal('already_closed');
+      expect(await settles(t, manager.gracefulClose(), 'gracefulClose')).to.equal('already_closed');
     });
 
     it('is idempotent: every call gets the same promise and one close frame is sent', async () => {
@@ -451,19 +536,19 @@ describe('WebSocketTimeoutManager', () => {
       const first = manager.gracefulClose(4000, 'first');
       const second = manager.gracefulClose(1000, 'second');
       expect(second).to.equal(first);
-      expect(await first).to.equal('closed');
+      expect(await settles(t, first, 'gracefulClose')).to.equal('closed');
     });
 
     it('uses 1000 for a code that may not be sent, and says so in the log', async () => {
       const { client, manager } = setup();
-      await manager.gracefulClose(1006, 'bad');
+      await settles(t, manager.gracefulClose(1006, 'bad'), 'gracefulClose');
       expect(client.closeFrame?.code).to.equal(1000);
       expect(logs.find('gracefulClose: invalid close code, using 1000')?.meta.code).to.equal(1006);
     });
 
     it('cuts the reason to 123 UTF-8 bytes', async () => {
       const { client, manager } = setup();
-      await manager.gracefulClose(1000, 'é'.repeat(100));
+      await settles(t, manager.gracefulClose(1000, 'é'.repeat(100)), 'gracefulClose');
       expect(Buffer.byteLength(client.closeFrame!.reason)).to.equal(122);
     });
 
@@ -472,17 +557,92 @@ describe('WebSocketTimeoutManager', () => {
       manager.start();
       void manager.receiveWithTimeout(60_000);
       expect(server.listenerCount('message')).to.equal(1);
-      await manager.gracefulClose();
+      await settles(t, manager.gracefulClose(), 'gracefulClose');
       for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
+      expect(Object.hasOwn(server, 'close'), 'the socket is left with its own close()').to.equal(false);
       expect(scheduler.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
+    });
+  });
+
+  describe("a close the peer starts", () => {
+    /** The peer sends its close frame and then never reads our answer, so it never ends its side of the connection. */
+    function peerClosesAndLingers(client: ReturnType<typeof createSocketPair>['client']): void {
+      client.close(1000, 'bye');
+      client.stopReading();
+    }
+
+    it('is terminated closeTimeoutMs after the close frame when the peer keeps the connection open, and is no timeout', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      peerClosesAndLingers(client);
+      await t.flush();
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(499);
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(1);
+      expect(manager.state).to.equal('closed');
+      await t.tickAsync(5_000); // well past the ping and pong deadlines: nothing more happens
+      expect(reasons).to.deep.equal([]);
+      expect(logs.find('WebSocket timeout')).to.equal(undefined);
+      expect(logs.find('WebSocket closed')?.meta).to.include({ code: 1000, reason: 'bye' });
+      expect(logs.find('WebSocket close handshake did not finish in time, terminating')?.meta).to.include({ closeTimeoutMs: 500, userId: 'user-1' });
+    });
+
+    it('gives no pong or idle verdict while the close is pending, however long closeTimeoutMs is', async () => {
+      const { client, manager } = setup(
+        { config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
+        { autoPong: false },
+      );
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      await t.tickAsync(1_100);
+      expect(client.pings).to.equal(1); // its pong would be overdue at 1.3 s, and the idle close due at 1.5 s
+      peerClosesAndLingers(client);
+      await t.tickAsync(4_999);
+      expect(manager.state).to.equal('closing');
+      expect(reasons).to.deep.equal([]);
+      await t.tickAsync(1);
+      expect(manager.state).to.equal('closed');
+      expect(reasons).to.deep.equal([]);
+      expect(logs.find('WebSocket timeout')).to.equal(undefined);
+    });
+
+    it("keeps the peer's deadline when gracefulClose is called during its close, and resolves 'terminated'", async () => {
+      const { client, manager } = setup({ config: { closeTimeoutMs: 500 } });
+      peerClosesAndLingers(client);
+      await t.tickAsync(300);
+      let outcome: unknown = 'pending';
+      void manager.gracefulClose().then((o) => (outcome = o));
+      await t.tickAsync(199);
+      expect(outcome).to.equal('pending');
+      await t.tickAsync(1);
+      expect(outcome).to.equal('terminated');
+      expect(manager.state).to.equal('closed');
+    });
+
+    it('bounds a closing state it did not see start (readyState only) from its next scheduler check', async () => {
+      const { server, manager } = setup({ config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      manager.start();
+      server.readyState = 2; // CLOSING, with no close() call the manager could see
+      await t.tickAsync(1_100); // the idle check finds the socket closing: no verdict, the bound starts
+      expect(reasons).to.deep.equal([]);
+      expect(manager.state).to.equal('closing');
+      await t.tickAsync(500);
+      expect(manager.state).to.equal('closed');
+      expect(reasons).to.deep.equal([]);
     });
   });
 
   describe('logging', () => {
     it('logs connect and close with connection id, user id and close code', async () => {
       const { manager } = setup({ userId: 'alice' });
-      await manager.gracefulClose(1000);
+      await settles(t, manager.gracefulClose(1000), 'gracefulClose');
       expect(logs.find('WebSocket connected')?.meta).to.include({ connectionId: manager.id, userId: 'alice' });
       expect(logs.find('WebSocket closed')?.meta).to.include({ connectionId: manager.id, userId: 'alice', code: 1000 });
     });

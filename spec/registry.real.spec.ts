@@ -6,7 +6,10 @@ import { ConnectionRegistry, type RegistryOptions } from '../lib/registry.js';
 import type { WebSocketTimeoutManager } from '../lib/manager.js';
 import { silentLogger } from '../lib/logger.js';
 import type { TimeoutConfig } from '../lib/config.js';
+import { captureLogs } from '../lib/testing/log-capture.js';
 import { startWsServer, type TestServer } from './support/ws-server.js';
+import { rawClient } from './support/raw-client.js';
+import { clientFrame } from '../reliability/support/util.js';
 
 // Real sockets on 127.0.0.1 with short real timeouts; no fake timers anywhere in this file.
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,6 +89,43 @@ describe('ConnectionRegistry over real ws sockets', function () {
     await registry?.stop();
     await server?.close();
     server = undefined;
+  });
+
+  it('ends a close the peer starts within closeTimeoutMs though the peer keeps the connection open, and counts no timeout', async () => {
+    const logs = captureLogs();
+    const closeTimeoutMs = 300;
+    // The pong deadline (2 s) is far past the close bound: before the bound, it ended such peers, as a pong_timeout.
+    await serve({ logger: logs.logger }, { pingIntervalMs: 50, pongTimeoutMs: 2_000, closeTimeoutMs, resolutionMs: 10 });
+    const peer = await rawClient(server!.port);
+    try {
+      await until(() => registry.size === 1, 5_000, 'the connection');
+      const [manager] = [...registry.managers()];
+      // The peer sends its close frame, then stops reading (so it never sees the server's answer
+      // and FIN, and never ends its side) and keeps sending text frames.
+      peer.socket.pause();
+      const started = Date.now();
+      peer.socket.write(clientFrame(0x8, Buffer.from([0x03, 0xe8])));
+      const talk = setInterval(() => peer.socket.writable && peer.socket.write(clientFrame(0x1, Buffer.from('still talking'))), 20);
+      try {
+        await manager!.whenClosed();
+      } finally {
+        clearInterval(talk);
+      }
+      const elapsed = Date.now() - started;
+      expect(elapsed).to.be.at.least(closeTimeoutMs - 5);
+      expect(elapsed).to.be.below(closeTimeoutMs + 1_000);
+      expect(registry.size).to.equal(0);
+      expect(registry.timeoutsByReason).to.deep.equal({ idle: 0, max_lifetime: 0, pong_timeout: 0, send_timeout: 0 });
+      expect(logs.entries.filter((e) => e.message === 'WebSocket timeout')).to.deep.equal([]);
+      const closed = logs.find('WebSocket closed')?.meta;
+      expect(closed).to.include({ code: 1000 });
+      expect(closed?.timeoutReason).to.equal(undefined);
+      // The TCP connection is gone: the peer sees its end once it reads again.
+      peer.socket.resume();
+      await peer.closed;
+    } finally {
+      peer.socket.destroy();
+    }
   });
 
   it('broadcasts to 1,000 sockets: 50 dead ones fail, are counted and dropped, the 900 live ones get it once', async () => {

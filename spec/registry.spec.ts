@@ -7,6 +7,7 @@ import type { ManagerOptions, WebSocketTimeoutManager } from '../lib/manager.js'
 import { createSocketPair, type TestClient } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
 import { captureLogs } from '../lib/testing/log-capture.js';
+import { settles } from './support/settles.js';
 import type { TimeoutConfig } from '../lib/config.js';
 
 // Every test runs on its own fake clock, injected: no global is touched, no real time passes.
@@ -43,14 +44,6 @@ describe('ConnectionRegistry', () => {
     const { server, client } = createSocketPair(pairOptions);
     const manager = registry.add(server, options);
     return { server, client, manager };
-  }
-
-  /** Advances fake time 1 ms at a time (a fake setImmediate runs 1 ms later) until `promise` settles. */
-  async function settled<T>(promise: Promise<T>): Promise<T> {
-    let done = false;
-    const watched = promise.finally(() => (done = true));
-    for (let i = 0; i < 10_000 && !done; i++) await t.tickAsync(1);
-    return watched;
   }
 
   function connectMany(registry: ConnectionRegistry, n: number, pairOptions = {}) {
@@ -113,6 +106,21 @@ describe('ConnectionRegistry', () => {
         reason: 'bye',
         totalConnections: 0,
       });
+    });
+
+    it('drops a peer that sent its close frame and keeps the connection open after closeTimeoutMs, counting no timeout', async () => {
+      const onDisconnect = sinon.spy();
+      const registry = createRegistry({ onDisconnect }, { pingIntervalMs: 1_000, pongTimeoutMs: 1_000, idleTimeoutMs: 3_000 });
+      const { client } = connect(registry, { pingPhase: 0 }, { autoPong: false });
+      await t.tickAsync(1_500); // a ping is outstanding: its pong is due at 2 s, and the idle close at 3 s
+      client.close(1000, 'bye');
+      client.stopReading(); // never reads the answer, so never ends its side
+      await t.tickAsync(4_999);
+      expect(registry.size).to.equal(1);
+      await t.tickAsync(1);
+      expect(registry.size).to.equal(0);
+      expect(registry.timeoutsByReason).to.deep.equal({ idle: 0, max_lifetime: 0, pong_timeout: 0, send_timeout: 0 });
+      expect(onDisconnect.firstCall.args[1]).to.deep.equal({ code: 1000, reason: 'bye' });
     });
 
     it('applies per-connection options: labels, user id and a config resolved on top of the registry config', () => {
@@ -233,8 +241,8 @@ describe('ConnectionRegistry', () => {
     it('sends a string as text and anything else as JSON to every open connection', async () => {
       const registry = createRegistry();
       const pairs = connectMany(registry, 3);
-      expect(await registry.broadcast('hello')).to.deep.equal({ sent: 3, failed: 0 });
-      expect(await registry.broadcast({ type: 'scan', ticketId: 'T-1' })).to.deep.equal({ sent: 3, failed: 0 });
+      expect(await settles(t, registry.broadcast('hello'), 'broadcast')).to.deep.equal({ sent: 3, failed: 0 });
+      expect(await settles(t, registry.broadcast({ type: 'scan', ticketId: 'T-1' }), 'broadcast')).to.deep.equal({ sent: 3, failed: 0 });
       for (const { client } of pairs) expect(client.received).to.deep.equal(['hello', '{"type":"scan","ticketId":"T-1"}']);
     });
 
@@ -242,7 +250,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry();
       const { client } = connect(registry);
       await t.tickAsync(50_000);
-      await registry.broadcast('still there?');
+      await settles(t, registry.broadcast('still there?'), 'broadcast');
       await t.tickAsync(50_000);
       expect(client.closeFrame).to.equal(null);
       await t.tickAsync(10_100);
@@ -253,7 +261,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry();
       const speaker = connect(registry, { labels: { role: 'speaker' } });
       const listener = connect(registry, { labels: { role: 'listener' } });
-      const result = await registry.broadcast('hi', { filter: (m) => m.labels?.role === 'listener' });
+      const result = await settles(t, registry.broadcast('hi', { filter: (m) => m.labels?.role === 'listener' }), 'broadcast');
       expect(result).to.deep.equal({ sent: 1, failed: 0 });
       expect(listener.client.received).to.deep.equal(['hi']);
       expect(speaker.client.received).to.deep.equal([]);
@@ -265,7 +273,7 @@ describe('ConnectionRegistry', () => {
       slow!.client.stopReading();
       const result = registry.broadcast('news', { timeoutMs: 200 });
       await t.tickAsync(200);
-      expect(await result).to.deep.equal({ sent: 1, failed: 1 });
+      expect(await settles(t, result, 'broadcast')).to.deep.equal({ sent: 1, failed: 1 });
       expect(ok!.client.received).to.deep.equal(['news']);
       slow!.client.startReading();
       await t.flush();
@@ -278,7 +286,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry();
       const [dead, ok] = connectMany(registry, 2);
       dead!.server.send = (_data, cb) => queueMicrotask(() => cb?.(new Error('write EPIPE')));
-      expect(await registry.broadcast({ n: 1 })).to.deep.equal({ sent: 1, failed: 1 });
+      expect(await settles(t, registry.broadcast({ n: 1 }), 'broadcast')).to.deep.equal({ sent: 1, failed: 1 });
       expect(ok!.client.received).to.deep.equal(['{"n":1}']);
       expect(dead!.manager.state).to.not.equal('open');
     });
@@ -287,7 +295,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry();
       const [closing] = connectMany(registry, 2, { answerClose: false });
       void closing!.manager.gracefulClose();
-      expect(await registry.broadcast('x')).to.deep.equal({ sent: 1, failed: 0 });
+      expect(await settles(t, registry.broadcast('x'), 'broadcast')).to.deep.equal({ sent: 1, failed: 0 });
     });
 
     it('resolves { sent: 0, failed: 0 } for data that cannot be serialised, and logs it', async () => {
@@ -295,8 +303,8 @@ describe('ConnectionRegistry', () => {
       connect(registry);
       const circular: Record<string, unknown> = {};
       circular.self = circular;
-      expect(await registry.broadcast(circular)).to.deep.equal({ sent: 0, failed: 0 });
-      expect(await registry.broadcast(undefined)).to.deep.equal({ sent: 0, failed: 0 });
+      expect(await settles(t, registry.broadcast(circular), 'broadcast')).to.deep.equal({ sent: 0, failed: 0 });
+      expect(await settles(t, registry.broadcast(undefined), 'broadcast')).to.deep.equal({ sent: 0, failed: 0 });
       expect(logs.find('Broadcast failed: data is not serialisable to JSON')).to.not.equal(undefined);
     });
 
@@ -317,7 +325,7 @@ describe('ConnectionRegistry', () => {
     it('rejects a negative timeoutMs with a RangeError naming it', async () => {
       const registry = createRegistry();
       let error: unknown;
-      await registry.broadcast('x', { timeoutMs: -1 }).catch((err) => (error = err));
+      await settles(t, registry.broadcast('x', { timeoutMs: -1 }), 'broadcast').catch((err) => (error = err));
       expect(error).to.be.instanceOf(RangeError);
       expect((error as Error).message).to.match(/timeoutMs.*-1/);
     });
@@ -341,7 +349,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry({ onStop }, { idleTimeoutMs: 1_000 });
       registry.start();
       const { client } = connect(registry);
-      await registry.stop();
+      await settles(t, registry.stop(), 'registry.stop()');
       expect(onStop.calledOnce).to.equal(true);
       expect(logs.find('Stopped session expiry')).to.not.equal(undefined);
       const late = connect(registry);
@@ -359,7 +367,7 @@ describe('ConnectionRegistry', () => {
       const registry = createRegistry();
       connect(registry);
       registry.startCleanupScheduler(1_000);
-      await registry.stop();
+      await settles(t, registry.stop(), 'registry.stop()');
       expect(registry.getSessionMetrics().cleanupSchedulerRunning).to.equal(false);
       expect(registry.size).to.equal(1);
       expect(t.fake.countTimers()).to.equal(0);
@@ -374,7 +382,7 @@ describe('ConnectionRegistry', () => {
       });
       registry.start();
       await t.flush();
-      await registry.stop();
+      await settles(t, registry.stop(), 'registry.stop()');
       expect(logs.find('onStart hook failed')?.level).to.equal('error');
       expect(logs.find('onStop hook failed')?.level).to.equal('error');
     });
@@ -503,7 +511,7 @@ describe('ConnectionRegistry', () => {
       await t.tickAsync(30_000);
       busy!.client.send('hello');
       await t.flush();
-      expect(await registry.cleanupInactiveSessions(20_000)).to.equal(2);
+      expect(await settles(t, registry.cleanupInactiveSessions(20_000), 'the cleanup run')).to.equal(2);
       for (const pair of [idle1!, idle2!]) {
         expect(pair.client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
         expect(pair.client.receivedJson()[0]).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: 20 });
@@ -519,16 +527,16 @@ describe('ConnectionRegistry', () => {
       registry.stop(); // no automatic enforcement: the cleanup alone expires sessions
       connectMany(registry, 2);
       await t.tickAsync(59_000);
-      expect(await registry.cleanupInactiveSessions()).to.equal(0);
+      expect(await settles(t, registry.cleanupInactiveSessions(), 'the cleanup run')).to.equal(0);
       await t.tickAsync(1_000);
-      expect(await registry.cleanupInactiveSessions()).to.equal(2);
+      expect(await settles(t, registry.cleanupInactiveSessions(), 'the cleanup run')).to.equal(2);
     });
 
     it('closes nothing when the session timeout is 0', async () => {
       const registry = createRegistry({ sessionTimeoutMs: 0 }, { idleTimeoutMs: 0 });
       connectMany(registry, 2);
       await t.tickAsync(600_000);
-      expect(await registry.cleanupInactiveSessions()).to.equal(0);
+      expect(await settles(t, registry.cleanupInactiveSessions(), 'the cleanup run')).to.equal(0);
       expect(registry.size).to.equal(2);
     });
 
@@ -544,7 +552,7 @@ describe('ConnectionRegistry', () => {
       expect(closed()).to.equal(120);
       // The peers never answer the close frame: each is terminated after closeTimeoutMs.
       await t.tickAsync(5_000);
-      expect(await run).to.equal(120);
+      expect(await settles(t, run, 'the cleanup run')).to.equal(120);
     });
 
     it('survives a session that fails to close: counts and logs a SessionCleanupError with the cause, and cleans the rest', async () => {
@@ -552,7 +560,7 @@ describe('ConnectionRegistry', () => {
       const [bad, ...good] = connectMany(registry, 4);
       sinon.stub(bad!.manager, 'gracefulClose').rejects(new Error('socket in a bad state'));
       await t.tickAsync(10_000);
-      expect(await registry.cleanupInactiveSessions(5_000)).to.equal(3);
+      expect(await settles(t, registry.cleanupInactiveSessions(5_000), 'the cleanup run')).to.equal(3);
       for (const pair of good) expect(pair.client.closeFrame?.code).to.equal(4001);
       const failure = logs.entries.find((e) => e.meta.error instanceof SessionCleanupError);
       expect(failure?.meta).to.include({ connectionId: bad!.manager.id, errorCode: 'WS_TIMEOUTS_ERR_SESSION_CLEANUP' });
@@ -569,7 +577,7 @@ describe('ConnectionRegistry', () => {
       // Between batches: 10 of the not-yet-visited sessions leave, 10 new ones arrive.
       for (const pair of pairs.slice(30)) pair.client.close(1000);
       const newcomers = connectMany(registry, 10);
-      expect(await settled(run)).to.equal(30);
+      expect(await settles(t, run, 'the cleanup run', 10_000)).to.equal(30);
       expect(registry.size).to.equal(10);
       for (const pair of newcomers) expect(pair.client.closeFrame).to.equal(null);
     });
@@ -579,7 +587,7 @@ describe('ConnectionRegistry', () => {
       connect(registry, { userId: 'secret-user', labels: { token: 'abc' } });
       connect(registry);
       await t.tickAsync(10_000);
-      await registry.cleanupInactiveSessions(5_000);
+      await settles(t, registry.cleanupInactiveSessions(5_000), 'the cleanup run');
       const line = logs.find('Session cleanup completed');
       expect(line?.level).to.equal('info');
       expect(line?.meta).to.include({ cleanupCount: 2, errorsEncountered: 0, sessionsChecked: 2, maxAgeMs: 5_000 });
@@ -594,8 +602,8 @@ describe('ConnectionRegistry', () => {
       await t.tickAsync(10_000);
       const first = registry.cleanupInactiveSessions(5_000);
       const second = registry.cleanupInactiveSessions(5_000);
-      expect(await settled(first)).to.equal(3);
-      expect(await settled(second)).to.equal(0);
+      expect(await settles(t, first, 'the first cleanup run', 10_000)).to.equal(3);
+      expect(await settles(t, second, 'the second cleanup run', 10_000)).to.equal(0);
       expect(registry.getSessionMetrics().cleanupRuns).to.equal(2);
     });
 
@@ -651,7 +659,7 @@ describe('ConnectionRegistry', () => {
       await t.tickAsync(4_000);
       b!.client.close(1000);
       await t.tickAsync(4_000);
-      await registry.cleanupInactiveSessions(60_000);
+      await settles(t, registry.cleanupInactiveSessions(60_000), 'the cleanup run');
       const metrics = registry.getSessionMetrics();
       expect(metrics).to.deep.include({
         activeSessions: 1,
