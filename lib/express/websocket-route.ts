@@ -17,8 +17,6 @@ import { defaultLogger, type Logger } from '../logger.js';
 import type { ManagerOptions } from '../manager.js';
 import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
 
-let warnedNoGateway = false;
-
 /**
  * A route handler that accepts the WebSocket and calls `handler(manager, req)`.
  *
@@ -40,7 +38,7 @@ export function websocket(handler: WebSocketHandler, options: ManagerOptions = {
   return function websocketRoute(req, res, next) {
     const ctx = upgradeContextOf(req);
     if (ctx) return ctx.gateway.accept(ctx, req, res, handler, options, next);
-    if (isUpgradeRequest(req.headers.upgrade)) warnNoGateway(options.logger, req.path);
+    logNotUpgraded(options.logger, req.path, isUpgradeRequest(req.headers.upgrade));
     res.status(426).set({ Upgrade: 'websocket', Connection: 'Upgrade' }).type('text/plain').send('Upgrade Required: this route only accepts WebSocket connections');
   };
 }
@@ -49,10 +47,16 @@ function isUpgradeRequest(header: string | undefined): boolean {
   return typeof header === 'string' && header.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
 }
 
-// Node only routes upgrade requests to Express as plain requests when the server has no
-// 'upgrade' listener: the gateway was never attached. Say so once, not per request.
-function warnNoGateway(logger: Logger | undefined, path: string): void {
-  if (warnedNoGateway) return;
-  warnedNoGateway = true;
-  (logger ?? defaultLogger()).warn('WebSocket upgrade reached websocket() without a gateway: call attachWebSockets(server, app)', { path });
+/**
+ * The gateway never sees a plain request, so the 426 is logged here, as the gateway logs its
+ * refusals. Node hands an upgrade request to Express as a plain one only when the server has no
+ * 'upgrade' listener: the gateway was never attached, which breaks every WebSocket route (warn).
+ */
+function logNotUpgraded(logger: Logger | undefined, path: string, wasUpgrade: boolean): void {
+  const log = logger ?? defaultLogger();
+  if (wasUpgrade) {
+    log.warn('WebSocket upgrade refused', { path, status: 426, reason: 'no_gateway', detail: 'this HTTP server has no WebSocket gateway: call attachWebSockets(server, app)' });
+  } else {
+    log.info('WebSocket upgrade refused', { path, status: 426, reason: 'not_an_upgrade' });
+  }
 }
