@@ -43,6 +43,7 @@ export {
   type ManagerSink,
   type ShutdownOptions,
   type WebSocketHandler,
+  type WebSocketRoute,
   type WsTimeoutsOptions,
 } from './express/index.js';
 export {

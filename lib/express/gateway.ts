@@ -17,6 +17,7 @@ import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Application, Request, Response } from 'express';
+import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { systemClock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
@@ -24,8 +25,24 @@ import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
 
-/** What a route handler gets: a ready manager (enforcing its timeouts) and the Express request. */
-export type WebSocketHandler = (manager: WebSocketTimeoutManager, req: Request) => void | Promise<void>;
+/**
+ * What a route handler gets: a ready manager (enforcing its timeouts) and the Express request.
+ * Generic as Express's `RequestHandler` is: `WebSocketHandler<{ room: string }>` for a handler
+ * declared apart from its route; written inline in `app.get(path, websocket(...))`, `req.params`
+ * is typed from the path.
+ */
+export type WebSocketHandler<
+  P = ParamsDictionary,
+  ResBody = any,
+  ReqBody = any,
+  ReqQuery = Query,
+  LocalsObj extends Record<string, any> = Record<string, any>,
+> = (manager: WebSocketTimeoutManager, req: Request<P, ResBody, ReqBody, ReqQuery, LocalsObj>) => void | Promise<void>;
+
+/** @internal a handler of any route, as the gateway stores and calls it */
+export type AnyWebSocketHandler = WebSocketHandler<any, any, any, any, any>;
+/** @internal a request of any route */
+type AnyRequest = Request<any, any, any, any, any>;
 
 /**
  * Where the gateway creates managers when one is given: `ConnectionRegistry` fits, so `/health`,
@@ -328,7 +345,7 @@ export class WebSocketGateway {
   // ---------------------------------------------------------------- 2. the chain reached websocket()
 
   /** @internal called by `websocket()` with the request the chain delivered */
-  accept(ctx: UpgradeContext, req: Request, res: Response, handler: WebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
+  accept(ctx: UpgradeContext, req: AnyRequest, res: Response, handler: AnyWebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
     if (ctx.state !== 'routing') return; // the client left, or the chain already answered
     if (ctx.res.headersSent) {
       // A middleware answered and still called next() (`res.status(401).send(); next()`): its
@@ -409,7 +426,7 @@ export class WebSocketGateway {
 
   // ---------------------------------------------------------------- 3. the socket is open
 
-  private opened(ws: WebSocket, req: Request, handler: WebSocketHandler, options: ManagerOptions): void {
+  private opened(ws: WebSocket, req: AnyRequest, handler: AnyWebSocketHandler, options: ManagerOptions): void {
     let manager: WebSocketTimeoutManager;
     try {
       manager = this.options.registry ? this.options.registry.add(ws, options) : new WebSocketTimeoutManager(ws, options).start();
@@ -467,7 +484,7 @@ export function attachWebSockets(server: HttpServer | HttpsServer, app: Applicat
 }
 
 /** @internal the upgrade context of a request, when it came through a gateway */
-export function upgradeContextOf(req: Request): UpgradeContext | undefined {
+export function upgradeContextOf(req: IncomingMessage): UpgradeContext | undefined {
   return (req as WithUpgrade)[UPGRADE];
 }
 

@@ -12,10 +12,12 @@
  * upgrade request through the app, and only when the chain reaches this handler is the socket
  * accepted.
  */
-import type { RequestHandler } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { defaultLogger, type Logger } from '../logger.js';
 import type { ManagerOptions } from '../manager.js';
 import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
+import { WEBSOCKET_ROUTE, type WebSocketRoute } from './route-types.js';
 
 /**
  * A route handler that accepts the WebSocket and calls `handler(manager, req)`.
@@ -28,19 +30,28 @@ import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
  *   `1011 internal_error`. Returning does not close the connection: it lives until it is closed
  *   or times out.
  * - A plain (non-upgrade) request gets `426 Upgrade Required`.
+ * - Typed as Express's `RequestHandler`: inline in `app.get('/ws/rooms/:room', websocket(...))`,
+ *   `req.params.room` is a `string`; `req: Request<{ room: string }>` may also be written out.
  *
  * @param options Manager options for this route (`heartbeatMode`, `onMessage`, `labels`, ...).
  */
-export function websocket(handler: WebSocketHandler, options: ManagerOptions = {}): RequestHandler {
+export function websocket<
+  P = ParamsDictionary,
+  ResBody = any,
+  ReqBody = any,
+  ReqQuery = Query,
+  LocalsObj extends Record<string, any> = Record<string, any>,
+>(handler: WebSocketHandler<P, ResBody, ReqBody, ReqQuery, LocalsObj>, options: ManagerOptions = {}): WebSocketRoute<P, ResBody, ReqBody, ReqQuery, LocalsObj> {
   if (typeof handler !== 'function') {
     throw new TypeError(`websocket(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
   }
-  return function websocketRoute(req, res, next) {
+  function websocketRoute(req: Request<P, ResBody, ReqBody, ReqQuery, LocalsObj>, res: Response<any, LocalsObj>, next: NextFunction): void {
     const ctx = upgradeContextOf(req);
     if (ctx) return ctx.gateway.accept(ctx, req, res, handler, options, next);
     logNotUpgraded(options.logger, req.path, isUpgradeRequest(req.headers.upgrade));
     res.status(426).set({ Upgrade: 'websocket', Connection: 'Upgrade' }).type('text/plain').send('Upgrade Required: this route only accepts WebSocket connections');
-  };
+  }
+  return Object.assign(websocketRoute, { [WEBSOCKET_ROUTE]: true as const });
 }
 
 function isUpgradeRequest(header: string | undefined): boolean {
