@@ -205,6 +205,19 @@ export class WebSocketGateway {
   }
 
   /**
+   * Drops every connection at once, without a close frame: open WebSockets are terminated and
+   * upgrade requests still in the middleware chain destroyed. For a shutdown whose deadline has
+   * passed; {@link closeAll} is the graceful way.
+   */
+  terminateAll(): void {
+    for (const ctx of [...this.routing]) {
+      this.settle(ctx);
+      ctx.socket.destroy();
+    }
+    for (const ws of this.wss.clients) ws.terminate();
+  }
+
+  /**
    * Stops the gateway for good: upgrades are answered 503 from now on, every connection is closed
    * as by {@link closeAll}, then the `'upgrade'` listener is removed and the `WebSocketServer` closed.
    */
