@@ -41,6 +41,7 @@ export {
   type ClosesAll,
   type GracefulShutdownOptions,
   type ManagerSink,
+  type RefusalReason,
   type ShutdownOptions,
   type WebSocketHandler,
   type WebSocketRoute,

@@ -16,7 +16,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { defaultLogger, type Logger } from '../logger.js';
 import type { ManagerOptions } from '../manager.js';
-import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
+import { upgradeContextOf, type RefusalReason, type WebSocketHandler } from './gateway.js';
 import { WEBSOCKET_ROUTE, type WebSocketRoute } from './route-types.js';
 
 /**
@@ -66,8 +66,10 @@ function isUpgradeRequest(header: string | undefined): boolean {
 function logNotUpgraded(logger: Logger | undefined, path: string, wasUpgrade: boolean): void {
   const log = logger ?? defaultLogger();
   if (wasUpgrade) {
-    log.warn('WebSocket upgrade refused', { path, status: 426, reason: 'no_gateway', detail: 'this HTTP server has no WebSocket gateway: call attachWebSockets(server, app)' });
+    const reason: RefusalReason = 'no_gateway';
+    log.warn('WebSocket upgrade refused', { path, status: 426, reason, detail: 'this HTTP server has no WebSocket gateway: call attachWebSockets(server, app)' });
   } else {
-    log.info('WebSocket upgrade refused', { path, status: 426, reason: 'not_an_upgrade' });
+    const reason: RefusalReason = 'not_an_upgrade';
+    log.info('WebSocket upgrade refused', { path, status: 426, reason });
   }
 }
