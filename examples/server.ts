@@ -9,10 +9,13 @@
  * The WebSocket handlers live in ./handlers.ts (starts nothing on import), tested with
  * `ws-timeouts/testing` in spec/examples/server.handlers.spec.ts.
  *
- * `PORT` (default 3000), `HOST` (default: every interface) and every `WS_*` variable; a bad value
- * prints every problem on stderr and exits 1 before anything listens.
+ * `PORT` (default 3000), `HOST` (default: every interface) and every `WS_*` variable, from the
+ * environment or from `.env` in the current directory; a bad value prints every problem on
+ * stderr and exits 1 before anything listens.
  */
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
@@ -35,6 +38,23 @@ import { echoHandler, scansHandler, sendToScanners, type Scanners } from './hand
 
 // ------------------------------------------------------------------ configuration, all checked first
 
+/**
+ * Loads `.env` from the current directory when there is one (copy `.env.example`): its variables
+ * fill in what the environment leaves unset, and a variable already set wins. Node's own parser
+ * (`process.loadEnvFile`, Node >= 20.12), no dependency; the library itself never reads files.
+ * Returns the file's path when it was loaded.
+ */
+function loadDotEnv(): string | undefined {
+  const path = resolve('.env');
+  if (!existsSync(path)) return undefined;
+  if (typeof process.loadEnvFile !== 'function') {
+    console.error(`${path} was not read: Node ${process.version} has no process.loadEnvFile (Node >= 20.12); export its variables instead`);
+    return undefined;
+  }
+  process.loadEnvFile(path);
+  return path;
+}
+
 function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined } {
   const problems: ConfigProblem[] = [];
   let config: TimeoutConfig | undefined;
@@ -54,6 +74,7 @@ function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: nu
   return { config: config!, port, host: env.HOST?.trim() || undefined };
 }
 
+const envFile = loadDotEnv();
 const { config, port, host } = readSettings(process.env);
 
 // ------------------------------------------------------------------ the toolkit
@@ -139,8 +160,12 @@ function dashboardView(active: TimeoutConfig) {
 
 // ------------------------------------------------------------------ serve
 
-const server = createServer(app);
-const gateway = attachWebSockets(server, app, { registry, logger });
+// What the README advises for any server. Node's defaults let a client that sends its headers
+// slowly hold a socket for up to 90 s; these drop it with 408 within about 11 s.
+const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, app);
+/** The largest message a client may send; anything larger is closed with 1009 (ws's default is 100 MiB). */
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+const gateway = attachWebSockets(server, app, { registry, logger, wss: { maxPayload: MAX_PAYLOAD_BYTES } });
 installGracefulShutdown(server, gateway, { logger });
 
 server.listen(port, host, () => {
@@ -150,6 +175,8 @@ server.listen(port, host, () => {
     url: `http://${host ?? 'localhost'}:${actual}`,
     port: actual,
     pid: process.pid, // to signal the server itself: `npm start` runs it under npm, sh and tsx
+    envFile: envFile ?? null,
+    maxPayloadBytes: MAX_PAYLOAD_BYTES,
     idleTimeoutMs: config.idleTimeoutMs,
     connectionTimeoutMs: config.connectionTimeoutMs,
     pingIntervalMs: config.pingIntervalMs,

@@ -45,8 +45,10 @@ export {
   type ClosesAll,
   type GracefulShutdownOptions,
   type ManagerSink,
+  type RefusalReason,
   type ShutdownOptions,
   type WebSocketHandler,
+  type WebSocketRoute,
   type WsTimeoutsOptions,
 } from './express/index.js';
 export {

@@ -421,6 +421,11 @@ export class ConnectionRegistry {
     await Promise.allSettled(all.map((manager) => manager.gracefulClose(code, reason)));
   }
 
+  /** Drops every tracked connection at once, without a close frame: a shutdown past its deadline. */
+  terminateAll(): void {
+    for (const manager of this.connections) manager.terminate();
+  }
+
   // ---------------------------------------------------------------- cleanup
 
   /**

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import express from 'express';
-import { installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
+import { ConnectionRegistry, installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
 import { rawClient } from './support/raw-client.js';
 import { closed, expectRefused, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
 
@@ -9,14 +9,14 @@ import { closed, expectRefused, openClient, startExpress, type ExpressTestServer
 describe('graceful shutdown (lib/express/shutdown)', () => {
   let server: ExpressTestServer | undefined;
 
-  async function serve(closeTimeoutMs = 2_000): Promise<ExpressTestServer> {
+  async function serve(closeTimeoutMs = 2_000, registry?: ConnectionRegistry): Promise<ExpressTestServer> {
     const app = express();
     app.use(wsTimeouts({ closeTimeoutMs }, { env: {} }));
     app.get('/ws', websocket(async (manager) => {
       for await (const m of manager) await manager.sendTextWithTimeout(String(m));
     }, { logger: silentLogger }));
     app.get('/hello', (_req, res) => res.send('hi'));
-    server = await startExpress(app, { logger: silentLogger });
+    server = await startExpress(app, { logger: silentLogger, registry });
     return server;
   }
 
@@ -111,6 +111,35 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       expect(await close).to.deep.equal({ code: 1001, reason: 'going_away' });
       expect(process.listenerCount('SIGUSR2')).to.equal(0);
     });
+
+    for (const target of ['gateway', 'registry'] as const) {
+      it(`forced by its deadline, exits 1 with no connection left open (target: the ${target})`, async () => {
+        const registry = new ConnectionRegistry({ logger: silentLogger });
+        const s = await serve(5_000, target === 'registry' ? registry : undefined); // each close would wait 5 s for the peer's close frame
+        const peer = await rawClient(s.port, '/ws'); // never answers the close frame
+        const idle = await fetch(`${s.httpUrl}/hello`); // and an idle keep-alive HTTP connection
+        expect(await idle.text()).to.equal('hi');
+        let openAtExit = -1;
+        const exitCode = await new Promise<number>((resolve) => {
+          const uninstall = installGracefulShutdown(s.http, target === 'registry' ? registry : s.gateway, {
+            signals: ['SIGUSR2'],
+            timeoutMs: 150,
+            logger: silentLogger,
+            exit: (code) => {
+              uninstall();
+              void s.connections().then((n) => {
+                openAtExit = n;
+                resolve(code);
+              });
+            },
+          });
+          process.emit('SIGUSR2', 'SIGUSR2');
+        });
+        expect(exitCode).to.equal(1);
+        expect(openAtExit).to.equal(0); // TCP connections the server holds, upgraded or not
+        await peer.closed;
+      });
+    }
 
     it('exits 1 at once on a second signal during shutdown', async () => {
       const s = await serve(1_000);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, get as httpGet } from 'node:http';
 import { connect } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import WebSocket from 'ws';
@@ -189,6 +189,52 @@ describe('Express integration (lib/express)', () => {
       });
     }
 
+    it('never runs the handler when a middleware answers and still calls next()', async () => {
+      const app = express();
+      app.get('/ws/echo', (_req, res, next) => {
+        res.status(401).send('no valid token');
+        next(); // a common bug: the response is sent, and the chain goes on anyway
+      }, route());
+      const s = await serve(app);
+      const refusal = await expectRefused(`${s.wsUrl}/ws/echo`);
+      expect(refusal.statusCode).to.equal(401);
+      expect(refusal.body).to.equal('no valid token');
+      await s.drained();
+      expect(seen).to.have.length(0);
+      expect(s.gateway.wss.clients.size).to.equal(0);
+      expect(s.gateway.size).to.equal(0);
+    });
+
+    it('never accepts once a middleware has started a response (headers written) before next()', async () => {
+      const app = express();
+      app.get('/ws/echo', (_req, res, next) => {
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+        next();
+        res.end('forbidden');
+      }, route());
+      const s = await serve(app);
+      const refusal = await expectRefused(`${s.wsUrl}/ws/echo`);
+      expect(refusal.statusCode).to.equal(403);
+      await s.drained();
+      expect(seen).to.have.length(0);
+      expect(s.gateway.size).to.equal(0);
+    });
+
+    it('keeps no maxConnectionsPerIp slot for a request refused by a middleware that still called next()', async () => {
+      const app = express();
+      app.get('/ws/refused', (_req, res, next) => {
+        res.status(401).send('no');
+        next();
+      }, route());
+      app.get('/ws/echo', route());
+      const s = await serve(app, { maxConnectionsPerIp: 1 });
+      for (let i = 0; i < 3; i++) expect((await expectRefused(`${s.wsUrl}/ws/refused`)).statusCode).to.equal(401);
+      await s.drained();
+      const ws = await openClient(`${s.wsUrl}/ws/echo`); // the one slot of 127.0.0.1 is still free
+      ws.close();
+      await closed(ws);
+    });
+
     it('sends 401 from an auth middleware and accepts the same route with a valid token', async () => {
       const app = express();
       app.get('/ws/echo', auth, route());
@@ -293,7 +339,6 @@ describe('Express integration (lib/express)', () => {
       expect(refusal.statusCode).to.equal(503);
       expect(Date.now() - started).to.be.within(90, 1000);
       await s.drained();
-      expect(logs.entries.some((e) => e.message.includes('did not answer in time'))).to.equal(true);
     });
 
     it('survives a middleware that answers after the handshake timeout already did', async () => {
@@ -308,29 +353,143 @@ describe('Express integration (lib/express)', () => {
       expect((await fetch(`${s.httpUrl}/ws`)).status).to.equal(401); // alive; a plain GET runs the same chain
     });
 
-    it('answers 400 (from ws) when the request reaches websocket() with a broken handshake, and leaks nothing', async () => {
+    it('answers 400 (as ws does) when the request reaches websocket() with a broken handshake, and leaks nothing', async () => {
       const app = express();
       app.get('/ws', route());
       const s = await serve(app);
-      const socket = connect(s.port, '127.0.0.1');
-      socket.on('error', () => undefined);
-      await new Promise((resolve) => socket.once('connect', resolve));
-      let reply = '';
-      socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
-      socket.write(`GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-      await new Promise((resolve) => socket.once('close', resolve));
-      expect(reply).to.match(/^HTTP\/1\.1 400/);
+      const reply = await rawRequest(s.port, `GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      expect(reply).to.match(/^HTTP\/1\.1 400/).and.include('Missing or invalid Sec-WebSocket-Key header');
+      const badVersion = await rawRequest(s.port, `GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 7\r\n\r\n`);
+      expect(badVersion).to.match(/^HTTP\/1\.1 400/).and.match(/Sec-WebSocket-Version: 13, 8/i);
+      expect(seen).to.have.length(0);
       await s.drained();
     });
+  });
 
-    it('never logs the query string or headers of a refused upgrade', async () => {
+  describe('logging refused upgrades', () => {
+    /** The `WebSocket upgrade refused` lines logged so far, once the server holds no connection. */
+    async function refusedLines(s: ExpressTestServer) {
+      await s.drained();
+      return logs.entries.filter((e) => e.message === 'WebSocket upgrade refused');
+    }
+
+    it('logs one line with path (never the query string), status and reason, and never a header', async () => {
       const app = express();
       app.get('/ws/echo', auth, route());
       const s = await serve(app);
       await expectRefused(`${s.wsUrl}/ws/echo?token=secret-value`, { headers: { authorization: 'Bearer also-secret' } });
-      const refused = logs.find('WebSocket upgrade refused');
-      expect(refused?.meta).to.deep.equal({ path: '/ws/echo', status: 401 });
+      const lines = await refusedLines(s);
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.deep.include({ level: 'info', meta: { path: '/ws/echo', status: 401, reason: 'middleware_response' } });
       expect(JSON.stringify(logs.entries)).not.to.include('secret');
+    });
+
+    const cases: Array<{ name: string; level: 'info' | 'warn'; status: number; reason: string; app(): express.Express; options?: Parameters<typeof startExpress>[1]; refuse(s: ExpressTestServer): Promise<unknown> }> = [
+      {
+        name: "Express's 404 for an unknown path",
+        level: 'info',
+        status: 404,
+        reason: 'no_route',
+        app: () => express(),
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: "a 404 from the route's own middleware",
+        level: 'info',
+        status: 404,
+        reason: 'middleware_response',
+        app: () => express().get('/ws/nope', (_req, res) => void res.sendStatus(404), route()),
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: 'a middleware error (500)',
+        level: 'warn',
+        status: 500,
+        reason: 'middleware_response',
+        app: () => express().set('env', 'test').get('/ws/nope', (_req, _res, next) => next(new Error('boom')), route()),
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: 'a route config that does not validate (500)',
+        level: 'warn',
+        status: 500,
+        reason: 'invalid_route_config',
+        app: () => express().set('env', 'test').use(wsTimeouts({ connectionTimeoutMs: 30_000, idleTimeoutMs: 10_000, pingIntervalMs: 5_000 }, ENV)).get('/ws/nope', route({ config: { idleTimeoutMs: 40_000 } })),
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: "ws's own 400 for a broken handshake",
+        level: 'info',
+        status: 400,
+        reason: 'invalid_handshake',
+        app: () => express().get('/ws/nope', route()),
+        refuse: (s) => rawRequest(s.port, 'GET /ws/nope?token=x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n'),
+      },
+      {
+        name: 'the maxConnections limit (503)',
+        level: 'warn',
+        status: 503,
+        reason: 'max_connections',
+        app: () => express().get('/ws/nope', route()),
+        options: { maxConnections: 0 },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: 'the maxConnectionsPerIp limit (503)',
+        level: 'warn',
+        status: 503,
+        reason: 'max_connections_per_ip',
+        app: () => express().get('/ws/nope', route()),
+        options: { maxConnectionsPerIp: 0 },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: 'the handshake timeout (503)',
+        level: 'warn',
+        status: 503,
+        reason: 'handshake_timeout',
+        app: () => express().get('/ws/nope', () => undefined, route()),
+        options: { handshakeTimeoutMs: 50 },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: 'a plain request to a WebSocket route (426)',
+        level: 'info',
+        status: 426,
+        reason: 'not_an_upgrade',
+        app: () => express().get('/ws/nope', route()),
+        refuse: (s) => new Promise((resolve) => httpGet(`${s.httpUrl}/ws/nope?token=x`, { agent: false }, (res) => res.resume().on('end', resolve))),
+      },
+    ];
+    for (const c of cases) {
+      it(`logs ${c.name} once, as ${c.status} ${c.reason}`, async () => {
+        const s = await serve(c.app(), c.options);
+        await c.refuse(s);
+        const lines = await refusedLines(s);
+        expect(lines, JSON.stringify(logs.entries)).to.have.length(1);
+        expect(lines[0]!.level).to.equal(c.level);
+        expect(lines[0]!.meta).to.include({ path: '/ws/nope', status: c.status, reason: c.reason });
+        expect(JSON.stringify(logs.entries)).not.to.include('token');
+      });
+    }
+
+    it('logs an upgrade that reached websocket() without a gateway as 426 no_gateway, saying what to call', async () => {
+      const app = express();
+      app.get('/ws/nope', route());
+      const http = createServer(app); // attachWebSockets() forgotten: Node hands upgrades to Express as plain requests
+      await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = http.address() as { port: number };
+        expect((await expectRefused(`ws://127.0.0.1:${port}/ws/nope?token=x`)).statusCode).to.equal(426);
+        const lines = logs.entries.filter((e) => e.message === 'WebSocket upgrade refused');
+        expect(lines).to.have.length(1);
+        expect(lines[0]).to.deep.include({ level: 'warn' });
+        expect(lines[0]!.meta).to.include({ path: '/ws/nope', status: 426, reason: 'no_gateway' });
+        expect(lines[0]!.meta.detail).to.include('attachWebSockets(server, app)');
+      } finally {
+        http.closeAllConnections();
+        await new Promise((resolve) => http.close(resolve));
+      }
     });
   });
 
@@ -496,21 +655,6 @@ describe('Express integration (lib/express)', () => {
       expect(() => attachWebSockets(s.http, app)).to.throw(/already attached/);
     });
 
-    it('answers 426 and says what is missing when the server has no gateway', async () => {
-      const app = express();
-      app.get('/ws', route());
-      const http = createServer(app); // attachWebSockets() forgotten: Node hands upgrades to Express as plain requests
-      await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-      try {
-        const { port } = http.address() as { port: number };
-        expect((await expectRefused(`ws://127.0.0.1:${port}/ws`)).statusCode).to.equal(426);
-        expect(logs.entries.map((e) => e.message)).to.include('WebSocket upgrade reached websocket() without a gateway: call attachWebSockets(server, app)');
-      } finally {
-        http.closeAllConnections();
-        await new Promise((resolve) => http.close(resolve));
-      }
-    });
-
     it('rejects a bad limit, naming it', () => {
       const app = express();
       expect(() => attachWebSockets(createServer(), app, { maxConnections: -1 })).to.throw(RangeError, /maxConnections/);
@@ -544,6 +688,17 @@ async function until(condition: () => boolean, ms = 2000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await delay(5);
   }
+}
+
+/** Writes `request` on a raw TCP connection and resolves with everything the server sent before closing it. */
+async function rawRequest(port: number, request: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let reply = '';
+  socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
+  socket.write(request);
+  await new Promise((resolve) => socket.once('close', resolve));
+  return reply;
 }
 
 function handshake(path: string, port: number): string {

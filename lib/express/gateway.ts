@@ -17,6 +17,7 @@ import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Application, Request, Response } from 'express';
+import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { systemClock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
@@ -24,8 +25,24 @@ import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
 
-/** What a route handler gets: a ready manager (enforcing its timeouts) and the Express request. */
-export type WebSocketHandler = (manager: WebSocketTimeoutManager, req: Request) => void | Promise<void>;
+/**
+ * What a route handler gets: a ready manager (enforcing its timeouts) and the Express request.
+ * Generic as Express's `RequestHandler` is: `WebSocketHandler<{ room: string }>` for a handler
+ * declared apart from its route; written inline in `app.get(path, websocket(...))`, `req.params`
+ * is typed from the path.
+ */
+export type WebSocketHandler<
+  P = ParamsDictionary,
+  ResBody = any,
+  ReqBody = any,
+  ReqQuery = Query,
+  LocalsObj extends Record<string, any> = Record<string, any>,
+> = (manager: WebSocketTimeoutManager, req: Request<P, ResBody, ReqBody, ReqQuery, LocalsObj>) => void | Promise<void>;
+
+/** @internal a handler of any route, as the gateway stores and calls it */
+export type AnyWebSocketHandler = WebSocketHandler<any, any, any, any, any>;
+/** @internal a request of any route */
+type AnyRequest = Request<any, any, any, any, any>;
 
 /**
  * Where the gateway creates managers when one is given: `ConnectionRegistry` fits, so `/health`,
@@ -66,6 +83,7 @@ export interface AttachWebSocketsOptions {
 /** Per upgrade request, stashed on the request under a symbol until `websocket()` picks it up. */
 interface UpgradeContext {
   readonly gateway: WebSocketGateway;
+  readonly req: IncomingMessage;
   readonly socket: Socket;
   /** The bytes after the request head: the upgrade `head`, plus whatever arrived during routing. */
   head: Buffer[];
@@ -73,14 +91,44 @@ interface UpgradeContext {
   readonly res: ServerResponse;
   /** The request path without its query string (the query may hold tokens: never logged). */
   readonly path: string;
-  /** `routing`: in the middleware chain; `upgrading`: handed to ws; `done`: answered, accepted or gone. */
-  state: 'routing' | 'upgrading' | 'done';
+  /**
+   * `routing`: in the middleware chain; `upgrading`: handed to ws, which may still refuse the
+   * handshake; `open`: accepted; `done`: answered or gone.
+   */
+  state: 'routing' | 'upgrading' | 'open' | 'done';
+  /** Why the gateway refused the upgrade, for the one log line written when the answer goes out. */
+  refusal: Refusal | undefined;
   /** The address counted against `maxConnectionsPerIp`, once reserved. */
   ip: string | undefined;
   timer: TimerHandle;
   readonly onData: (chunk: Buffer) => void;
   readonly onEnd: () => void;
 }
+
+/** The `reason` of a refused upgrade's log line, plus anything that explains it (a limit's value). */
+interface Refusal {
+  reason: RefusalReason;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Why an upgrade request was refused, in the `reason` field of its `WebSocket upgrade refused`
+ * log line. `middleware_response` and `no_route` are the app's own answers (auth 401, Express's
+ * 404...); `not_an_upgrade` and `no_gateway` are the 426 of `websocket()` for a plain request;
+ * the others are the gateway's.
+ */
+export type RefusalReason =
+  | 'middleware_response'
+  | 'no_route'
+  | 'invalid_route_config'
+  | 'app_threw'
+  | 'invalid_handshake'
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'handshake_timeout'
+  | 'shutting_down'
+  | 'not_an_upgrade'
+  | 'no_gateway';
 
 /**
  * Bytes a client may send after its upgrade request and before the answer. A conforming client
@@ -125,6 +173,9 @@ export class WebSocketGateway {
     this.managers = this.open;
     this.wss = new WebSocketServer({ ...options.wss, noServer: true });
     this.wss.on('error', (err) => this.logger.error('WebSocketServer error', { error: err }));
+    // With a listener, ws leaves the answer to a broken handshake to us: it goes out (and is
+    // logged) through the request's own response, like every other refusal.
+    this.wss.on('wsClientError', (err: Error, socket: Socket, req: IncomingMessage) => this.handshakeFailed(err, socket, req as WithUpgrade));
     this.onUpgrade = (req, socket, head) => this.handleUpgrade(req as WithUpgrade, socket, head);
     server.on('upgrade', this.onUpgrade);
   }
@@ -146,11 +197,24 @@ export class WebSocketGateway {
    * Never rejects.
    */
   async closeAll(code: number = CloseCode.GoingAway, reason: string = CloseReason.going_away): Promise<void> {
-    for (const ctx of [...this.routing]) this.refuse(ctx, 503, 'Server is shutting down');
+    for (const ctx of [...this.routing]) this.refuse(ctx, 503, 'Server is shutting down', { reason: 'shutting_down' });
     const closing = [...this.open].map((manager) => manager.gracefulClose(code, reason));
     // Sockets accepted but without a manager (its creation failed) have nothing to close gracefully.
     for (const ws of this.wss.clients) if (!isManaged(ws)) ws.terminate();
     await Promise.all(closing);
+  }
+
+  /**
+   * Drops every connection at once, without a close frame: open WebSockets are terminated and
+   * upgrade requests still in the middleware chain destroyed. For a shutdown whose deadline has
+   * passed; {@link closeAll} is the graceful way.
+   */
+  terminateAll(): void {
+    for (const ctx of [...this.routing]) {
+      this.settle(ctx);
+      ctx.socket.destroy();
+    }
+    for (const ws of this.wss.clients) ws.terminate();
   }
 
   /**
@@ -181,12 +245,14 @@ export class WebSocketGateway {
     }
     const ctx: UpgradeContext = {
       gateway: this,
+      req,
       socket,
       head: head.length > 0 ? [head] : [],
       headBytes: head.length,
       res,
       path: pathOf(req.url),
       state: 'routing',
+      refusal: undefined,
       ip: undefined,
       timer: undefined,
       onData: (chunk) => {
@@ -210,41 +276,47 @@ export class WebSocketGateway {
     socket.on('data', ctx.onData);
     socket.on('end', ctx.onEnd);
 
-    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down');
+    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down', { reason: 'shutting_down' });
     const max = this.options.maxConnections ?? Infinity;
     if (this.open.size + this.routing.size >= max) {
-      this.logger.warn('WebSocket upgrade refused: too many connections', { path: ctx.path, maxConnections: max });
-      return this.refuse(ctx, 503, 'Too many WebSocket connections, try again later');
+      return this.refuse(ctx, 503, 'Too many WebSocket connections, try again later', { reason: 'max_connections', details: { maxConnections: max } });
     }
     this.routing.add(ctx);
     const timeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
     ctx.timer = systemClock.setTimeout(() => {
       if (ctx.state !== 'routing') return;
-      this.logger.warn('WebSocket upgrade refused: the middleware chain did not answer in time', { path: ctx.path, handshakeTimeoutMs: timeoutMs });
-      this.refuse(ctx, 503, 'The server did not answer the upgrade request in time');
+      this.refuse(ctx, 503, 'The server did not answer the upgrade request in time', { reason: 'handshake_timeout', details: { handshakeTimeoutMs: timeoutMs } });
     }, timeoutMs);
 
     try {
       this.app(req, res);
     } catch (err) {
       // Express catches middleware errors itself; this is a broken app object.
-      this.logger.error('WebSocket upgrade: the Express app threw', { path: ctx.path, error: err });
-      this.refuse(ctx, 500, 'Internal Server Error');
+      this.refuse(ctx, 500, 'Internal Server Error', { reason: 'app_threw', details: { error: err } });
     }
   }
 
-  /** A plain HTTP response went out instead of an upgrade: close the socket once it is flushed. */
+  /** A plain HTTP response went out instead of an upgrade: log it, close the socket once it is flushed. */
   private answered(ctx: UpgradeContext): void {
-    if (ctx.state === 'upgrading') return;
-    const status = ctx.res.statusCode;
+    if (ctx.state === 'open' || ctx.state === 'done') return;
+    ctx.state = 'done';
     this.settle(ctx);
-    (status >= 500 ? this.logger.warn : this.logger.info).call(this.logger, 'WebSocket upgrade refused', { path: ctx.path, status });
+    this.logRefusal(ctx);
     ctx.res.detachSocket(ctx.socket);
     ctx.socket.destroySoon();
   }
 
+  /** The one log line of a refused upgrade: path (never the query string), status and reason. */
+  private logRefusal(ctx: UpgradeContext): void {
+    const status = ctx.res.statusCode;
+    const { reason, details } = ctx.refusal ?? { reason: appReason(ctx.req, status) };
+    const level = status >= 500 ? 'warn' : 'info';
+    this.logger[level]('WebSocket upgrade refused', { path: ctx.path, status, reason, ...details });
+  }
+
   /** The raw socket closed: the client gave up, the response was flushed, or the WebSocket ended. */
   private gone(ctx: UpgradeContext): void {
+    if (ctx.state !== 'open') ctx.state = 'done';
     this.settle(ctx);
     if (ctx.ip !== undefined) {
       const left = (this.perIp.get(ctx.ip) ?? 1) - 1;
@@ -254,19 +326,27 @@ export class WebSocketGateway {
     }
   }
 
+  /** The request has left the middleware chain: no longer pending, no handshake timeout. */
   private settle(ctx: UpgradeContext): void {
-    if (ctx.state === 'routing') ctx.state = 'done';
     this.routing.delete(ctx);
     systemClock.clearTimeout(ctx.timer);
     ctx.timer = undefined;
   }
 
-  /** Answers `status` when nothing was sent yet; otherwise (or if it cannot) drops the socket. */
-  private refuse(ctx: UpgradeContext, status: number, message: string): void {
+  /**
+   * Answers `status` when nothing was sent yet. When a response is already under way (a
+   * middleware started one and never finished it), drops the socket: that refusal is logged
+   * with the status the middleware set.
+   */
+  private refuse(ctx: UpgradeContext, status: number, message: string, refusal: Refusal): void {
+    if (ctx.state === 'open' || ctx.state === 'done') return;
     const { res, socket } = ctx;
-    if (ctx.state !== 'routing' || res.headersSent || socket.destroyed) {
+    ctx.refusal = refusal;
+    if (res.headersSent || socket.destroyed) {
+      ctx.state = 'done';
       this.settle(ctx);
-      if (ctx.state !== 'upgrading') socket.destroy();
+      if (!socket.destroyed) this.logRefusal(ctx);
+      socket.destroy();
       return;
     }
     res.statusCode = status;
@@ -278,15 +358,23 @@ export class WebSocketGateway {
   // ---------------------------------------------------------------- 2. the chain reached websocket()
 
   /** @internal called by `websocket()` with the request the chain delivered */
-  accept(ctx: UpgradeContext, req: Request, res: Response, handler: WebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
+  accept(ctx: UpgradeContext, req: AnyRequest, res: Response, handler: AnyWebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
     if (ctx.state !== 'routing') return; // the client left, or the chain already answered
-    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down');
+    if (ctx.res.headersSent) {
+      // A middleware answered and still called next() (`res.status(401).send(); next()`): its
+      // response is the answer, and is logged once it has gone out. Nothing is accepted or reserved.
+      ctx.refusal = { reason: 'middleware_response', details: { detail: 'a middleware answered and then called next(): not accepted' } };
+      return;
+    }
+    if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down', { reason: 'shutting_down' });
 
     const perIpMax = this.options.maxConnectionsPerIp ?? Infinity;
     const ip = req.ip ?? ctx.socket.remoteAddress ?? 'unknown';
     if (perIpMax !== Infinity && (this.perIp.get(ip) ?? 0) >= perIpMax) {
-      this.logger.warn('WebSocket upgrade refused: too many connections from one address', { path: ctx.path, maxConnectionsPerIp: perIpMax });
-      return this.refuse(ctx, 503, 'Too many WebSocket connections from this address, try again later');
+      return this.refuse(ctx, 503, 'Too many WebSocket connections from this address, try again later', {
+        reason: 'max_connections_per_ip',
+        details: { maxConnectionsPerIp: perIpMax },
+      });
     }
 
     // Config problems become a 500 through Express's error handling, before anything is accepted.
@@ -294,6 +382,7 @@ export class WebSocketGateway {
     try {
       config = routeConfig(req.wsTimeouts, route.config);
     } catch (err) {
+      ctx.refusal = { reason: 'invalid_route_config', details: { error: err } };
       return next(err);
     }
 
@@ -303,22 +392,36 @@ export class WebSocketGateway {
       ctx.ip = ip;
       this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     }
-    res.statusCode = 101; // what a logger listening on the response sees
     const { socket } = ctx;
-    ctx.res.detachSocket(socket);
+    // The response stays bound to the socket until ws accepts: a handshake ws refuses is answered through it.
     socket.off('data', ctx.onData);
     socket.off('end', ctx.onEnd);
     // Back to "no reader yet" (as Node leaves an upgrade socket), so ws's 'data' listener starts the flow.
     socket.pause();
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-    delete (req as WithUpgrade)[UPGRADE];
     const head = ctx.head.length === 1 ? ctx.head[0]! : Buffer.concat(ctx.head);
     ctx.head = [];
     const options = this.managerOptions(req, res, route, config);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      ctx.state = 'open';
+      res.statusCode = 101; // what a logger listening on the response sees
+      ctx.res.detachSocket(socket);
+      delete (req as WithUpgrade)[UPGRADE];
       socket.off('error', onRawSocketError); // ws owns the socket and its errors now
       this.opened(ws, req, handler, options);
     });
+  }
+
+  /** ws refused the handshake (bad key, version, Upgrade header...): answer as ws would, and log it. */
+  private handshakeFailed(err: Error, socket: Socket, req: WithUpgrade): void {
+    const ctx = req[UPGRADE];
+    if (ctx?.state !== 'upgrading') {
+      socket.destroy();
+      return;
+    }
+    ctx.res.setHeader('Sec-WebSocket-Version', '13, 8'); // the versions ws speaks (RFC 6455, 4.4)
+    const status = req.method === 'GET' ? 400 : 405; // ws's own rule
+    this.refuse(ctx, status, err.message, { reason: 'invalid_handshake', details: { detail: err.message } });
   }
 
   private managerOptions(req: Request, res: Response, route: ManagerOptions, config: Partial<TimeoutConfig> | undefined): ManagerOptions {
@@ -336,7 +439,7 @@ export class WebSocketGateway {
 
   // ---------------------------------------------------------------- 3. the socket is open
 
-  private opened(ws: WebSocket, req: Request, handler: WebSocketHandler, options: ManagerOptions): void {
+  private opened(ws: WebSocket, req: AnyRequest, handler: AnyWebSocketHandler, options: ManagerOptions): void {
     let manager: WebSocketTimeoutManager;
     try {
       manager = this.options.registry ? this.options.registry.add(ws, options) : new WebSocketTimeoutManager(ws, options).start();
@@ -394,7 +497,7 @@ export function attachWebSockets(server: HttpServer | HttpsServer, app: Applicat
 }
 
 /** @internal the upgrade context of a request, when it came through a gateway */
-export function upgradeContextOf(req: Request): UpgradeContext | undefined {
+export function upgradeContextOf(req: IncomingMessage): UpgradeContext | undefined {
   return (req as WithUpgrade)[UPGRADE];
 }
 
@@ -424,6 +527,12 @@ function routeLabel(req: Request): string {
   const pattern = (req.route as { path?: unknown } | undefined)?.path;
   const label = `${req.baseUrl ?? ''}${typeof pattern === 'string' ? pattern : ''}`;
   return label === '' ? pathOf(req.originalUrl ?? req.url) : label;
+}
+
+/** The app answered instead of reaching `websocket()`: Express's 404 when no route matched the path. */
+function appReason(req: IncomingMessage, status: number): RefusalReason {
+  const matchedRoute = (req as Partial<Request>).route !== undefined;
+  return status === 404 && !matchedRoute ? 'no_route' : 'middleware_response';
 }
 
 function pathOf(url: string | undefined): string {

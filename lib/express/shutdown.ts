@@ -11,6 +11,8 @@ import { defaultLogger, type Logger } from '../logger.js';
 /** Anything that can close its connections: a `WebSocketGateway` or a `ConnectionRegistry`. */
 export interface ClosesAll {
   closeAll(code?: number, reason?: string): Promise<void>;
+  /** Drops every connection without a close frame: what is left when the shutdown deadline passes. */
+  terminateAll?(): void;
 }
 
 export interface ShutdownOptions {
@@ -68,6 +70,8 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
 
   if (!clean) {
     logger.warn('Shutdown deadline passed, destroying the remaining connections', { timeoutMs });
+    // Upgraded sockets are no longer the HTTP server's: closeAllConnections() does not see them.
+    target.terminateAll?.();
     server.closeAllConnections();
   }
   logger.info('Shutdown complete', { clean, durationMs: systemClock.now() - started });

@@ -12,12 +12,12 @@
  * upgrade request through the app, and only when the chain reaches this handler is the socket
  * accepted.
  */
-import type { RequestHandler } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { defaultLogger, type Logger } from '../logger.js';
 import type { ManagerOptions } from '../manager.js';
-import { upgradeContextOf, type WebSocketHandler } from './gateway.js';
-
-let warnedNoGateway = false;
+import { upgradeContextOf, type RefusalReason, type WebSocketHandler } from './gateway.js';
+import { WEBSOCKET_ROUTE, type WebSocketRoute } from './route-types.js';
 
 /**
  * A route handler that accepts the WebSocket and calls `handler(manager, req)`.
@@ -30,29 +30,46 @@ let warnedNoGateway = false;
  *   `1011 internal_error`. Returning does not close the connection: it lives until it is closed
  *   or times out.
  * - A plain (non-upgrade) request gets `426 Upgrade Required`.
+ * - Typed as Express's `RequestHandler`: inline in `app.get('/ws/rooms/:room', websocket(...))`,
+ *   `req.params.room` is a `string`; `req: Request<{ room: string }>` may also be written out.
  *
  * @param options Manager options for this route (`heartbeatMode`, `onMessage`, `labels`, ...).
  */
-export function websocket(handler: WebSocketHandler, options: ManagerOptions = {}): RequestHandler {
+export function websocket<
+  P = ParamsDictionary,
+  ResBody = any,
+  ReqBody = any,
+  ReqQuery = Query,
+  LocalsObj extends Record<string, any> = Record<string, any>,
+>(handler: WebSocketHandler<P, ResBody, ReqBody, ReqQuery, LocalsObj>, options: ManagerOptions = {}): WebSocketRoute<P, ResBody, ReqBody, ReqQuery, LocalsObj> {
   if (typeof handler !== 'function') {
     throw new TypeError(`websocket(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
   }
-  return function websocketRoute(req, res, next) {
+  function websocketRoute(req: Request<P, ResBody, ReqBody, ReqQuery, LocalsObj>, res: Response<any, LocalsObj>, next: NextFunction): void {
     const ctx = upgradeContextOf(req);
     if (ctx) return ctx.gateway.accept(ctx, req, res, handler, options, next);
-    if (isUpgradeRequest(req.headers.upgrade)) warnNoGateway(options.logger, req.path);
+    logNotUpgraded(options.logger, req.path, isUpgradeRequest(req.headers.upgrade));
     res.status(426).set({ Upgrade: 'websocket', Connection: 'Upgrade' }).type('text/plain').send('Upgrade Required: this route only accepts WebSocket connections');
-  };
+  }
+  return Object.assign(websocketRoute, { [WEBSOCKET_ROUTE]: true as const });
 }
 
 function isUpgradeRequest(header: string | undefined): boolean {
   return typeof header === 'string' && header.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
 }
 
-// Node only routes upgrade requests to Express as plain requests when the server has no
-// 'upgrade' listener: the gateway was never attached. Say so once, not per request.
-function warnNoGateway(logger: Logger | undefined, path: string): void {
-  if (warnedNoGateway) return;
-  warnedNoGateway = true;
-  (logger ?? defaultLogger()).warn('WebSocket upgrade reached websocket() without a gateway: call attachWebSockets(server, app)', { path });
+/**
+ * The gateway never sees a plain request, so the 426 is logged here, as the gateway logs its
+ * refusals. Node hands an upgrade request to Express as a plain one only when the server has no
+ * 'upgrade' listener: the gateway was never attached, which breaks every WebSocket route (warn).
+ */
+function logNotUpgraded(logger: Logger | undefined, path: string, wasUpgrade: boolean): void {
+  const log = logger ?? defaultLogger();
+  if (wasUpgrade) {
+    const reason: RefusalReason = 'no_gateway';
+    log.warn('WebSocket upgrade refused', { path, status: 426, reason, detail: 'this HTTP server has no WebSocket gateway: call attachWebSockets(server, app)' });
+  } else {
+    const reason: RefusalReason = 'not_an_upgrade';
+    log.info('WebSocket upgrade refused', { path, status: 426, reason });
+  }
 }

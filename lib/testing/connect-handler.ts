@@ -184,7 +184,7 @@ function buildRequest(options: ConnectHandlerOptions, wsTimeouts: TimeoutConfig)
  * @throws {ConfigError} When `env` or `config` (or the route's `managerOptions.config`) is invalid.
  * @throws {TypeError} When `clock` is not the clock of the given `registry`.
  */
-export function connectHandler(handler: WebSocketHandler, options: ConnectHandlerOptions = {}): ConnectedHandler {
+export function connectHandler(handler: WebSocketHandler<any, any, any, any, any>, options: ConnectHandlerOptions = {}): ConnectedHandler {
   if (typeof handler !== 'function') {
     throw new TypeError(`connectHandler(handler): handler must be a function (manager, req) => void, got ${typeof handler}`);
   }

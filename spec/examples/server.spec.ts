@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { closed, expectRefused, nextMessage, openClient } from '../support/express-server.js';
 import { rawClient } from '../support/raw-client.js';
@@ -134,6 +137,16 @@ describe('examples/server.ts (npm start)', function () {
       for (const ws of [...scanners, echo]) ws.close();
     });
 
+    it('closes a connection whose message is over the 64 KiB maxPayload with 1009, and echoes one at the limit', async () => {
+      const ws = await openClient(`${server.wsUrl}/ws/echo`);
+      const atLimit = 'x'.repeat(64 * 1024);
+      ws.send(atLimit);
+      expect(await nextMessage(ws)).to.equal(atLimit);
+      const close = closed(ws);
+      ws.send('x'.repeat(64 * 1024 + 1));
+      expect((await close).code).to.equal(1009);
+    });
+
     it('refuses a bad POST /scans with 400', async () => {
       const res = await fetch(`${server.httpUrl}/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       expect(res.status).to.equal(400);
@@ -157,6 +170,30 @@ describe('examples/server.ts (npm start)', function () {
     const stderr = server.stderr();
     for (const name of ['WS_IDLE_TIMEOUT', 'WS_PING_INTERVAL', 'WS_TIMEOUT_PROFILE', 'PORT']) expect(stderr).to.include(name);
     expect(server.logs().some((e) => e.message === 'Example server listening')).to.equal(false);
+  });
+
+  describe('.env', () => {
+    let server: ExampleServer | undefined;
+    let dir: string | undefined;
+    afterEach(async () => {
+      await server?.kill();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('reads .env in the current directory, and a variable already set wins over the file', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'ws-timeouts-env-'));
+      writeFileSync(join(dir, '.env'), '# from .env.example\nWS_IDLE_TIMEOUT=7\nWS_PONG_TIMEOUT=9\n');
+      server = await startExample({ WS_PONG_TIMEOUT: '8' }, { cwd: dir });
+      const listening = server.logs().find((e) => e.message === 'Example server listening');
+      expect(listening).to.include({ envFile: join(dir, '.env'), idleTimeoutMs: 7_000, pongTimeoutMs: 8_000 });
+    });
+
+    it('starts without one, on the environment alone', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'ws-timeouts-env-'));
+      server = await startExample({ WS_IDLE_TIMEOUT: '6' }, { cwd: dir });
+      const listening = server.logs().find((e) => e.message === 'Example server listening');
+      expect(listening).to.include({ envFile: null, idleTimeoutMs: 6_000 });
+    });
   });
 
   describe('shutdown', () => {

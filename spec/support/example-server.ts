@@ -3,6 +3,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SERVER = fileURLToPath(new URL('../../examples/server.ts', import.meta.url));
+/** What `node --import tsx` loads (the package's main entry), by path: another cwd has no node_modules. */
+const TSX_LOADER = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
 
 export interface ExampleServer {
   proc: ChildProcess;
@@ -36,13 +39,17 @@ export async function freePort(): Promise<number> {
 /**
  * Runs the example exactly as the README says — `npm start` in the project root — with `PORT`
  * set to a free port, `HOST=127.0.0.1`, the given `WS_*` variables and no inherited ones.
- * With `waitForListening` (the default) resolves once the "listening" log line appears.
+ * With `cwd`, runs `node --import tsx <root>/examples/server.ts` in that directory instead (where
+ * it looks for `.env`). With `waitForListening` (the default) resolves once the "listening" log
+ * line appears.
  */
-export async function startExample(env: Record<string, string> = {}, { waitForListening = true } = {}): Promise<ExampleServer> {
+export async function startExample(env: Record<string, string> = {}, { waitForListening = true, cwd = undefined as string | undefined } = {}): Promise<ExampleServer> {
   const port = await freePort();
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && name !== 'PORT' && name !== 'HOST'));
-  const proc = spawn('npm', ['start'], {
-    cwd: ROOT,
+  // Not NODE_OPTIONS either: the runner's `--import tsx` would be resolved from `cwd`.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS'].includes(name)));
+  const [command, args] = cwd === undefined ? ['npm', ['start']] : [process.execPath, ['--import', TSX_LOADER, SERVER]];
+  const proc = spawn(command, args, {
+    cwd: cwd ?? ROOT,
     env: { ...inherited, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so cleanup can reach tsx and node behind npm
