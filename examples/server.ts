@@ -13,9 +13,7 @@
  * environment or from `.env` in the current directory; a bad value prints every problem on
  * stderr and exits 1 before anything listens.
  */
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
@@ -34,26 +32,10 @@ import {
   type ConfigProblem,
   type TimeoutConfig,
 } from '../lib/index.js';
+import { loadDotEnv } from './shared/settings.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, all checked first
-
-/**
- * Loads `.env` from the current directory when there is one (copy `.env.example`): its variables
- * fill in what the environment leaves unset, and a variable already set wins. Node's own parser
- * (`process.loadEnvFile`, Node >= 20.12), no dependency; the library itself never reads files.
- * Returns the file's path when it was loaded.
- */
-function loadDotEnv(): string | undefined {
-  const path = resolve('.env');
-  if (!existsSync(path)) return undefined;
-  if (typeof process.loadEnvFile !== 'function') {
-    console.error(`${path} was not read: Node ${process.version} has no process.loadEnvFile (Node >= 20.12); export its variables instead`);
-    return undefined;
-  }
-  process.loadEnvFile(path);
-  return path;
-}
 
 function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined } {
   const problems: ConfigProblem[] = [];

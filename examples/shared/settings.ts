@@ -4,6 +4,7 @@
  * prints every problem on stderr in one message and exits 1 (the library itself never exits).
  */
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { EnvError, cleanEnv, makeValidator, port, type CleanedEnv, type ValidatorSpec } from 'envalid';
 import { ConfigError, formatConfigProblems, loadTimeoutConfig, type ConfigProblem, type TimeoutConfig } from '../../lib/index.js';
 
@@ -38,10 +39,15 @@ export interface SettingsSpec<S> {
 
 /**
  * Loads `.env` from the working directory into `process.env` when there is one (`cp .env.example
- * .env`, then uncomment what you change); a variable already set in the environment wins.
+ * .env`, then uncomment what you change); a variable already set in the environment wins. Node's
+ * own parser (`process.loadEnvFile`), no dependency; the library itself never reads files.
+ * Returns the file's absolute path when it was loaded.
  */
-export function loadDotEnv(path = '.env'): void {
-  if (existsSync(path)) process.loadEnvFile(path);
+export function loadDotEnv(file = '.env'): string | undefined {
+  const path = resolve(file);
+  if (!existsSync(path)) return undefined;
+  process.loadEnvFile(path);
+  return path;
 }
 
 /**
