@@ -9,7 +9,7 @@
  * - `timers`: one Node timer per socket, the way graphql-ws `useServer` keeps sockets alive (and
  *   engine.io does in spirit): a `setInterval` per socket, and per ping a `setTimeout` that
  *   terminates unless a `once('pong')` listener clears it.
- * - `manual`: ws-timeouts, seed 004's loop: `receiveWithTimeout` / `sendJsonWithTimeout` on a
+ * - `manual`: ws-timeouts, the manual loop: `receiveWithTimeout` / `sendJsonWithTimeout` on a
  *   started `WebSocketTimeoutManager` (what `websocket()` hands a route handler).
  * - `auto`: ws-timeouts, the registry's automatic mode: `registry.add(ws)`, `onMessage` + send.
  * - `accuracy`: ws-timeouts with short idle and pong timeouts, recording how late each fires.

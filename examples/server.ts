@@ -3,7 +3,7 @@
  *
  * - `GET /`           live dashboard (examples/public): every open WebSocket and timeouts by reason
  * - `ws /ws/echo`     each text message sent back unchanged, every timeout enforced
- * - `ws /ws/scans`    scanner dashboards; `POST /scans` broadcasts a ticket scan to them (seed 000)
+ * - `ws /ws/scans`    scanner dashboards; `POST /scans` broadcasts a ticket scan to them
  * - `GET /health`     JSON status and connection counts; `GET /metrics` Prometheus text
  *
  * The WebSocket handlers live in ./handlers.ts (starts nothing on import), tested with

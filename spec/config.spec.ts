@@ -32,8 +32,8 @@ function onlyProblem(fn: () => unknown): ConfigProblem {
   return error.problems[0]!;
 }
 
-// Seed 004's tables, written out again here (in ms) so the spec does not trust the module's constants.
-const SEED_004: Record<TimeoutProfile, TimeoutConfig> = {
+// The three profile tables, written out again here (in ms) so the spec does not trust the module's constants.
+const PROFILE_TABLES: Record<TimeoutProfile, TimeoutConfig> = {
   development: {
     heartbeatIntervalMs: 15_000,
     connectionTimeoutMs: 120_000,
@@ -120,10 +120,10 @@ describe('loadTimeoutConfig', () => {
     });
 
     for (const profile of ['development', 'production', 'high-latency'] as const) {
-      it(`gives seed 004's ${profile} table exactly when WS_TIMEOUT_PROFILE=${profile}`, () => {
+      it(`gives the ${profile} table exactly when WS_TIMEOUT_PROFILE=${profile}`, () => {
         const config = loadTimeoutConfig({ WS_TIMEOUT_PROFILE: profile });
-        expect(config).to.deep.equal(SEED_004[profile]);
-        expect(TIMEOUT_PROFILES[profile]).to.deep.equal(SEED_004[profile]);
+        expect(config).to.deep.equal(PROFILE_TABLES[profile]);
+        expect(TIMEOUT_PROFILES[profile]).to.deep.equal(PROFILE_TABLES[profile]);
       });
     }
 
@@ -135,7 +135,7 @@ describe('loadTimeoutConfig', () => {
 
     it('lets a single variable override its profile value and keeps the rest of the profile', () => {
       const config = loadTimeoutConfig({ WS_TIMEOUT_PROFILE: 'production', WS_IDLE_TIMEOUT: '45' });
-      expect(config).to.deep.equal({ ...SEED_004.production, idleTimeoutMs: 45_000 });
+      expect(config).to.deep.equal({ ...PROFILE_TABLES.production, idleTimeoutMs: 45_000 });
     });
 
     it('lets a single variable override the defaults when no profile is set', () => {
@@ -350,7 +350,7 @@ describe('loadTimeoutConfig', () => {
     });
 
     it('does not tie the resolution to the message, heartbeat or close timeouts (development sends in 0.5 s)', () => {
-      expect(loadTimeoutConfig({ WS_TIMEOUT_PROFILE: 'development' }).messageTimeoutMs).to.be.below(SEED_004.development.resolutionMs);
+      expect(loadTimeoutConfig({ WS_TIMEOUT_PROFILE: 'development' }).messageTimeoutMs).to.be.below(PROFILE_TABLES.development.resolutionMs);
     });
 
     it('reports every cross-field violation together', () => {
@@ -434,7 +434,7 @@ describe('loadTimeoutConfig', () => {
     it('merges overrides over the environment and the profile', () => {
       const config = loadTimeoutConfig({ WS_TIMEOUT_PROFILE: 'production', WS_IDLE_TIMEOUT: '45' }, { idleTimeoutMs: 50_000, pingIntervalMs: 5_000 });
       // The resolution follows the shorter ping interval: a tenth of it.
-      expect(config).to.deep.equal({ ...SEED_004.production, idleTimeoutMs: 50_000, pingIntervalMs: 5_000, resolutionMs: 500 });
+      expect(config).to.deep.equal({ ...PROFILE_TABLES.production, idleTimeoutMs: 50_000, pingIntervalMs: 5_000, resolutionMs: 500 });
     });
 
     it('validates overrides with the per-field rules, naming the field', () => {
@@ -584,9 +584,9 @@ describe('resolveTimeoutConfig', () => {
   it('merges overrides into a new frozen, recognised config and leaves the base alone', () => {
     const base = TIMEOUT_PROFILES.development;
     const config = resolveTimeoutConfig(base, { messageTimeoutMs: 250, idleTimeoutMs: 0 });
-    expect(config).to.deep.equal({ ...SEED_004.development, messageTimeoutMs: 250, idleTimeoutMs: 0 });
+    expect(config).to.deep.equal({ ...PROFILE_TABLES.development, messageTimeoutMs: 250, idleTimeoutMs: 0 });
     expect(config).not.to.equal(base);
-    expect(base).to.deep.equal(SEED_004.development);
+    expect(base).to.deep.equal(PROFILE_TABLES.development);
     expect(Object.isFrozen(config)).to.equal(true);
     expect(isTimeoutConfig(config)).to.equal(true);
   });

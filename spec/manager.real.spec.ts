@@ -34,7 +34,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
 
   afterEach(async () => server?.close());
 
-  describe("seed 004's basic usage loop", () => {
+  describe('the basic manual loop', () => {
     async function basicLoop(timeoutManager: WebSocketTimeoutManager): Promise<void> {
       try {
         for (;;) {
@@ -86,7 +86,7 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
     });
   });
 
-  describe("seed 004's advanced usage loop", () => {
+  describe('the advanced manual loop', () => {
     it('uses a per-endpoint message timeout and a custom receive timeout', async () => {
       const seen: string[] = [];
       await serve(

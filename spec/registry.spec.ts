@@ -331,7 +331,7 @@ describe('ConnectionRegistry', () => {
     });
   });
 
-  describe('#start() and #stop() (seeds 000/001)', () => {
+  describe('#start() and #stop()', () => {
     it('logs "Started session expiry with 30.0 minute timeout" and runs onStart once: start is idempotent', async () => {
       const onStart = sinon.spy();
       const registry = createRegistry({ onStart }, { idleTimeoutMs: 1_800_000 });
@@ -408,7 +408,7 @@ describe('ConnectionRegistry', () => {
     });
   });
 
-  describe('seed 002: the idle handler', () => {
+  describe('the idle handler pattern', () => {
     it('sends the notice, closes with 4001, then runs onDisconnect asynchronously with the timeout reason', async () => {
       const order: string[] = [];
       const registry = createRegistry({
@@ -504,7 +504,7 @@ describe('ConnectionRegistry', () => {
     });
   });
 
-  describe('#cleanupInactiveSessions() (seed 003)', () => {
+  describe('#cleanupInactiveSessions()', () => {
     it('closes the sessions inactive for maxAgeMs with the notice and 4001, and resolves how many', async () => {
       const registry = createRegistry({}, { idleTimeoutMs: 0 });
       const [idle1, idle2, busy] = connectMany(registry, 3);
