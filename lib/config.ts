@@ -179,7 +179,7 @@ function deriveResolution(c: Readonly<Record<Field, number>>): number {
 
 /**
  * The configuration used when `WS_TIMEOUT_PROFILE` is unset and no `WS_*` variable is set
- * (DESIGN.md's defaults column). Frozen.
+ * (the "default" column of the README's configuration table). Frozen.
  *
  * @default heartbeat 30 s, lifetime 300 s, message 1 s, idle 60 s, ping 25 s, pong 60 s, close 5 s, resolution 1 s
  */
