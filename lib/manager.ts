@@ -665,13 +665,13 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.off('close', onSocketClose);
     ws.off('error', onSocketError);
     delete ws[MANAGER];
-    this.failWaiting();
     const waiters = this.waiters;
     this.waiters = null;
     for (const waiter of waiters ?? []) {
       this.clock.clearTimeout(waiter.timer);
       waiter.resolve(null);
     }
+    this.failWaiting();
     this.finishClose?.('closed');
     this.finishClose = null;
     this.resolveClosed?.();
