@@ -349,7 +349,6 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     }, send.timeoutMs);
   }
 
-
   private settle(send: Send, sent: boolean): void {
     if (send.settled) return;
     send.settled = true;
