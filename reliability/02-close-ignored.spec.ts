@@ -12,8 +12,9 @@ import type { TestServer } from '../spec/support/ws-server.js';
 const IGNORING = 100;
 const POLITE = 100;
 const CONFIG: Partial<TimeoutConfig> = {
-  // The polite clients answer from another process: a busy machine must not make them look like ignorers.
-  closeTimeoutMs: 1_000,
+  // The polite clients answer from another process, a round trip and a half: on a machine with
+  // ten busy processes per core that took up to 1.6 s, and they must not look like ignorers.
+  closeTimeoutMs: 3_000,
   pingIntervalMs: 10_000,
   pongTimeoutMs: 10_000,
   resolutionMs: 100,
@@ -61,7 +62,7 @@ describe(report.name, function () {
     const earliest = min(ignoring.map((r) => r.ms));
     const latest = max(ignoring.map((r) => r.ms));
     expect(earliest).to.be.at.least(CONFIG.closeTimeoutMs! - 5);
-    expect(latest).to.be.below(CONFIG.closeTimeoutMs! + 1_000);
+    expect(latest).to.be.below(CONFIG.closeTimeoutMs! + 2_000);
     const politeWorst = max(polite.map((r) => r.ms));
     expect(politeWorst).to.be.below(CONFIG.closeTimeoutMs!);
 
