@@ -41,7 +41,8 @@ describe(report.name, function () {
   let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
-  const timeouts = new Map<unknown, TimeoutReason>();
+  /** Why and when (Date.now()) the manager gave up on each connection: it terminates the socket then. */
+  const timeouts = new Map<unknown, { reason: TimeoutReason; at: number }>();
   const ended: Ended[] = [];
 
   before(async () => {
@@ -49,10 +50,11 @@ describe(report.name, function () {
       config: CONFIG,
       logger: silentLogger,
       managerOptions: {
-        onTimeout: (reason, manager) => timeouts.set(manager, reason),
+        onTimeout: (reason, manager) => timeouts.set(manager, { reason, at: Date.now() }),
         onClose: (code, _reason, manager) => {
           const deadline = manager.connectedAt + BUDGET;
-          ended.push({ kind: manager.labels?.kind ?? '?', reason: timeouts.get(manager), lateMs: Date.now() - deadline, code });
+          const verdict = timeouts.get(manager);
+          ended.push({ kind: manager.labels?.kind ?? '?', reason: verdict?.reason, lateMs: (verdict?.at ?? Date.now()) - deadline, code });
         },
       },
     });
@@ -97,16 +99,17 @@ describe(report.name, function () {
     expect(ended.filter((e) => e.kind === 'healthy')).to.have.length(0);
     expect(registry.size).to.equal(HEALTHY);
     const lagMax = lag.max / 1e6;
-    // Late by at most two resolutions (the ping and the verdict each wait for a tick) plus the
-    // event-loop lag measured while 570 sockets were being accepted.
-    expect(worstLate).to.be.at.most(2 * CONFIG.resolutionMs! + lagMax + 50);
+    // The verdict is late by at most two resolutions plus two event-loop lags: the ping and the
+    // verdict each wait for a tick, and each tick can be held up by the loop (570 sockets being
+    // accepted, or a busy machine not running this process).
+    expect(worstLate).to.be.at.most(2 * CONFIG.resolutionMs! + 2 * lagMax + 50);
 
     const closed = await fleet.request<{ open: number }>('close', { group: 'healthy' });
     expect(closed.open).to.equal(0);
     await waitFor('the registry to empty', () => registry.size === 0);
     report.figure(
       `${silent.length}/${SILENT} autoPong-off peers and ${raw.length}/${RAW} raw mid-frame peers terminated (pong_timeout), ` +
-        `worst ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: one more resolution + loop lag, ` +
+        `worst verdict ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: one more resolution + two loop lags, ` +
         `measured lag max ${ms(lagMax)}; ${SILENT} opened in ${ms(opened.ms)}); ${HEALTHY}/${HEALTHY} healthy peers kept, 0 lost`,
     );
   });
