@@ -138,7 +138,8 @@ describe(report.name, function () {
       expect(r.messages, r.client).to.have.length(1);
       expect(JSON.parse(r.messages[0]!.data), r.client).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: IDLE_MS / 1000 });
       // Alive past ping + pong timeout: had a ping gone unanswered, it would have been terminated (1006) by ~1.8 s.
-      expect(r.closedAt * 1000, r.client).to.be.within(IDLE_MS - 100, IDLE_MS + 2_000);
+      // The upper bound only catches a missing idle close; a loaded machine slows the clients' own start.
+      expect(r.closedAt * 1000, r.client).to.be.within(IDLE_MS - 100, IDLE_MS + 5_000);
     }
     expect(seen.has('python'), 'a pong from python reached the server').to.equal(true);
     expect(seen.has('chromium'), 'a pong from chromium reached the server').to.equal(true);

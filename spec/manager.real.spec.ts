@@ -77,8 +77,8 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
 
     it('terminates a client with autoPong: false after ping interval + pong timeout', async () => {
       await serve(basicLoop);
+      const started = Date.now(); // before the server accepts: its deadlines run from then
       const client = await opened(server.url, { autoPong: false });
-      const started = Date.now();
       const { code } = await closeEvent(client);
       expect(code).to.equal(1006); // no close frame: the peer was terminated
       expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.pingIntervalMs! + SHORT_TIMEOUTS.pongTimeoutMs!);
