@@ -79,7 +79,7 @@ describe(report.name, function () {
       raw.socket.write(clientFrame(0x1, Buffer.alloc(100, 0x61)).subarray(0, 16));
     }
     const opened = await opening;
-    // ~1.6 s after each connect: every silent peer is terminated (pong_timeout, no close frame).
+    // ping + pong timeout + resolution after each connect: every silent peer is terminated (pong_timeout, no close frame).
     const waited = await waitFor('every silent peer to be terminated', () => ended.filter((e) => e.kind !== 'healthy').length === SILENT + RAW, 15_000);
     // Keep the healthy clients through three more ping/pong rounds.
     await sleep(3 * BUDGET - Math.min(waited, 2 * BUDGET));
