@@ -101,17 +101,17 @@ describe(report.name, function () {
     expect(ended.filter((e) => e.kind === 'healthy')).to.have.length(0);
     expect(registry.size).to.equal(HEALTHY);
     const lagMax = lag.max / 1e6;
-    // The verdict is late by at most two resolutions plus two event-loop lags: the ping and the
-    // verdict each wait for a tick, and each tick can be held up by the loop (570 sockets being
-    // accepted, or a busy machine not running this process).
-    expect(worstLate).to.be.at.most(2 * CONFIG.resolutionMs! + 2 * lagMax + 50);
+    // Each of three ticks may wait a resolution plus an event-loop lag (570 sockets being accepted,
+    // or a busy machine not running this process): the ping's, the verdict's, and the one more a
+    // late tick gives pending pongs. The 520 verdicts due together then take their turns.
+    expect(worstLate).to.be.at.most(3 * CONFIG.resolutionMs! + 3 * lagMax + 100);
 
     const closed = await fleet.request<{ open: number }>('close', { group: 'healthy' });
     expect(closed.open).to.equal(0);
     await waitFor('the registry to empty', () => registry.size === 0);
     report.figure(
       `${silent.length}/${SILENT} autoPong-off peers and ${raw.length}/${RAW} raw mid-frame peers terminated (pong_timeout), ` +
-        `worst verdict ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: one more resolution + two loop lags, ` +
+        `worst verdict ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: two more resolutions + three loop lags, ` +
         `measured lag max ${ms(lagMax)}; ${SILENT} opened in ${ms(opened.ms)}); ${HEALTHY}/${HEALTHY} healthy peers kept, 0 lost`,
     );
   });
