@@ -21,9 +21,9 @@ import { ReadyState, type ManagedSocket, type Message } from './socket.js';
 export type HeartbeatMode = 'protocol' | 'application';
 
 /**
- * What to do with a peer that reads too slowly (a send missed its deadline, or `bufferedAmount`
- * is over `maxBufferedBytes`): `'close'` closes with 4003 `send_timeout`; `'refuse'` only
- * makes that send resolve `false`.
+ * What to do with a peer that reads too slowly — a send was not flushed within its deadline
+ * (which includes any wait for `bufferedAmount` to fall to `maxBufferedBytes`): `'close'`
+ * closes with 4003 `send_timeout`; `'refuse'` only makes that send resolve `false`.
  */
 export type SlowConsumerPolicy = 'close' | 'refuse';
 
@@ -51,7 +51,11 @@ export interface ManagerOptions {
   heartbeatMode?: HeartbeatMode;
   /** Messages held for `receiveWithTimeout` before the socket is paused. @default 1000 */
   maxQueuedMessages?: number;
-  /** A send is refused (and the policy applied) while `bufferedAmount` exceeds this. @default 1_048_576 (1 MiB) */
+  /**
+   * While `bufferedAmount` exceeds this, further sends wait (in order, within their deadline)
+   * until the peer has read enough; the socket never holds more than this plus one frame.
+   * @default 1_048_576 (1 MiB)
+   */
   maxBufferedBytes?: number;
   /** @default 'close' */
   slowConsumerPolicy?: SlowConsumerPolicy;
@@ -89,6 +93,8 @@ export interface ManagerOptions {
 }
 
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
+/** A send waiting for room under `maxBufferedBytes`, or handed to the socket and not yet flushed. */
+type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
 
 const MANAGER = Symbol('ws-timeouts.manager');
 const SOCKET_CLOSE = Symbol('ws-timeouts.socketClose');
@@ -127,6 +133,7 @@ let nextConnectionSeq = 0;
 const noop = (): void => undefined;
 /** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
 const RTT_SMOOTHING = 0.125;
+const DEFAULT_MAX_BUFFERED_BYTES = 1_048_576;
 
 export class WebSocketTimeoutManager implements rules.DeadlineState {
   readonly ws: ManagedSocket;
@@ -152,6 +159,8 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private readonly seq: number;
   private queue: Message[] | null = null;
   private waiters: Waiter[] | null = null;
+  /** Sends waiting for `bufferedAmount` to fall to `maxBufferedBytes`, oldest first. */
+  private waiting: Send[] | null = null;
   private paused = false;
   private closed = false;
   private closing: Promise<CloseOutcome> | null = null;
@@ -299,6 +308,8 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /**
    * Sends `data` as JSON. Resolves `true` once the frame is handed to the OS within
    * `timeoutMs`; `false` on deadline, closed socket, unserialisable data or send error. Never rejects.
+   * While `bufferedAmount` is over `maxBufferedBytes` the send waits its turn (in order, within
+   * the same deadline) instead of growing the socket's buffer.
    * @param timeoutMs @default config.messageTimeoutMs
    */
   sendJsonWithTimeout(data: unknown, timeoutMs?: number): Promise<boolean> {
@@ -316,54 +327,97 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   sendTextWithTimeout(text: string, timeoutMs: number = this.config.messageTimeoutMs): Promise<boolean> {
     checkTimeout('timeoutMs', timeoutMs);
     if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
-    const limit = this.options.maxBufferedBytes ?? 1_048_576;
-    if (this.ws.bufferedAmount > limit) {
-      this.slowConsumer('buffered_limit', { bufferedAmount: this.ws.bufferedAmount, maxBufferedBytes: limit });
-      return Promise.resolve(false);
-    }
     this.lastActivityAt = this.clock.now();
     return new Promise((resolve) => {
-      let settled = false;
-      let timer: TimerHandle = undefined;
-      const done = (err?: Error | null): void => {
-        if (settled) return;
-        settled = true;
-        this.clock.clearTimeout(timer);
-        if (err) this.logger.warn('WebSocket send failed', this.logMeta({ error: err }));
-        resolve(!err);
-      };
-      try {
-        this.ws.send(text, done);
-      } catch (err) {
-        done(err as Error);
-      }
-      // Nothing left buffered: the frame is already with the OS and its callback follows on
-      // the next tick, so no deadline can be missed. Only a frame still queued needs a timer
-      // (a Node timer per send is a measurable share of a small echo: bench/, figure 1).
-      // An empty frame is excluded because the testing double counts payload bytes only.
-      if (settled || (this.ws.bufferedAmount === 0 && text.length > 0)) return;
-      timer = this.clock.setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        resolve(false);
-        this.slowConsumer('send_deadline', { messageTimeoutMs: timeoutMs });
-      }, timeoutMs);
+      const send: Send = { text, timeoutMs, resolve, timer: undefined, settled: false };
+      if (this.waiting === null && this.ws.bufferedAmount <= this.maxBufferedBytes) return this.write(send);
+      // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
+      // deadline. Until then the text waits here (a broadcast's one string is shared by every
+      // recipient), so the socket holds at most the limit plus one frame.
+      (this.waiting ??= []).push(send);
+      this.startDeadline(send);
     });
+  }
+
+  private get maxBufferedBytes(): number {
+    return this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+  }
+
+  private write(send: Send): void {
+    const done = (err?: Error | null): void => {
+      if (err && !send.settled) this.logger.warn('WebSocket send failed', this.logMeta({ error: err }));
+      this.settle(send, !err);
+      if (this.waiting !== null) this.sendWaiting();
+    };
+    try {
+      this.ws.send(send.text, done);
+    } catch (err) {
+      done(err as Error);
+    }
+    // Nothing left buffered: the frame is already with the OS and its callback follows on
+    // the next tick, so no deadline can be missed. Only a frame still queued needs a timer
+    // (a Node timer per send is a measurable share of a small echo: bench/, figure 1).
+    // An empty frame is excluded because the testing double counts payload bytes only.
+    if (send.settled || send.timer !== undefined || (this.ws.bufferedAmount === 0 && send.text.length > 0)) return;
+    this.startDeadline(send);
+  }
+
+  /** The deadline covers the wait for room under the limit and the flush: a peer that misses it reads too slowly. */
+  private startDeadline(send: Send): void {
+    send.timer = this.clock.setTimeout(() => {
+      if (send.settled) return;
+      this.settle(send, false);
+      const i = this.waiting?.indexOf(send) ?? -1;
+      if (i >= 0) this.waiting!.splice(i, 1);
+      if (!this.closing && !this.closed) {
+        this.slowConsumer({
+          messageTimeoutMs: send.timeoutMs,
+          bufferedAmount: this.ws.bufferedAmount,
+          maxBufferedBytes: this.maxBufferedBytes,
+          waitingSends: this.waiting?.length ?? 0,
+        });
+      }
+      // Once the connection is closing, the sends behind this one can never go out.
+      if (this.closing || this.closed || this.waiting?.length === 0) this.failWaiting();
+    }, send.timeoutMs);
+  }
+
+  private settle(send: Send, sent: boolean): void {
+    if (send.settled) return;
+    send.settled = true;
+    this.clock.clearTimeout(send.timer);
+    send.resolve(sent);
+  }
+
+  /** Hands waiting sends to the socket, in order, while it holds no more than the limit. */
+  private sendWaiting(): void {
+    const waiting = this.waiting;
+    if (waiting === null) return;
+    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
+    while (waiting.length > 0 && this.ws.bufferedAmount <= this.maxBufferedBytes) this.write(waiting.shift()!);
+    if (waiting.length === 0 && this.waiting === waiting) this.waiting = null;
+  }
+
+  /** Waiting sends can no longer go out (the connection is closing or closed): each resolves `false` now. */
+  private failWaiting(): void {
+    const waiting = this.waiting?.splice(0) ?? [];
+    this.waiting = null;
+    for (const send of waiting) this.settle(send, false);
   }
 
   /** Fire-and-forget send for notices and heartbeat text; false when it could not be queued. */
   private trySend(text: string): boolean {
     if (this.ws.readyState !== ReadyState.OPEN) return false;
     try {
-      this.ws.send(text, noop);
+      this.ws.send(text, this.waiting === null ? noop : () => this.sendWaiting());
       return true;
     } catch {
       return false;
     }
   }
 
-  private slowConsumer(cause: 'send_deadline' | 'buffered_limit', meta: Record<string, unknown>): void {
-    this.logger.warn('WebSocket slow consumer', this.logMeta({ reason: 'send_timeout', cause, ...meta }));
+  private slowConsumer(meta: Record<string, unknown>): void {
+    this.logger.warn('WebSocket slow consumer', this.logMeta({ reason: 'send_timeout', cause: 'send_deadline', ...meta }));
     if ((this.options.slowConsumerPolicy ?? 'close') === 'close' && !this.closing && !this.closed) {
       this.notifyTimeout('send_timeout');
       void this.gracefulClose(CloseCode.SendTimeout, CloseReason.send_timeout);
@@ -691,6 +745,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       this.clock.clearTimeout(waiter.timer);
       waiter.resolve(null);
     }
+    this.failWaiting();
     this.finishClose?.('closed');
     this.finishClose = null;
     this.resolveClosed?.();

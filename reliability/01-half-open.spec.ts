@@ -15,7 +15,9 @@ const HEALTHY = 50;
 const RAW = 20;
 const CONFIG: Partial<TimeoutConfig> = {
   pingIntervalMs: 500,
-  pongTimeoutMs: 1_000,
+  // The healthy clients answer from a process that is opening 500 more: on a loaded machine that
+  // held some of their pongs back over a second.
+  pongTimeoutMs: 3_000,
   resolutionMs: 100,
   closeTimeoutMs: 500,
   messageTimeoutMs: 1_000,
@@ -27,7 +29,7 @@ const BUDGET = CONFIG.pingIntervalMs! + CONFIG.pongTimeoutMs! + CONFIG.resolutio
 
 const report = reliabilityCase('Half-open peers', {
   load: `${SILENT} ws clients with autoPong: false + ${RAW} raw TCP peers silent mid-frame + ${HEALTHY} healthy clients, one server (clients in a child process)`,
-  faults: 'peers stop answering pings; raw peers stop in the middle of a frame; ping 0.5 s, pong timeout 1 s, resolution 0.1 s',
+  faults: `peers stop answering pings; raw peers stop in the middle of a frame; ping ${ms(CONFIG.pingIntervalMs!)}, pong timeout ${ms(CONFIG.pongTimeoutMs!)}, resolution ${ms(CONFIG.resolutionMs!)}`,
 });
 
 interface Ended {
@@ -41,7 +43,8 @@ describe(report.name, function () {
   let server: TestServer;
   let registry: ConnectionRegistry;
   let fleet: Fleet;
-  const timeouts = new Map<unknown, TimeoutReason>();
+  /** Why and when (Date.now()) the manager gave up on each connection: it terminates the socket then. */
+  const timeouts = new Map<unknown, { reason: TimeoutReason; at: number }>();
   const ended: Ended[] = [];
 
   before(async () => {
@@ -49,10 +52,11 @@ describe(report.name, function () {
       config: CONFIG,
       logger: silentLogger,
       managerOptions: {
-        onTimeout: (reason, manager) => timeouts.set(manager, reason),
+        onTimeout: (reason, manager) => timeouts.set(manager, { reason, at: Date.now() }),
         onClose: (code, _reason, manager) => {
           const deadline = manager.connectedAt + BUDGET;
-          ended.push({ kind: manager.labels?.kind ?? '?', reason: timeouts.get(manager), lateMs: Date.now() - deadline, code });
+          const verdict = timeouts.get(manager);
+          ended.push({ kind: manager.labels?.kind ?? '?', reason: verdict?.reason, lateMs: (verdict?.at ?? Date.now()) - deadline, code });
         },
       },
     });
@@ -75,7 +79,7 @@ describe(report.name, function () {
       raw.socket.write(clientFrame(0x1, Buffer.alloc(100, 0x61)).subarray(0, 16));
     }
     const opened = await opening;
-    // ~1.6 s after each connect: every silent peer is terminated (pong_timeout, no close frame).
+    // ping + pong timeout + resolution after each connect: every silent peer is terminated (pong_timeout, no close frame).
     const waited = await waitFor('every silent peer to be terminated', () => ended.filter((e) => e.kind !== 'healthy').length === SILENT + RAW, 15_000);
     // Keep the healthy clients through three more ping/pong rounds.
     await sleep(3 * BUDGET - Math.min(waited, 2 * BUDGET));
@@ -97,16 +101,17 @@ describe(report.name, function () {
     expect(ended.filter((e) => e.kind === 'healthy')).to.have.length(0);
     expect(registry.size).to.equal(HEALTHY);
     const lagMax = lag.max / 1e6;
-    // Late by at most two resolutions (the ping and the verdict each wait for a tick) plus the
-    // event-loop lag measured while 570 sockets were being accepted.
-    expect(worstLate).to.be.at.most(2 * CONFIG.resolutionMs! + lagMax + 50);
+    // Each of three ticks may wait a resolution plus an event-loop lag (570 sockets being accepted,
+    // or a busy machine not running this process): the ping's, the verdict's, and the one more a
+    // late tick gives pending pongs. The 520 verdicts due together then take their turns.
+    expect(worstLate).to.be.at.most(3 * CONFIG.resolutionMs! + 3 * lagMax + 100);
 
     const closed = await fleet.request<{ open: number }>('close', { group: 'healthy' });
     expect(closed.open).to.equal(0);
     await waitFor('the registry to empty', () => registry.size === 0);
     report.figure(
       `${silent.length}/${SILENT} autoPong-off peers and ${raw.length}/${RAW} raw mid-frame peers terminated (pong_timeout), ` +
-        `worst ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: one more resolution + loop lag, ` +
+        `worst verdict ${worstLate >= 0 ? `${ms(worstLate)} after` : `${ms(-worstLate)} before`} connect + ping + pong + resolution (${ms(BUDGET)}; allowed: two more resolutions + three loop lags, ` +
         `measured lag max ${ms(lagMax)}; ${SILENT} opened in ${ms(opened.ms)}); ${HEALTHY}/${HEALTHY} healthy peers kept, 0 lost`,
     );
   });

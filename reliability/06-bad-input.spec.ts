@@ -75,8 +75,15 @@ describe(report.name, function () {
     // Raw peers send the same bytes and then ignore the 1007 close frame: the manager's own
     // timeouts end them (ws alone would wait its 30 s closeTimeout).
     const rawStarted = Date.now();
-    const raws = await Promise.all(Array.from({ length: PEERS }, (_, i) => rawClient(server.port, `/ws/echo?peer=utf8-raw-${i}`)));
-    for (const raw of raws) raw.socket.write(clientFrame(0x1, Buffer.from([0xc3, 0x28])));
+    // Each sends as soon as it is connected: the server pings it 0.3 s after accepting it, and a
+    // raw peer never answers, so waiting for all of them first would race the pong timeout.
+    const raws = await Promise.all(
+      Array.from({ length: PEERS }, async (_, i) => {
+        const raw = await rawClient(server.port, `/ws/echo?peer=utf8-raw-${i}`);
+        raw.socket.write(clientFrame(0x1, Buffer.from([0xc3, 0x28])));
+        return raw;
+      }),
+    );
     await Promise.all(raws.map((r) => r.closed));
     const rawMs = Date.now() - rawStarted;
     expect(raws.every((r) => r.frames.some((f) => f.opcode === 0x8 && closeCodeOf(f.payload) === 1007))).to.equal(true);

@@ -13,10 +13,18 @@ import { sleep } from './support/util.js';
 const PYTHON = process.env.PYTHON3_PATH ?? '/usr/bin/python3';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PYTHON_CLIENT = fileURLToPath(new URL('./clients/python_client.py', import.meta.url));
-const ENV = { WS_IDLE_TIMEOUT: '2.5', WS_PING_INTERVAL: '0.3', WS_PONG_TIMEOUT: '0.6', WS_TIMER_RESOLUTION: '0.05', WS_CLOSE_TIMEOUT: '1' };
 const IDLE_MS = 2_500;
 const PING_MS = 300;
-const PONG_MS = 600;
+// Long enough that a browser or interpreter slowed by a busy machine still answers in time, short
+// enough that a peer that did not answer would be terminated (ping + pong) before the idle close.
+const PONG_MS = 1_500;
+const ENV = {
+  WS_IDLE_TIMEOUT: String(IDLE_MS / 1000),
+  WS_PING_INTERVAL: String(PING_MS / 1000),
+  WS_PONG_TIMEOUT: String(PONG_MS / 1000),
+  WS_TIMER_RESOLUTION: '0.05',
+  WS_CLOSE_TIMEOUT: '1',
+};
 
 const report = reliabilityCase('Foreign clients', {
   load: 'Python `websockets` (Debian python3-websockets, /usr/bin/python3) and headless Chromium (Debian chromium + playwright-core) on the example server’s /ws/echo at the same time',
@@ -127,13 +135,16 @@ describe(report.name, function () {
       expect(r.reason, r.client).to.equal('idle_timeout');
       expect(r.messages, r.client).to.have.length(1);
       expect(JSON.parse(r.messages[0]!.data), r.client).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: IDLE_MS / 1000 });
-      // Alive well past ping + pong timeout: had a ping gone unanswered, it would have been terminated (1006) by ~0.9 s.
-      expect(r.closedAt * 1000, r.client).to.be.within(IDLE_MS - 100, IDLE_MS + 2_000);
+      // Alive past ping + pong timeout: had a ping gone unanswered, it would have been terminated (1006) by ~1.8 s.
+      // The upper bound only catches a missing idle close; a loaded machine slows the clients' own start.
+      expect(r.closedAt * 1000, r.client).to.be.within(IDLE_MS - 100, IDLE_MS + 5_000);
     }
     expect(seen.has('python'), 'a pong from python reached the server').to.equal(true);
     expect(seen.has('chromium'), 'a pong from chromium reached the server').to.equal(true);
     const intervals = Math.floor(IDLE_MS / PING_MS);
-    expect(pongs).to.be.at.least(2 * (intervals - 2));
+    // Several rounds each, not one per interval: no ping goes out while one is unanswered, so a
+    // client slowed by a busy machine answers fewer of them.
+    expect(pongs).to.be.at.least(2 * 2);
     report.figure(
       `${python.client}: idle notice then 4001 idle_timeout at ${ms(python.closedAt * 1000)}; ${browserResult.client}: same at ${ms(browserResult.closedAt * 1000)}; ` +
         `both alive through ${intervals} ping intervals (${pongs} pongs answered in all; last RTT ${seen.get('python')} ms / ${seen.get('chromium')} ms)`,

@@ -56,29 +56,36 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
       }
     }
 
+    // The manual loop judges a pong as soon as its receive times out: with the client in this
+    // process, a pause of the whole process longer than the pong timeout would end a healthy
+    // client. Tests that keep a client give it a pong timeout no scheduling pause reaches.
+    const PATIENT = { config: { pongTimeoutMs: 10_000 } };
+
     it('answers each message and keeps a ping-answering client through many heartbeats', async () => {
-      await serve(basicLoop);
+      await serve(basicLoop, PATIENT);
       const client = await opened(server.url);
       await new Promise((r) => setTimeout(r, 400));
       client.send('hello');
       const reply = await new Promise((resolve) => client.once('message', (data) => resolve(JSON.parse(data.toString()))));
       expect(reply).to.deep.equal({ type: 'response', data: 'processed' });
-      expect(managers[0]!.lastRttMs).to.be.at.least(0);
+      // Pings go out every 50 ms; the first answered one may come late on a busy machine.
+      while (managers[0]!.lastRttMs < 0) await new Promise((r) => setTimeout(r, 20));
+      expect(managers[0]!.state).to.equal('open');
       client.close();
       await closeEvent(client);
     });
 
     it('terminates a client with autoPong: false after ping interval + pong timeout', async () => {
       await serve(basicLoop);
+      const started = Date.now(); // before the server accepts: its deadlines run from then
       const client = await opened(server.url, { autoPong: false });
-      const started = Date.now();
       const { code } = await closeEvent(client);
       expect(code).to.equal(1006); // no close frame: the peer was terminated
       expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.pingIntervalMs! + SHORT_TIMEOUTS.pongTimeoutMs!);
     });
 
     it('ends the loop with a normal close once the lifetime is over', async () => {
-      await serve(basicLoop, { config: { connectionTimeoutMs: 150 } });
+      await serve(basicLoop, { config: { ...PATIENT.config, connectionTimeoutMs: 150 } });
       const client = await opened(server.url);
       await new Promise((r) => setTimeout(r, 200));
       client.send('one more');
@@ -142,10 +149,14 @@ describe('WebSocketTimeoutManager over real ws sockets', () => {
     const client = await opened(server.url);
     client.pause();
     await new Promise((r) => setTimeout(r, 20));
+    // Far more than the kernel's socket buffers take (a few MB), so the frame cannot be flushed.
+    const text = 'x'.repeat(32 * 1024 * 1024);
     const started = Date.now();
-    const sent = await managers[0]!.sendTextWithTimeout('x'.repeat(32 * 1024 * 1024));
+    const sent = await managers[0]!.sendTextWithTimeout(text);
     expect(sent).to.equal(false);
-    expect(Date.now() - started).to.be.below(SHORT_TIMEOUTS.messageTimeoutMs! + 1_000);
+    // Not before the deadline; the upper bound only catches a send that waits for the peer
+    // (encoding and writing 32 MiB takes a second or two on a loaded machine).
+    expect(Date.now() - started).to.be.within(SHORT_TIMEOUTS.messageTimeoutMs! - 5, SHORT_TIMEOUTS.messageTimeoutMs! + 5_000);
     client.resume();
     const { code } = await closeEvent(client);
     expect([4003, 1006]).to.include(code);

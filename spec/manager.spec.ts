@@ -200,15 +200,6 @@ describe('WebSocketTimeoutManager', () => {
       expect(manager.state).to.equal('open');
     });
 
-    it('refuses at once while bufferedAmount is over maxBufferedBytes', async () => {
-      const { client, manager, server } = setup({ maxBufferedBytes: 10, slowConsumerPolicy: 'refuse' });
-      client.stopReading();
-      void manager.sendTextWithTimeout('0123456789ABC', 60_000);
-      expect(server.bufferedAmount).to.equal(13);
-      expect(await settles(t, manager.sendTextWithTimeout('more'), 'send')).to.equal(false);
-      expect(logs.find('WebSocket slow consumer')?.meta).to.include({ cause: 'buffered_limit', maxBufferedBytes: 10 });
-    });
-
     it('counts as activity', async () => {
       const { manager } = setup();
       await t.tickAsync(5_000);
@@ -645,6 +636,77 @@ describe('WebSocketTimeoutManager', () => {
       await settles(t, manager.gracefulClose(1000), 'gracefulClose');
       expect(logs.find('WebSocket connected')?.meta).to.include({ connectionId: manager.id, userId: 'alice' });
       expect(logs.find('WebSocket closed')?.meta).to.include({ connectionId: manager.id, userId: 'alice', code: 1000 });
+    });
+  });
+  describe('sends over maxBufferedBytes (slow consumers)', () => {
+    const LIMIT = 10;
+    const message = (i: number): string => `msg${String(i).padStart(2, '0')}`; // 5 bytes
+
+    function sendMany(manager: WebSocketTimeoutManager, count: number): { results: unknown[]; all: Promise<boolean[]> } {
+      const results: unknown[] = Array(count).fill('pending');
+      const sends = Array.from({ length: count }, (_, i) => manager.sendTextWithTimeout(message(i)).then((r) => (results[i] = r)));
+      return { results, all: Promise.all(sends) };
+    }
+
+    it('lets a client that reads a burst over the limit within the deadline have every message, in order, and stay open', async () => {
+      const { client, manager, server } = setup({ maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
+      client.stopReading(); // its TCP buffers are full for a moment, as during any burst
+      const { results, all } = sendMany(manager, 20);
+      expect(server.bufferedAmount).to.be.at.most(LIMIT + 5);
+      await t.tickAsync(999);
+      expect(results.every((r) => r === 'pending')).to.equal(true);
+      client.startReading();
+      expect(await all).to.deep.equal(Array(20).fill(true));
+      expect(client.received).to.deep.equal(Array.from({ length: 20 }, (_, i) => message(i)));
+      expect(manager.state).to.equal('open');
+      expect(logs.find('WebSocket slow consumer')).to.equal(undefined);
+    });
+
+    it('closes a client that stopped reading with 4003 at the deadline of its oldest send, holding at most the limit plus one message meanwhile', async () => {
+      const { client, manager, server } = setup({ maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
+      const reasons: string[] = [];
+      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      client.stopReading();
+      const { results, all } = sendMany(manager, 20);
+      await t.tickAsync(500);
+      const late = manager.sendTextWithTimeout(message(20)); // its own deadline is later; the close ends it first
+      expect(server.bufferedAmount).to.be.at.most(LIMIT + 5);
+      await t.tickAsync(499);
+      expect(manager.state).to.equal('open');
+      expect(results.every((r) => r === 'pending')).to.equal(true);
+      await t.tickAsync(1);
+      expect(await all).to.deep.equal(Array(20).fill(false));
+      expect(await late).to.equal(false);
+      expect(reasons).to.deep.equal(['send_timeout']);
+      expect(logs.find('WebSocket slow consumer')?.meta).to.include({ cause: 'send_deadline', messageTimeoutMs: 1_000, maxBufferedBytes: LIMIT });
+      client.startReading();
+      expect(await client.waitForClose()).to.deep.equal({ code: 4003, reason: 'send_timeout' });
+      expect(t.fake.countTimers()).to.equal(0);
+    });
+
+    it("under 'refuse', fails each waiting send at its own deadline and keeps the connection", async () => {
+      const { client, manager } = setup({ maxBufferedBytes: LIMIT, slowConsumerPolicy: 'refuse', config: { messageTimeoutMs: 1_000 } });
+      client.stopReading();
+      const first = sendMany(manager, 4);
+      await t.tickAsync(500);
+      const later = manager.sendTextWithTimeout('later');
+      await t.tickAsync(500);
+      expect(await first.all).to.deep.equal([false, false, false, false]);
+      expect(manager.state).to.equal('open');
+      client.startReading(); // in time for the later send
+      expect(await later).to.equal(true);
+      // The first three had been handed to the socket (up to the limit) before their deadline; the fourth had not.
+      expect(client.received).to.deep.equal([message(0), message(1), message(2), 'later']);
+    });
+
+    it('fails waiting sends as soon as the connection ends, not at their deadlines', async () => {
+      const { client, manager } = setup({ maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 60_000 } });
+      client.stopReading();
+      const { all } = sendMany(manager, 5);
+      manager.terminate();
+      await t.flush();
+      expect(await all).to.deep.equal(Array(5).fill(false));
+      expect(t.fake.countTimers()).to.equal(0);
     });
   });
 });

@@ -110,9 +110,10 @@ describe('examples/server.ts (npm start)', function () {
     it('terminates a peer that stops answering pings (pong timeout), without a close frame', async () => {
       const peer = await rawClient(server.port, '/ws/echo'); // never answers pings
       const started = Date.now();
-      // 0.2 s: ping; 0.7 s: pong overdue -> terminated, before the 1 s idle timeout.
+      // 0.2 s: ping; 0.7 s: pong overdue -> terminated, not closed as idle at 1 s (no close frame,
+      // below). The upper bound leaves room for a busy machine; the order of verdicts needs none.
       await peer.closed;
-      expect(Date.now() - started).to.be.within(500, 1000);
+      expect(Date.now() - started).to.be.within(500, 2_500);
       expect(peer.frames.filter((f) => f.opcode === 0x9).length).to.be.greaterThan(0);
       expect(peer.frames.some((f) => f.opcode === 0x8)).to.equal(false);
     });
