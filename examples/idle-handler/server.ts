@@ -9,7 +9,7 @@
  * - a speaker's text message is relayed to every listener
  * - `GET /metrics` Prometheus text; `GET /health` JSON
  *
- *     CONNECTION_IDLE_TIMEOUT_SECONDS=120 PORT=3000 npx tsx examples/idle-handler/server.ts
+ *     CONNECTION_IDLE_TIMEOUT_SECONDS=120 PORT=3000 node --import tsx examples/idle-handler/server.ts
  */
 import { createServer } from 'node:http';
 import express from 'express';

@@ -9,7 +9,7 @@
  * - `GET /health`     `services.session_manager: {status, metrics}`: `degraded` at 1000 sessions or more, or above `SESSION_MAX_MEMORY_MB`
  * - `GET /metrics`    Prometheus text
  *
- *     SESSION_TIMEOUT_MINUTES=30 SESSION_CLEANUP_INTERVAL_MINUTES=15 npx tsx examples/session-cleanup/server.ts
+ *     SESSION_TIMEOUT_MINUTES=30 SESSION_CLEANUP_INTERVAL_MINUTES=15 node --import tsx examples/session-cleanup/server.ts
  */
 import { createServer } from 'node:http';
 import { EnvError, makeValidator } from 'envalid';

@@ -7,7 +7,7 @@
  * - `POST /scans`    a JSON scan, e.g. `{"ticketId":"T-1","gate":"A"}`, broadcast as `{"type":"scan",...}`
  * - `GET /health`    `{status, reasons, sessions}`; `GET /metrics` Prometheus text
  *
- *     SESSION_TIMEOUT_MINUTES=30 PORT=3000 npx tsx examples/ticket-scans/server.ts
+ *     SESSION_TIMEOUT_MINUTES=30 PORT=3000 node --import tsx examples/ticket-scans/server.ts
  */
 import { createServer } from 'node:http';
 import express from 'express';

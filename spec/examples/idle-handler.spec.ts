@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
-// Acceptance: the example started as its README says (`npx tsx examples/idle-handler/server.ts`),
+// Acceptance: the example started as its README says (`node --import tsx examples/idle-handler/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
 const SCRIPT = 'examples/idle-handler/server.ts';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
 
-// Acceptance: the example started as its README says (`npx tsx examples/ticket-scans/server.ts`),
+// Acceptance: the example started as its README says (`node --import tsx examples/ticket-scans/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
 const SCRIPT = 'examples/ticket-scans/server.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -76,7 +76,7 @@ function run(script: string, env: Record<string, string>, cwd = directoryWithout
   return { child, exited, stdout: () => stdout, stderr: () => stderr };
 }
 
-/** Starts `npx tsx <script>` on a free port and resolves once it logs that it listens. */
+/** Starts `node --import tsx <script>` on a free port and resolves once it logs that it listens. */
 export async function startExample(script: string, env: Record<string, string> = {}, { cwd, timeoutMs = 20_000 }: RunOptions = {}): Promise<RunningExample> {
   const port = await freePort();
   const { child, exited, stdout, stderr } = run(script, { PORT: String(port), ...env }, cwd);
@@ -114,7 +114,7 @@ export async function startExample(script: string, env: Record<string, string> =
   };
 }
 
-/** Runs `npx tsx <script>` to its exit (for configurations it must refuse). */
+/** Runs `node --import tsx <script>` to its exit (for configurations it must refuse). */
 export async function runToExit(script: string, env: Record<string, string>, { cwd, timeoutMs = 20_000 }: RunOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { child, exited, stdout, stderr } = run(script, env, cwd);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
