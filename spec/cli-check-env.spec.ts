@@ -106,4 +106,16 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.include('Unknown arguments: check-nev').and.include('Usage: ws-timeouts check-env');
   });
+
+  it('exits with its own code, without a crash, when its reader stops early (check-env | head)', async () => {
+    const bin = PACKAGE.bin!['ws-timeouts']!;
+    // `head -c 0` exits without reading, so the table is written into a closed pipe (EPIPE).
+    const script = `"${process.execPath}" ${bin} check-env | head -c 0; echo "exit=\${PIPESTATUS[0]}" >&2`;
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WS_') && k !== 'NODE_OPTIONS'));
+    const stderr = await new Promise<string>((resolve) => {
+      execFile('bash', ['-c', script], { cwd: ROOT, env: { ...base, WS_IDLE_TIMEOUT: 'abc' }, timeout: 15_000 }, (_error, _stdout, err) => resolve(err));
+    });
+    expect(stderr).to.not.match(/EPIPE|Unhandled/);
+    expect(stderr).to.match(/exit=1$/m);
+  });
 });

@@ -12,6 +12,12 @@ const USAGE = `Usage: ws-timeouts check-env
               Exits 1 naming every problem, 0 when the configuration is valid.
 `;
 
+// A reader that stops early (`npx ws-timeouts check-env | head`) closes the pipe: that is not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? 0);
+});
+
 const args = process.argv.slice(2);
 if (args.length === 1 && args[0] === 'check-env') {
   process.exitCode = checkEnv(process.env, process.stdout, process.stderr);
