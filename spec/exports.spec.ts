@@ -1,6 +1,7 @@
 // The public surface, pinned: every name the entry points export, runtime and type-only. A new
 // export (or a lost one) fails here, so it is a decision: document it in README.md, then add it.
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import * as root from '../lib/index.js';
@@ -145,5 +146,13 @@ describe('the public surface', function () {
 
   it('"ws-timeouts/testing" exports exactly these types', () => {
     expect(types.testing).to.deep.equal(TESTING_TYPES);
+  });
+
+  it('README.md documents every exported name', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const undocumented = [...ROOT_VALUES, ...ROOT_TYPES, ...TESTING_VALUES, ...TESTING_TYPES].filter(
+      (name) => !new RegExp(`\\b${name}\\b`).test(readme),
+    );
+    expect(undocumented).to.deep.equal([]);
   });
 });
