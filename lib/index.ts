@@ -2,9 +2,6 @@ export { systemClock, type Clock, type TimerHandle } from './clock.js';
 export {
   CloseCode,
   CloseReason,
-  MAX_CLOSE_REASON_BYTES,
-  TIMEOUT_CLOSE_CODES,
-  truncateCloseReason,
   type CloseCodeValue,
   type TimeoutReason,
 } from './close-codes.js';
@@ -24,7 +21,7 @@ export {
   type TimeoutValueSource,
 } from './config.js';
 export { ConfigError, SessionCleanupError, SessionStoreError, formatConfigProblems, type ConfigProblem } from './errors.js';
-export { createLogger, defaultLogger, redact, silentLogger, type CreateLoggerOptions, type Logger } from './logger.js';
+export { createLogger, redact, silentLogger, type CreateLoggerOptions, type Logger } from './logger.js';
 export {
   WebSocketTimeoutManager,
   type CloseOutcome,
@@ -32,8 +29,7 @@ export {
   type ManagerOptions,
   type SlowConsumerPolicy,
 } from './manager.js';
-export { Scheduler, sharedScheduler, type SchedulerEntry, type SchedulerOptions } from './scheduler.js';
-export { ReadyState, type ManagedSocket, type Message } from './socket.js';
+export type { ManagedSocket, Message } from './socket.js';
 export {
   attachWebSockets,
   installGracefulShutdown,
@@ -54,7 +50,6 @@ export {
 export {
   ConnectionRegistry,
   ESTIMATED_SESSION_BYTES,
-  REGISTRY_DEFAULTS,
   type BroadcastOptions,
   type BroadcastResult,
   type ConnectionSnapshot,
@@ -62,5 +57,5 @@ export {
   type RegistryOptions,
   type SessionMetrics,
 } from './registry.js';
-export { METRICS_DEFAULTS, NO_ROLE, TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
-export { checkHealth, healthHandler, sessionHealth, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';
+export { TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
+export { checkHealth, healthHandler, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';

@@ -19,6 +19,6 @@ export {
   type VanishOptions,
 } from './socket-pair.js';
 export { connectHandler, type ConnectedHandler, type ConnectHandlerOptions } from './connect-handler.js';
-export { createTestClock, installTestClock, DEFAULT_START, type TestClock } from './clock.js';
+export { createTestClock, installTestClock, type TestClock } from './clock.js';
 export { SAFE_TO_FAKE } from './fake-timers-safety.js';
 export { captureLogs, type LogEntry } from './log-capture.js';

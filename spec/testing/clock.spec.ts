@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { systemClock } from '../../lib/index.js';
-import { createTestClock, DEFAULT_START, installTestClock, SAFE_TO_FAKE } from '../../lib/testing/index.js';
+import { DEFAULT_START } from '../../lib/testing/clock.js';
+import { createTestClock, installTestClock, SAFE_TO_FAKE } from '../../lib/testing/index.js';
 
 describe('createTestClock()', () => {
   it('starts at DEFAULT_START and touches no global', () => {
