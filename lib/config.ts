@@ -26,8 +26,6 @@ interface FieldSpec {
   readonly profiles: Readonly<Record<TimeoutProfile, number>>;
   /** Whether 0 disables it; otherwise it must be > 0. */
   readonly zeroDisables: boolean;
-  /** Whether the scheduler tick enforces it, so the resolution must not be coarser than it when enabled. */
-  readonly tickDriven: boolean;
   /** One line for the envalid spec (`desc`). */
   readonly doc: string;
 }
@@ -47,7 +45,6 @@ const TIMEOUT_FIELDS = {
     default: 30_000,
     profiles: { development: 15_000, production: 60_000, 'high-latency': 120_000 },
     zeroDisables: false,
-    tickDriven: false,
     doc: "seconds between heartbeat checks of the manual loop (receiveWithTimeout's default wait)",
   },
   /**
@@ -59,7 +56,6 @@ const TIMEOUT_FIELDS = {
     default: 300_000,
     profiles: { development: 120_000, production: 600_000, 'high-latency': 1_200_000 },
     zeroDisables: true,
-    tickDriven: true,
     doc: 'maximum connection lifetime in seconds; 0 disables',
   },
   /**
@@ -71,7 +67,6 @@ const TIMEOUT_FIELDS = {
     default: 1_000,
     profiles: { development: 500, production: 2_000, 'high-latency': 5_000 },
     zeroDisables: false,
-    tickDriven: false,
     doc: 'seconds one send may take to be flushed',
   },
   /**
@@ -84,7 +79,6 @@ const TIMEOUT_FIELDS = {
     default: 60_000,
     profiles: { development: 30_000, production: 120_000, 'high-latency': 300_000 },
     zeroDisables: true,
-    tickDriven: true,
     doc: 'seconds without an application message before the socket is closed; 0 disables',
   },
   /**
@@ -96,7 +90,6 @@ const TIMEOUT_FIELDS = {
     default: 25_000,
     profiles: { development: 10_000, production: 30_000, 'high-latency': 60_000 },
     zeroDisables: false,
-    tickDriven: true,
     doc: 'seconds between pings',
   },
   /**
@@ -109,7 +102,6 @@ const TIMEOUT_FIELDS = {
     default: 60_000,
     profiles: { development: 30_000, production: 90_000, 'high-latency': 180_000 },
     zeroDisables: false,
-    tickDriven: true,
     doc: 'seconds a ping may stay unanswered before the peer is declared gone',
   },
   /**
@@ -122,7 +114,6 @@ const TIMEOUT_FIELDS = {
     default: 5_000,
     profiles: { development: 5_000, production: 5_000, 'high-latency': 5_000 },
     zeroDisables: false,
-    tickDriven: false,
     doc: "seconds gracefulClose waits for the peer's close frame before terminating",
   },
   /**
@@ -143,7 +134,6 @@ const TIMEOUT_FIELDS = {
     default: 1_000,
     profiles: { development: 1_000, production: 1_000, 'high-latency': 1_000 },
     zeroDisables: false,
-    tickDriven: false,
     doc: 'seconds per tick of the shared scheduler; timeouts fire no later than deadline + resolution',
   },
 } as const satisfies Record<string, FieldSpec>;
@@ -166,8 +156,11 @@ const FIELDS = Object.freeze(Object.keys(TIMEOUT_FIELDS) as Field[]);
 /** The only fields for which 0 means "disabled". */
 const DISABLEABLE: ReadonlySet<Field> = new Set(FIELDS.filter((f) => TIMEOUT_FIELDS[f].zeroDisables));
 
-/** The timeouts the scheduler tick enforces; the resolution must not be coarser than any enabled one. */
-const TICK_DRIVEN: readonly Field[] = Object.freeze(FIELDS.filter((f) => TIMEOUT_FIELDS[f].tickDriven));
+/**
+ * The timeouts the scheduler tick enforces; the resolution must not be coarser than any enabled one.
+ * On a tie, the first in this order is the one a problem names.
+ */
+const TICK_DRIVEN: readonly Field[] = Object.freeze(['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'] as const);
 
 /** One value per field, in field order. */
 function perField<T>(value: (field: Field) => T): Record<Field, T> {
@@ -520,6 +513,70 @@ function hasOverrides(overrides: unknown): boolean {
   return overrides !== undefined && overrides !== null && (typeof overrides !== 'object' || Object.keys(overrides).length > 0);
 }
 
+/** What a base (the environment, or a config) is, before code overrides are laid over it. */
+interface Base {
+  /** Every field's value; meaningless for fields in `unknown`. */
+  readonly values: Readonly<Record<Field, number>>;
+  /** Fields whose value is invalid or cannot be known. */
+  readonly unknown: ReadonlySet<Field>;
+  /** Whether its resolution follows the timeouts (neither `WS_TIMER_RESOLUTION` nor `resolutionMs` gave it). */
+  readonly derivesResolution: boolean;
+  /** How a value that no override set is named in a problem. */
+  readonly origin: (field: Field, ms: number) => Origin;
+}
+
+/** A base with code overrides laid over it, and every problem of the overrides and the result. */
+interface Merged {
+  readonly values: Record<Field, number>;
+  readonly unknown: ReadonlySet<Field>;
+  /** The fields the overrides set to a valid value. */
+  readonly overridden: Partial<Record<Field, number>>;
+  /** The fields the overrides gave a value, valid or not. */
+  readonly given: ReadonlySet<Field>;
+  readonly resolutionDerived: boolean;
+  /** The overrides' own problems, then the cross-field ones. */
+  readonly problems: readonly ConfigProblem[];
+}
+
+/**
+ * The one place code overrides (ms) are parsed and merged: a valid override wins over the base
+ * (and makes a field that was invalid in the base known again), a derived resolution is derived
+ * again unless the overrides give one, and the cross-field rules run on the result.
+ */
+function mergeOverrides(base: Base, overrides: unknown): Merged {
+  const fromCode = readOverrides(overrides);
+  const values = { ...base.values };
+  const unknown = new Set(base.unknown);
+  const given = new Set<Field>();
+  for (const [field, ms] of Object.entries(fromCode.values) as [Field, number][]) {
+    values[field] = ms;
+    unknown.delete(field);
+    given.add(field);
+  }
+  for (const { name } of fromCode.problems) {
+    if (FIELD_SET.has(name)) {
+      unknown.add(name as Field);
+      given.add(name as Field);
+    }
+  }
+  const resolutionDerived = base.derivesResolution && !given.has('resolutionMs');
+  if (resolutionDerived) {
+    values.resolutionMs = deriveResolution(values);
+    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
+    else unknown.delete('resolutionMs');
+  }
+  const origin = (field: Field): Origin =>
+    fromCode.values[field] !== undefined ? codeOrigin(field, values[field]) : base.origin(field, values[field]);
+  return {
+    values,
+    unknown,
+    overridden: fromCode.values,
+    given,
+    resolutionDerived,
+    problems: [...fromCode.problems, ...crossFieldProblems(values, origin, unknown)],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public API
 // ---------------------------------------------------------------------------------------------
@@ -613,52 +670,36 @@ export function explainTimeoutConfig(
   for (const field of FIELDS) {
     const name = TIMEOUT_ENV[field];
     problem(name);
-    if (envErrors[name]) unknown.add(field);
     const ms = read(name);
     if (typeof ms === 'number') fromEnv[field] = ms;
+    // Invalid, or it would come from a profile we could not read.
+    if (envErrors[name] || (typeof ms !== 'number' && !profileValid)) unknown.add(field);
   }
-
-  const fromCode = readOverrides(overrides);
-  problems.push(...fromCode.problems);
-  for (const p of fromCode.problems) if (FIELD_SET.has(p.name)) unknown.add(p.name as Field);
 
   // Code wins over env, env over the profile. A bad env value overridden by valid code stays
   // reported, but the field takes part in the cross-field rules with the code value.
-  const values = { ...base } as Record<Field, number>;
-  for (const field of FIELDS) {
-    const ms = fromCode.values[field] ?? fromEnv[field];
-    if (ms !== undefined) {
-      values[field] = ms;
-      if (!fromCode.problems.some((p) => p.name === field)) unknown.delete(field);
-    } else if (!profileValid) {
-      unknown.add(field); // would have come from a profile we could not read
-    }
-  }
-  // Neither WS_TIMER_RESOLUTION nor resolutionMs given (even invalid): follow the timeouts.
-  const resolutionGiven = raw[TIMEOUT_ENV.resolutionMs] !== undefined || overrides?.resolutionMs !== undefined;
-  const resolutionDerived = !resolutionGiven;
-  if (resolutionDerived) {
-    values.resolutionMs = deriveResolution(values);
-    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
-    else unknown.delete('resolutionMs');
-  }
-
-  const origin = (field: Field): Origin => {
-    if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
-    return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source);
-  };
-  problems.push(...crossFieldProblems(values, origin, unknown));
+  const merged = mergeOverrides(
+    {
+      values: { ...base, ...fromEnv },
+      unknown,
+      derivesResolution: raw[TIMEOUT_ENV.resolutionMs] === undefined,
+      origin: (field, ms) => envOrigin(field, ms, fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source),
+    },
+    overrides,
+  );
+  problems.push(...merged.problems);
+  const { values } = merged;
 
   const sourceOf = (field: Field): TimeoutValueSource => {
-    if (fromCode.values[field] !== undefined || fromCode.problems.some((p) => p.name === field)) return 'option';
+    if (merged.given.has(field)) return 'option';
     if (raw[TIMEOUT_ENV[field]] !== undefined) return 'variable';
-    if (field === 'resolutionMs' && resolutionDerived) return 'derived';
+    if (field === 'resolutionMs' && merged.resolutionDerived) return 'derived';
     return raw[PROFILE_ENV] !== undefined ? 'profile' : 'default';
   };
   let config: TimeoutConfig | undefined;
   if (problems.length === 0) {
-    const unchanged = Object.keys(fromEnv).length === 0 && Object.keys(fromCode.values).length === 0;
-    config = unchanged ? base : seal(values, resolutionDerived);
+    const unchanged = Object.keys(fromEnv).length === 0 && Object.keys(merged.overridden).length === 0;
+    config = unchanged ? base : seal(values, merged.resolutionDerived);
   }
   return Object.freeze({
     profile,
@@ -668,7 +709,7 @@ export function explainTimeoutConfig(
         Object.freeze({
           field,
           variable: TIMEOUT_ENV[field],
-          ms: unknown.has(field) ? undefined : values[field],
+          ms: merged.unknown.has(field) ? undefined : values[field],
           source: sourceOf(field),
           raw: raw[TIMEOUT_ENV[field]],
         }),
@@ -721,47 +762,33 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
  */
 export function resolveTimeoutConfig(base: TimeoutConfig, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
   if (!hasOverrides(overrides)) return base;
-  const problems: ConfigProblem[] = [];
   if (typeof base !== 'object' || base === null) {
     throw new ConfigError([{ name: 'base', value: base, reason: `must be a TimeoutConfig object (${FIELDS.join(', ')})` }]);
   }
 
-  const fromCode = readOverrides(overrides);
+  // A base this module produced is valid; any other is checked field by field.
+  const baseProblems: ConfigProblem[] = [];
   const unknown = new Set<Field>();
-  const values = {} as Record<Field, number>;
   const trusted = isTimeoutConfig(base);
-  for (const field of FIELDS) {
-    const override = fromCode.values[field];
-    if (override !== undefined) {
-      values[field] = override;
-      continue;
-    }
-    if (fromCode.problems.some((p) => p.name === field)) {
-      unknown.add(field);
-      continue;
-    }
-    if (trusted) {
-      values[field] = base[field];
-      continue;
-    }
-    const checked = checkMilliseconds(field, (base as unknown as Record<string, unknown>)[field]);
-    if ('reason' in checked) {
-      problems.push({ name: field, value: (base as unknown as Record<string, unknown>)[field], reason: `in the base config: ${checked.reason}` });
-      unknown.add(field);
-    } else {
-      values[field] = checked.ms;
-    }
-  }
-  problems.push(...fromCode.problems);
+  const values = perField((field) => {
+    if (trusted) return base[field];
+    const value = (base as unknown as Record<string, unknown>)[field];
+    const checked = checkMilliseconds(field, value);
+    if ('ms' in checked) return checked.ms;
+    baseProblems.push({ name: field, value, reason: `in the base config: ${checked.reason}` });
+    unknown.add(field);
+    return NaN;
+  });
   // A derived resolution follows the overridden timeouts; a given one (here or in the base) is kept.
-  const resolutionDerived = derivedResolution.has(base) && !('resolutionMs' in fromCode.values) && !unknown.has('resolutionMs');
-  if (resolutionDerived) values.resolutionMs = deriveResolution(values);
-  const origin = (field: Field): Origin => codeOrigin(field, values[field], fromCode.values[field] === undefined ? 'base config' : undefined);
-  problems.push(...crossFieldProblems(values, origin, unknown));
-
+  const merged = mergeOverrides(
+    { values, unknown, derivesResolution: derivedResolution.has(base), origin: (field, ms) => codeOrigin(field, ms, 'base config') },
+    overrides,
+  );
+  // A field the overrides give is not taken from the base, so its base value does not matter.
+  const problems = [...baseProblems.filter((p) => !merged.given.has(p.name as Field)), ...merged.problems];
   if (problems.length > 0) throw new ConfigError(problems);
-  if (Object.keys(fromCode.values).length === 0 && trusted) return base; // only undefined-valued keys
-  return seal(values, resolutionDerived);
+  if (Object.keys(merged.overridden).length === 0 && trusted) return base; // only undefined-valued keys
+  return seal(merged.values, merged.resolutionDerived);
 }
 
 /**
