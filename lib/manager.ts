@@ -110,6 +110,19 @@ const MANAGER_DEFAULTS = Object.freeze({
   pingPhase: 0,
 } satisfies ManagerOptions);
 
+type ResolvedOptions = Readonly<WithDefaults<ManagerOptions, typeof MANAGER_DEFAULTS>>;
+
+/** Frozen options objects resolved so far: a registry's one object, shared by every manager, stays one object. */
+const resolvedShared = new WeakMap<ManagerOptions, ResolvedOptions>();
+
+/** `options` over {@link MANAGER_DEFAULTS}; a frozen object is resolved once, whatever the number of managers. */
+function resolveOptions(options: ManagerOptions): ResolvedOptions {
+  if (!Object.isFrozen(options)) return withDefaults(MANAGER_DEFAULTS, options);
+  let resolved = resolvedShared.get(options);
+  if (resolved === undefined) resolvedShared.set(options, (resolved = Object.freeze(withDefaults(MANAGER_DEFAULTS, options))));
+  return resolved;
+}
+
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
 /** A send waiting for room under `maxBufferedBytes`, or handed to the socket and not yet flushed. */
 type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
@@ -170,7 +183,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** Free-form labels (e.g. `{ role: 'speaker' }`) for metrics and the registry. */
   labels: Record<string, string> | undefined;
 
-  private readonly options: WithDefaults<ManagerOptions, typeof MANAGER_DEFAULTS>;
+  private readonly options: ResolvedOptions;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly seq: number;
@@ -206,7 +219,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       );
     }
     this.ws = ws;
-    this.options = withDefaults(MANAGER_DEFAULTS, options);
+    this.options = resolveOptions(options);
     this.clock = this.options.clock;
     this.logger = this.options.logger ?? defaultLogger();
     this.userId = options.userId;
