@@ -13,50 +13,109 @@
 import { cleanEnv, EnvError, makeValidator, type ReporterOptions } from 'envalid';
 import { ConfigError, type ConfigProblem } from './errors.js';
 
+/** The named presets selected with `WS_TIMEOUT_PROFILE`. */
+export type TimeoutProfile = 'development' | 'production' | 'high-latency';
+
+/** What is declared about one timeout field: everything else (type, env names, tables, docs) derives from it. */
+interface FieldSpec {
+  /** Its environment variable, read in seconds (fractions allowed, rounded to whole ms). */
+  readonly env: string;
+  /** Its value in ms when no profile is selected ({@link DEFAULT_TIMEOUT_CONFIG}). */
+  readonly default: number;
+  /** Its value in ms in each of the {@link TIMEOUT_PROFILES}. */
+  readonly profiles: Readonly<Record<TimeoutProfile, number>>;
+  /** Whether 0 disables it; otherwise it must be > 0. */
+  readonly zeroDisables: boolean;
+  /** One line for the envalid spec (`desc`). */
+  readonly doc: string;
+}
+
 /**
- * Every timeout of one connection, in milliseconds (whole numbers). Produced frozen by
- * {@link loadTimeoutConfig}, {@link resolveTimeoutConfig} and {@link defaultTimeoutConfig}.
+ * Every timeout field, declared once, in order (also the order problems are reported in). The
+ * TSDoc of each entry is the TSDoc of the {@link TimeoutConfig} field of the same name.
  */
-export interface TimeoutConfig {
+const TIMEOUT_FIELDS = {
   /**
    * How often the manual loop's heartbeat runs: the default wait of `receiveWithTimeout`.
    * Env `WS_HEARTBEAT_INTERVAL` (seconds). Must be > 0.
    * @default 30000
    */
-  readonly heartbeatIntervalMs: number;
+  heartbeatIntervalMs: {
+    env: 'WS_HEARTBEAT_INTERVAL',
+    default: 30_000,
+    profiles: { development: 15_000, production: 60_000, 'high-latency': 120_000 },
+    zeroDisables: false,
+    doc: "seconds between heartbeat checks of the manual loop (receiveWithTimeout's default wait)",
+  },
   /**
    * Maximum connection lifetime. Env `WS_CONNECTION_TIMEOUT` (seconds). `0` disables the limit.
    * @default 300000
    */
-  readonly connectionTimeoutMs: number;
+  connectionTimeoutMs: {
+    env: 'WS_CONNECTION_TIMEOUT',
+    default: 300_000,
+    profiles: { development: 120_000, production: 600_000, 'high-latency': 1_200_000 },
+    zeroDisables: true,
+    doc: 'maximum connection lifetime in seconds; 0 disables',
+  },
   /**
    * Deadline for one send to be flushed to the socket. Env `WS_MESSAGE_TIMEOUT` (seconds). Must be > 0.
    * @default 1000
    */
-  readonly messageTimeoutMs: number;
+  messageTimeoutMs: {
+    env: 'WS_MESSAGE_TIMEOUT',
+    default: 1_000,
+    profiles: { development: 500, production: 2_000, 'high-latency': 5_000 },
+    zeroDisables: false,
+    doc: 'seconds one send may take to be flushed',
+  },
   /**
    * No application message (in or out) for this long closes the socket. Env `WS_IDLE_TIMEOUT`
    * (seconds). `0` disables idle expiry.
    * @default 60000
    */
-  readonly idleTimeoutMs: number;
+  idleTimeoutMs: {
+    env: 'WS_IDLE_TIMEOUT',
+    default: 60_000,
+    profiles: { development: 30_000, production: 120_000, 'high-latency': 300_000 },
+    zeroDisables: true,
+    doc: 'seconds without an application message before the socket is closed; 0 disables',
+  },
   /**
    * How often a ping is sent. Env `WS_PING_INTERVAL` (seconds). Must be > 0.
    * @default 25000
    */
-  readonly pingIntervalMs: number;
+  pingIntervalMs: {
+    env: 'WS_PING_INTERVAL',
+    default: 25_000,
+    profiles: { development: 10_000, production: 30_000, 'high-latency': 60_000 },
+    zeroDisables: false,
+    doc: 'seconds between pings',
+  },
   /**
    * A ping unanswered for this long means the peer is gone (the socket is terminated).
    * Env `WS_PONG_TIMEOUT` (seconds). Must be > 0.
    * @default 60000
    */
-  readonly pongTimeoutMs: number;
+  pongTimeoutMs: {
+    env: 'WS_PONG_TIMEOUT',
+    default: 60_000,
+    profiles: { development: 30_000, production: 90_000, 'high-latency': 180_000 },
+    zeroDisables: false,
+    doc: 'seconds a ping may stay unanswered before the peer is declared gone',
+  },
   /**
    * How long `gracefulClose` waits for the peer's close frame before it terminates the socket.
    * Env `WS_CLOSE_TIMEOUT` (seconds). Must be > 0.
    * @default 5000
    */
-  readonly closeTimeoutMs: number;
+  closeTimeoutMs: {
+    env: 'WS_CLOSE_TIMEOUT',
+    default: 5_000,
+    profiles: { development: 5_000, production: 5_000, 'high-latency': 5_000 },
+    zeroDisables: false,
+    doc: "seconds gracefulClose waits for the peer's close frame before terminating",
+  },
   /**
    * The shared scheduler's tick: timeouts fire no later than deadline + resolution.
    * Env `WS_TIMER_RESOLUTION` (seconds). Must be > 0 and not greater than the smallest enabled
@@ -70,64 +129,65 @@ export interface TimeoutConfig {
    * an error if it is coarser than the new smallest timeout.
    * @default 1000 (derived)
    */
-  readonly resolutionMs: number;
-}
+  resolutionMs: {
+    env: 'WS_TIMER_RESOLUTION',
+    default: 1_000,
+    profiles: { development: 1_000, production: 1_000, 'high-latency': 1_000 },
+    zeroDisables: false,
+    doc: 'seconds per tick of the shared scheduler; timeouts fire no later than deadline + resolution',
+  },
+} as const satisfies Record<string, FieldSpec>;
 
-/** The named presets selected with `WS_TIMEOUT_PROFILE`. */
-export type TimeoutProfile = 'development' | 'production' | 'high-latency';
+/**
+ * Every timeout of one connection, in milliseconds (whole numbers). Produced frozen by
+ * {@link loadTimeoutConfig}, {@link resolveTimeoutConfig} and {@link defaultTimeoutConfig}.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- an interface, so its fields are documented one by one
+export interface TimeoutConfig extends TimeoutFieldValues {}
+
+/** A number per declared field, each with the TSDoc of its {@link TIMEOUT_FIELDS} entry. */
+type TimeoutFieldValues = { readonly [F in keyof typeof TIMEOUT_FIELDS]: number };
 
 type Field = keyof TimeoutConfig;
 
 /** Field order: also the order problems are reported in. */
-const FIELDS: readonly Field[] = Object.freeze([
-  'heartbeatIntervalMs',
-  'connectionTimeoutMs',
-  'messageTimeoutMs',
-  'idleTimeoutMs',
-  'pingIntervalMs',
-  'pongTimeoutMs',
-  'closeTimeoutMs',
-  'resolutionMs',
-] as const);
+const FIELDS = Object.freeze(Object.keys(TIMEOUT_FIELDS) as Field[]);
 
 /** The only fields for which 0 means "disabled". */
-const DISABLEABLE: ReadonlySet<Field> = new Set<Field>(['connectionTimeoutMs', 'idleTimeoutMs']);
+const DISABLEABLE: ReadonlySet<Field> = new Set(FIELDS.filter((f) => TIMEOUT_FIELDS[f].zeroDisables));
+
+/**
+ * The timeouts the scheduler tick enforces; the resolution must not be coarser than any enabled one.
+ * On a tie, the first in this order is the one a problem names.
+ */
+const TICK_DRIVEN: readonly Field[] = Object.freeze(['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'] as const);
+
+/** One value per field, in field order. */
+function perField<T>(value: (field: Field) => T): Record<Field, T> {
+  return Object.fromEntries(FIELDS.map((field) => [field, value(field)])) as Record<Field, T>;
+}
 
 /** Largest delay Node timers honour (2^31-1 ms ≈ 24.8 days); larger ones fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_TIMER_SECONDS = MAX_TIMER_MS / 1000;
 
 /** The variable that selects a profile. */
-const PROFILE_ENV = 'WS_TIMEOUT_PROFILE';
+export const PROFILE_ENV = 'WS_TIMEOUT_PROFILE';
 
 const PROFILE_NAMES: readonly TimeoutProfile[] = Object.freeze(['development', 'production', 'high-latency'] as const);
 
 /**
- * The environment variable (seconds) behind each field.
- *
- * | field | variable |
- * | --- | --- |
- * | `heartbeatIntervalMs` | `WS_HEARTBEAT_INTERVAL` |
- * | `connectionTimeoutMs` | `WS_CONNECTION_TIMEOUT` |
- * | `messageTimeoutMs` | `WS_MESSAGE_TIMEOUT` |
- * | `idleTimeoutMs` | `WS_IDLE_TIMEOUT` |
- * | `pingIntervalMs` | `WS_PING_INTERVAL` |
- * | `pongTimeoutMs` | `WS_PONG_TIMEOUT` |
- * | `closeTimeoutMs` | `WS_CLOSE_TIMEOUT` |
- * | `resolutionMs` | `WS_TIMER_RESOLUTION` |
- *
- * The profile itself is selected with `WS_TIMEOUT_PROFILE`.
+ * The environment variable (seconds) behind each field: `WS_HEARTBEAT_INTERVAL`,
+ * `WS_CONNECTION_TIMEOUT`, `WS_MESSAGE_TIMEOUT`, `WS_IDLE_TIMEOUT`, `WS_PING_INTERVAL`,
+ * `WS_PONG_TIMEOUT`, `WS_CLOSE_TIMEOUT` and `WS_TIMER_RESOLUTION` (each field's doc in
+ * {@link TimeoutConfig} names its variable). The profile itself is selected with `WS_TIMEOUT_PROFILE`.
  */
-export const TIMEOUT_ENV: Readonly<Record<Field, string>> = Object.freeze({
-  heartbeatIntervalMs: 'WS_HEARTBEAT_INTERVAL',
-  connectionTimeoutMs: 'WS_CONNECTION_TIMEOUT',
-  messageTimeoutMs: 'WS_MESSAGE_TIMEOUT',
-  idleTimeoutMs: 'WS_IDLE_TIMEOUT',
-  pingIntervalMs: 'WS_PING_INTERVAL',
-  pongTimeoutMs: 'WS_PONG_TIMEOUT',
-  closeTimeoutMs: 'WS_CLOSE_TIMEOUT',
-  resolutionMs: 'WS_TIMER_RESOLUTION',
-});
+export const TIMEOUT_ENV: Readonly<Record<Field, string>> = Object.freeze(perField((f) => TIMEOUT_FIELDS[f].env));
+
+/** True when `ms` is the value that disables `field` (0 for the lifetime and idle timeouts). */
+export function isDisabled(field: Field, ms: number): boolean {
+  return ms === 0 && DISABLEABLE.has(field);
+}
 
 /** Every config this module produced (frozen and valid), so hot paths can skip re-validation. */
 const produced = new WeakSet<object>();
@@ -135,25 +195,13 @@ const produced = new WeakSet<object>();
 /** The produced configs whose `resolutionMs` was derived rather than given: overrides derive it again. */
 const derivedResolution = new WeakSet<object>();
 
-/** Freezes a config, registers it as produced by this module, and returns it. */
-function seal(values: Record<Field, number>, resolutionDerived: boolean): TimeoutConfig {
-  const config: TimeoutConfig = Object.freeze({
-    heartbeatIntervalMs: values.heartbeatIntervalMs,
-    connectionTimeoutMs: values.connectionTimeoutMs,
-    messageTimeoutMs: values.messageTimeoutMs,
-    idleTimeoutMs: values.idleTimeoutMs,
-    pingIntervalMs: values.pingIntervalMs,
-    pongTimeoutMs: values.pongTimeoutMs,
-    closeTimeoutMs: values.closeTimeoutMs,
-    resolutionMs: values.resolutionMs,
-  });
+/** Freezes a config (fields in declaration order), registers it as produced by this module, and returns it. */
+function seal(values: Readonly<Record<Field, number>>, resolutionDerived: boolean): TimeoutConfig {
+  const config: TimeoutConfig = Object.freeze(perField((f) => values[f]));
   produced.add(config);
   if (resolutionDerived) derivedResolution.add(config);
   return config;
 }
-
-/** The timeouts the scheduler tick enforces; the resolution must not be coarser than any enabled one. */
-const TICK_DRIVEN: readonly Field[] = Object.freeze(['pingIntervalMs', 'pongTimeoutMs', 'idleTimeoutMs', 'connectionTimeoutMs'] as const);
 
 /** A derived resolution is this fraction of the smallest tick-driven timeout (1 s of 10 s in `development`)... */
 const DERIVED_RESOLUTION_DIVISOR = 10;
@@ -164,7 +212,7 @@ const MAX_DERIVED_RESOLUTION_MS = 1_000;
 function smallestTickDriven(c: Readonly<Record<Field, number>>, unknown: ReadonlySet<Field> = new Set()): Field | undefined {
   let smallest: Field | undefined;
   for (const f of TICK_DRIVEN) {
-    if (unknown.has(f) || (DISABLEABLE.has(f) && c[f] === 0)) continue;
+    if (unknown.has(f) || isDisabled(f, c[f])) continue;
     if (smallest === undefined || c[f] < c[smallest]) smallest = f;
   }
   return smallest;
@@ -178,65 +226,22 @@ function deriveResolution(c: Readonly<Record<Field, number>>): number {
 }
 
 /**
- * The configuration used when `WS_TIMEOUT_PROFILE` is unset and no `WS_*` variable is set
- * (the "default" column of the README's configuration table). Frozen.
- *
- * @default heartbeat 30 s, lifetime 300 s, message 1 s, idle 60 s, ping 25 s, pong 60 s, close 5 s, resolution 1 s
+ * The configuration used when `WS_TIMEOUT_PROFILE` is unset and no `WS_*` variable is set: each
+ * field's `@default` in {@link TimeoutConfig} (the "default" column of the README's configuration
+ * table). Frozen.
  */
-export const DEFAULT_TIMEOUT_CONFIG: TimeoutConfig = seal({
-  heartbeatIntervalMs: 30_000,
-  connectionTimeoutMs: 300_000,
-  messageTimeoutMs: 1_000,
-  idleTimeoutMs: 60_000,
-  pingIntervalMs: 25_000,
-  pongTimeoutMs: 60_000,
-  closeTimeoutMs: 5_000,
-  resolutionMs: 1_000,
-}, true);
+export const DEFAULT_TIMEOUT_CONFIG: TimeoutConfig = seal(perField((f) => TIMEOUT_FIELDS[f].default), true);
 
 /**
- * The three presets selected with `WS_TIMEOUT_PROFILE` (in ms). Close timeout
- * (5 s) and timer resolution (1 s) are the same in all three. Single `WS_*` variables override
- * the selected profile's values. All frozen.
- *
- * | profile | heartbeat | lifetime | message | idle | ping | pong | close | resolution |
- * | --- | --- | --- | --- | --- | --- | --- | --- | --- |
- * | `development` | 15 s | 120 s | 0.5 s | 30 s | 10 s | 30 s | 5 s | 1 s |
- * | `production` | 60 s | 600 s | 2 s | 120 s | 30 s | 90 s | 5 s | 1 s |
- * | `high-latency` | 120 s | 1200 s | 5 s | 300 s | 60 s | 180 s | 5 s | 1 s |
+ * The three presets selected with `WS_TIMEOUT_PROFILE` (in ms), as listed in the README's
+ * configuration table. Single `WS_*` variables override the selected profile's values. All frozen.
  */
-export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> = Object.freeze({
-  development: seal({
-    heartbeatIntervalMs: 15_000,
-    connectionTimeoutMs: 120_000,
-    messageTimeoutMs: 500,
-    idleTimeoutMs: 30_000,
-    pingIntervalMs: 10_000,
-    pongTimeoutMs: 30_000,
-    closeTimeoutMs: 5_000,
-    resolutionMs: 1_000,
-  }, true),
-  production: seal({
-    heartbeatIntervalMs: 60_000,
-    connectionTimeoutMs: 600_000,
-    messageTimeoutMs: 2_000,
-    idleTimeoutMs: 120_000,
-    pingIntervalMs: 30_000,
-    pongTimeoutMs: 90_000,
-    closeTimeoutMs: 5_000,
-    resolutionMs: 1_000,
-  }, true),
-  'high-latency': seal({
-    heartbeatIntervalMs: 120_000,
-    connectionTimeoutMs: 1_200_000,
-    messageTimeoutMs: 5_000,
-    idleTimeoutMs: 300_000,
-    pingIntervalMs: 60_000,
-    pongTimeoutMs: 180_000,
-    closeTimeoutMs: 5_000,
-    resolutionMs: 1_000,
-  }, true),
-});
+export const TIMEOUT_PROFILES: Readonly<Record<TimeoutProfile, TimeoutConfig>> = Object.freeze(
+  Object.fromEntries(PROFILE_NAMES.map((profile) => [profile, seal(perField((f) => TIMEOUT_FIELDS[f].profiles[profile]), true)])) as Record<
+    TimeoutProfile,
+    TimeoutConfig
+  >,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Per-field rules (shared by env values in seconds and code overrides in ms)
@@ -334,17 +339,6 @@ const profileValidator = makeValidator<TimeoutProfile>((input) => {
   throw new EnvError(`unknown profile; expected one of ${PROFILE_NAMES.map((p) => `"${p}"`).join(', ')} (or leave it unset for the defaults)`);
 });
 
-const FIELD_DOCS: Readonly<Record<Field, string>> = {
-  heartbeatIntervalMs: "seconds between heartbeat checks of the manual loop (receiveWithTimeout's default wait)",
-  connectionTimeoutMs: 'maximum connection lifetime in seconds; 0 disables',
-  messageTimeoutMs: 'seconds one send may take to be flushed',
-  idleTimeoutMs: 'seconds without an application message before the socket is closed; 0 disables',
-  pingIntervalMs: 'seconds between pings',
-  pongTimeoutMs: 'seconds a ping may stay unanswered before the peer is declared gone',
-  closeTimeoutMs: "seconds gracefulClose waits for the peer's close frame before terminating",
-  resolutionMs: "seconds per tick of the shared scheduler; timeouts fire no later than deadline + resolution",
-};
-
 /** Every variable optional (`default: undefined`): unset ones take the profile's value. */
 const ENV_SPECS = {
   [PROFILE_ENV]: profileValidator({
@@ -352,7 +346,7 @@ const ENV_SPECS = {
     desc: `timeout preset: ${PROFILE_NAMES.join(', ')}; unset means the defaults`,
   }),
   ...Object.fromEntries(
-    FIELDS.map((field) => [TIMEOUT_ENV[field], secondsValidators.get(field)!({ default: undefined, desc: FIELD_DOCS[field] })]),
+    FIELDS.map((field) => [TIMEOUT_ENV[field], secondsValidators.get(field)!({ default: undefined, desc: TIMEOUT_FIELDS[field].doc })]),
   ),
 };
 
@@ -519,6 +513,70 @@ function hasOverrides(overrides: unknown): boolean {
   return overrides !== undefined && overrides !== null && (typeof overrides !== 'object' || Object.keys(overrides).length > 0);
 }
 
+/** What a base (the environment, or a config) is, before code overrides are laid over it. */
+interface Base {
+  /** Every field's value; meaningless for fields in `unknown`. */
+  readonly values: Readonly<Record<Field, number>>;
+  /** Fields whose value is invalid or cannot be known. */
+  readonly unknown: ReadonlySet<Field>;
+  /** Whether its resolution follows the timeouts (neither `WS_TIMER_RESOLUTION` nor `resolutionMs` gave it). */
+  readonly derivesResolution: boolean;
+  /** How a value that no override set is named in a problem. */
+  readonly origin: (field: Field, ms: number) => Origin;
+}
+
+/** A base with code overrides laid over it, and every problem of the overrides and the result. */
+interface Merged {
+  readonly values: Record<Field, number>;
+  readonly unknown: ReadonlySet<Field>;
+  /** The fields the overrides set to a valid value. */
+  readonly overridden: Partial<Record<Field, number>>;
+  /** The fields the overrides gave a value, valid or not. */
+  readonly given: ReadonlySet<Field>;
+  readonly resolutionDerived: boolean;
+  /** The overrides' own problems, then the cross-field ones. */
+  readonly problems: readonly ConfigProblem[];
+}
+
+/**
+ * The one place code overrides (ms) are parsed and merged: a valid override wins over the base
+ * (and makes a field that was invalid in the base known again), a derived resolution is derived
+ * again unless the overrides give one, and the cross-field rules run on the result.
+ */
+function mergeOverrides(base: Base, overrides: unknown): Merged {
+  const fromCode = readOverrides(overrides);
+  const values = { ...base.values };
+  const unknown = new Set(base.unknown);
+  const given = new Set<Field>();
+  for (const [field, ms] of Object.entries(fromCode.values) as [Field, number][]) {
+    values[field] = ms;
+    unknown.delete(field);
+    given.add(field);
+  }
+  for (const { name } of fromCode.problems) {
+    if (FIELD_SET.has(name)) {
+      unknown.add(name as Field);
+      given.add(name as Field);
+    }
+  }
+  const resolutionDerived = base.derivesResolution && !given.has('resolutionMs');
+  if (resolutionDerived) {
+    values.resolutionMs = deriveResolution(values);
+    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
+    else unknown.delete('resolutionMs');
+  }
+  const origin = (field: Field): Origin =>
+    fromCode.values[field] !== undefined ? codeOrigin(field, values[field]) : base.origin(field, values[field]);
+  return {
+    values,
+    unknown,
+    overridden: fromCode.values,
+    given,
+    resolutionDerived,
+    problems: [...fromCode.problems, ...crossFieldProblems(values, origin, unknown)],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public API
 // ---------------------------------------------------------------------------------------------
@@ -612,52 +670,36 @@ export function explainTimeoutConfig(
   for (const field of FIELDS) {
     const name = TIMEOUT_ENV[field];
     problem(name);
-    if (envErrors[name]) unknown.add(field);
     const ms = read(name);
     if (typeof ms === 'number') fromEnv[field] = ms;
+    // Invalid, or it would come from a profile we could not read.
+    if (envErrors[name] || (typeof ms !== 'number' && !profileValid)) unknown.add(field);
   }
-
-  const fromCode = readOverrides(overrides);
-  problems.push(...fromCode.problems);
-  for (const p of fromCode.problems) if (FIELD_SET.has(p.name)) unknown.add(p.name as Field);
 
   // Code wins over env, env over the profile. A bad env value overridden by valid code stays
   // reported, but the field takes part in the cross-field rules with the code value.
-  const values = { ...base } as Record<Field, number>;
-  for (const field of FIELDS) {
-    const ms = fromCode.values[field] ?? fromEnv[field];
-    if (ms !== undefined) {
-      values[field] = ms;
-      if (!fromCode.problems.some((p) => p.name === field)) unknown.delete(field);
-    } else if (!profileValid) {
-      unknown.add(field); // would have come from a profile we could not read
-    }
-  }
-  // Neither WS_TIMER_RESOLUTION nor resolutionMs given (even invalid): follow the timeouts.
-  const resolutionGiven = raw[TIMEOUT_ENV.resolutionMs] !== undefined || overrides?.resolutionMs !== undefined;
-  const resolutionDerived = !resolutionGiven;
-  if (resolutionDerived) {
-    values.resolutionMs = deriveResolution(values);
-    if (TICK_DRIVEN.some((f) => unknown.has(f))) unknown.add('resolutionMs');
-    else unknown.delete('resolutionMs');
-  }
-
-  const origin = (field: Field): Origin => {
-    if (fromCode.values[field] !== undefined) return codeOrigin(field, values[field]);
-    return envOrigin(field, values[field], fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source);
-  };
-  problems.push(...crossFieldProblems(values, origin, unknown));
+  const merged = mergeOverrides(
+    {
+      values: { ...base, ...fromEnv },
+      unknown,
+      derivesResolution: raw[TIMEOUT_ENV.resolutionMs] === undefined,
+      origin: (field, ms) => envOrigin(field, ms, fromEnv[field] !== undefined ? raw[TIMEOUT_ENV[field]] : undefined, source),
+    },
+    overrides,
+  );
+  problems.push(...merged.problems);
+  const { values } = merged;
 
   const sourceOf = (field: Field): TimeoutValueSource => {
-    if (fromCode.values[field] !== undefined || fromCode.problems.some((p) => p.name === field)) return 'option';
+    if (merged.given.has(field)) return 'option';
     if (raw[TIMEOUT_ENV[field]] !== undefined) return 'variable';
-    if (field === 'resolutionMs' && resolutionDerived) return 'derived';
+    if (field === 'resolutionMs' && merged.resolutionDerived) return 'derived';
     return raw[PROFILE_ENV] !== undefined ? 'profile' : 'default';
   };
   let config: TimeoutConfig | undefined;
   if (problems.length === 0) {
-    const unchanged = Object.keys(fromEnv).length === 0 && Object.keys(fromCode.values).length === 0;
-    config = unchanged ? base : seal(values, resolutionDerived);
+    const unchanged = Object.keys(fromEnv).length === 0 && Object.keys(merged.overridden).length === 0;
+    config = unchanged ? base : seal(values, merged.resolutionDerived);
   }
   return Object.freeze({
     profile,
@@ -667,7 +709,7 @@ export function explainTimeoutConfig(
         Object.freeze({
           field,
           variable: TIMEOUT_ENV[field],
-          ms: unknown.has(field) ? undefined : values[field],
+          ms: merged.unknown.has(field) ? undefined : values[field],
           source: sourceOf(field),
           raw: raw[TIMEOUT_ENV[field]],
         }),
@@ -720,47 +762,33 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
  */
 export function resolveTimeoutConfig(base: TimeoutConfig, overrides?: Partial<TimeoutConfig>): TimeoutConfig {
   if (!hasOverrides(overrides)) return base;
-  const problems: ConfigProblem[] = [];
   if (typeof base !== 'object' || base === null) {
     throw new ConfigError([{ name: 'base', value: base, reason: `must be a TimeoutConfig object (${FIELDS.join(', ')})` }]);
   }
 
-  const fromCode = readOverrides(overrides);
+  // A base this module produced is valid; any other is checked field by field.
+  const baseProblems: ConfigProblem[] = [];
   const unknown = new Set<Field>();
-  const values = {} as Record<Field, number>;
   const trusted = isTimeoutConfig(base);
-  for (const field of FIELDS) {
-    const override = fromCode.values[field];
-    if (override !== undefined) {
-      values[field] = override;
-      continue;
-    }
-    if (fromCode.problems.some((p) => p.name === field)) {
-      unknown.add(field);
-      continue;
-    }
-    if (trusted) {
-      values[field] = base[field];
-      continue;
-    }
-    const checked = checkMilliseconds(field, (base as unknown as Record<string, unknown>)[field]);
-    if ('reason' in checked) {
-      problems.push({ name: field, value: (base as unknown as Record<string, unknown>)[field], reason: `in the base config: ${checked.reason}` });
-      unknown.add(field);
-    } else {
-      values[field] = checked.ms;
-    }
-  }
-  problems.push(...fromCode.problems);
+  const values = perField((field) => {
+    if (trusted) return base[field];
+    const value = (base as unknown as Record<string, unknown>)[field];
+    const checked = checkMilliseconds(field, value);
+    if ('ms' in checked) return checked.ms;
+    baseProblems.push({ name: field, value, reason: `in the base config: ${checked.reason}` });
+    unknown.add(field);
+    return NaN;
+  });
   // A derived resolution follows the overridden timeouts; a given one (here or in the base) is kept.
-  const resolutionDerived = derivedResolution.has(base) && !('resolutionMs' in fromCode.values) && !unknown.has('resolutionMs');
-  if (resolutionDerived) values.resolutionMs = deriveResolution(values);
-  const origin = (field: Field): Origin => codeOrigin(field, values[field], fromCode.values[field] === undefined ? 'base config' : undefined);
-  problems.push(...crossFieldProblems(values, origin, unknown));
-
+  const merged = mergeOverrides(
+    { values, unknown, derivesResolution: derivedResolution.has(base), origin: (field, ms) => codeOrigin(field, ms, 'base config') },
+    overrides,
+  );
+  // A field the overrides give is not taken from the base, so its base value does not matter.
+  const problems = [...baseProblems.filter((p) => !merged.given.has(p.name as Field)), ...merged.problems];
   if (problems.length > 0) throw new ConfigError(problems);
-  if (Object.keys(fromCode.values).length === 0 && trusted) return base; // only undefined-valued keys
-  return seal(values, resolutionDerived);
+  if (Object.keys(merged.overridden).length === 0 && trusted) return base; // only undefined-valued keys
+  return seal(merged.values, merged.resolutionDerived);
 }
 
 /**

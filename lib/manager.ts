@@ -13,6 +13,7 @@ import {
 } from './close-codes.js';
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
 import * as rules from './deadlines.js';
+import { withDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { initSchedulerEntry, sharedScheduler, type Scheduler } from './scheduler.js';
 import { ReadyState, type ManagedSocket, type Message } from './socket.js';
@@ -45,7 +46,9 @@ export interface ManagerOptions {
   labels?: Record<string, string>;
   /** Overrides (ms) on top of the loaded `WS_*` config; a config from `loadTimeoutConfig` is used as is. */
   config?: Partial<TimeoutConfig>;
+  /** @default systemClock */
   clock?: Clock;
+  /** @default defaultLogger() */
   logger?: Logger;
   /** @default 'protocol' */
   heartbeatMode?: HeartbeatMode;
@@ -92,6 +95,34 @@ export interface ManagerOptions {
   onCheck?: (manager: WebSocketTimeoutManager) => void;
 }
 
+/** The defaults of {@link ManagerOptions}, declared once: each `@default` above names the same value. */
+const MANAGER_DEFAULTS = Object.freeze({
+  logConnections: true,
+  clock: systemClock,
+  heartbeatMode: 'protocol',
+  maxQueuedMessages: 1000,
+  maxBufferedBytes: 1_048_576,
+  slowConsumerPolicy: 'close',
+  timeoutNotice: true,
+  lifetimeJitterMs: 0,
+  reconnectNoticeMs: 0,
+  random: Math.random,
+  pingPhase: 0,
+} satisfies ManagerOptions);
+
+type ResolvedOptions = Readonly<WithDefaults<ManagerOptions, typeof MANAGER_DEFAULTS>>;
+
+/** Frozen options objects resolved so far: a registry's one object, shared by every manager, stays one object. */
+const resolvedShared = new WeakMap<ManagerOptions, ResolvedOptions>();
+
+/** `options` over {@link MANAGER_DEFAULTS}; a frozen object is resolved once, whatever the number of managers. */
+function resolveOptions(options: ManagerOptions): ResolvedOptions {
+  if (!Object.isFrozen(options)) return withDefaults(MANAGER_DEFAULTS, options);
+  let resolved = resolvedShared.get(options);
+  if (resolved === undefined) resolvedShared.set(options, (resolved = Object.freeze(withDefaults(MANAGER_DEFAULTS, options))));
+  return resolved;
+}
+
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
 /** A send waiting for room under `maxBufferedBytes`, or handed to the socket and not yet flushed. */
 type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
@@ -133,7 +164,6 @@ let nextConnectionSeq = 0;
 const noop = (): void => undefined;
 /** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
 const RTT_SMOOTHING = 0.125;
-const DEFAULT_MAX_BUFFERED_BYTES = 1_048_576;
 
 export class WebSocketTimeoutManager implements rules.DeadlineState {
   readonly ws: ManagedSocket;
@@ -153,7 +183,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** Free-form labels (e.g. `{ role: 'speaker' }`) for metrics and the registry. */
   labels: Record<string, string> | undefined;
 
-  private readonly options: ManagerOptions;
+  private readonly options: ResolvedOptions;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly seq: number;
@@ -189,9 +219,9 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       );
     }
     this.ws = ws;
-    this.options = options;
-    this.clock = options.clock ?? systemClock;
-    this.logger = options.logger ?? defaultLogger();
+    this.options = resolveOptions(options);
+    this.clock = this.options.clock;
+    this.logger = this.options.logger ?? defaultLogger();
     this.userId = options.userId;
     this.labels = options.labels;
     this.seq = ++nextConnectionSeq;
@@ -203,7 +233,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.lastActivityAt = now;
     this.lifetimeMs = this.jitteredLifetime();
     this.lastPingAt = now - this.pingOffset();
-    const noticeMs = options.reconnectNoticeMs ?? 0;
+    const noticeMs = this.options.reconnectNoticeMs;
     if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
 
     const tagged = ws as Tagged;
@@ -217,7 +247,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
-    else if (options.logConnections !== false) this.logger.info('WebSocket connected', this.logMeta());
+    else if (this.options.logConnections) this.logger.info('WebSocket connected', this.logMeta());
   }
 
   /** Connection id used in logs. */
@@ -288,7 +318,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       this.options.onMessage(message, this);
     } else {
       (this.queue ??= []).push(message);
-      if (!this.paused && this.queue.length >= (this.options.maxQueuedMessages ?? 1000) && this.ws.pause) {
+      if (!this.paused && this.queue.length >= this.options.maxQueuedMessages && this.ws.pause) {
         // Backpressure: stop reading from the peer rather than let the queue grow.
         this.paused = true;
         this.ws.pause();
@@ -297,7 +327,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   }
 
   private resumeIfDrained(): void {
-    if (this.paused && this.queue!.length <= (this.options.maxQueuedMessages ?? 1000) / 2) {
+    if (this.paused && this.queue!.length <= this.options.maxQueuedMessages / 2) {
       this.paused = false;
       this.ws.resume?.();
     }
@@ -330,17 +360,13 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.lastActivityAt = this.clock.now();
     return new Promise((resolve) => {
       const send: Send = { text, timeoutMs, resolve, timer: undefined, settled: false };
-      if (this.waiting === null && this.ws.bufferedAmount <= this.maxBufferedBytes) return this.write(send);
+      if (this.waiting === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) return this.write(send);
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
       (this.waiting ??= []).push(send);
       this.startDeadline(send);
     });
-  }
-
-  private get maxBufferedBytes(): number {
-    return this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   }
 
   private write(send: Send): void {
@@ -373,7 +399,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
         this.slowConsumer({
           messageTimeoutMs: send.timeoutMs,
           bufferedAmount: this.ws.bufferedAmount,
-          maxBufferedBytes: this.maxBufferedBytes,
+          maxBufferedBytes: this.options.maxBufferedBytes,
           waitingSends: this.waiting?.length ?? 0,
         });
       }
@@ -394,7 +420,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     const waiting = this.waiting;
     if (waiting === null) return;
     if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
-    while (waiting.length > 0 && this.ws.bufferedAmount <= this.maxBufferedBytes) this.write(waiting.shift()!);
+    while (waiting.length > 0 && this.ws.bufferedAmount <= this.options.maxBufferedBytes) this.write(waiting.shift()!);
     if (waiting.length === 0 && this.waiting === waiting) this.waiting = null;
   }
 
@@ -418,7 +444,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   private slowConsumer(meta: Record<string, unknown>): void {
     this.logger.warn('WebSocket slow consumer', this.logMeta({ reason: 'send_timeout', cause: 'send_deadline', ...meta }));
-    if ((this.options.slowConsumerPolicy ?? 'close') === 'close' && !this.closing && !this.closed) {
+    if (this.options.slowConsumerPolicy === 'close' && !this.closing && !this.closed) {
       this.notifyTimeout('send_timeout');
       void this.gracefulClose(CloseCode.SendTimeout, CloseReason.send_timeout);
     }
@@ -572,7 +598,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       this.terminate();
       return;
     }
-    if (this.options.timeoutNotice !== false) this.sendTimeoutNotice(reason);
+    if (this.options.timeoutNotice) this.sendTimeoutNotice(reason);
     void this.gracefulClose(TIMEOUT_CLOSE_CODES[reason], CloseReason[reason]);
   }
 
@@ -629,8 +655,8 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   }
 
   private pingOffset(): number {
-    const phase = this.options.pingPhase ?? 0;
-    if (phase === 'random') return Math.floor((this.options.random ?? Math.random)() * this.config.pingIntervalMs);
+    const { pingPhase: phase, random } = this.options;
+    if (phase === 'random') return Math.floor(random() * this.config.pingIntervalMs);
     if (typeof phase !== 'number' || !(phase >= 0 && phase < 1)) {
       throw new RangeError(`pingPhase must be a fraction in [0, 1) of pingIntervalMs, or 'random'; got ${String(phase)}`);
     }
@@ -639,9 +665,10 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   private jitteredLifetime(): number {
     const lifetime = this.config.connectionTimeoutMs;
-    const jitter = Math.min(this.options.lifetimeJitterMs ?? 0, lifetime - 1);
+    const { lifetimeJitterMs, random } = this.options;
+    const jitter = Math.min(lifetimeJitterMs, lifetime - 1);
     if (lifetime === 0 || jitter <= 0) return lifetime;
-    return lifetime - Math.floor((this.options.random ?? Math.random)() * jitter);
+    return lifetime - Math.floor(random() * jitter);
   }
 
   // ---------------------------------------------------------------- closing
@@ -750,7 +777,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.finishClose = null;
     this.resolveClosed?.();
     const reason = reasonBuffer.toString();
-    if (this.options.logConnections !== false) {
+    if (this.options.logConnections) {
       this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
     }
     try {

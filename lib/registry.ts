@@ -13,6 +13,7 @@
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CloseCode, CloseReason, type TimeoutReason } from './close-codes.js';
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
+import { withDefaults, type WithDefaults } from './defaults.js';
 import { SessionCleanupError, SessionStoreError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from './manager.js';
@@ -199,7 +200,7 @@ export class ConnectionRegistry {
   /** Default inactivity limit of `cleanupInactiveSessions()`, ms; 0 closes nothing. */
   readonly sessionTimeoutMs: number;
 
-  private readonly options: RegistryOptions;
+  private readonly options: WithDefaults<RegistryOptions, typeof REGISTRY_DEFAULTS>;
   private readonly explicitScheduler: boolean;
   private readonly roleLabel: string;
   private readonly userCallbacks: Pick<ManagerOptions, 'onClose' | 'onTimeout' | 'onPong' | 'onCheck'>;
@@ -226,7 +227,7 @@ export class ConnectionRegistry {
   };
 
   constructor(options: RegistryOptions = {}) {
-    this.options = options;
+    this.options = withDefaults(REGISTRY_DEFAULTS, options);
     const managerOptions = options.managerOptions ?? {};
     const config = options.config ?? managerOptions.config;
     this.config = isTimeoutConfig(config) ? config : resolveTimeoutConfig(defaultTimeoutConfig(), config);
@@ -235,14 +236,14 @@ export class ConnectionRegistry {
     this.explicitScheduler = options.scheduler !== undefined;
     this.scheduler = options.scheduler ?? sharedScheduler(this.clock, this.config.resolutionMs);
     this.metrics = options.metrics;
-    this.batchSize = checkPositiveInteger('batchSize', options.batchSize ?? REGISTRY_DEFAULTS.batchSize);
-    const threshold = options.degradedThreshold ?? REGISTRY_DEFAULTS.degradedThreshold;
+    this.batchSize = checkPositiveInteger('batchSize', this.options.batchSize);
+    const threshold = this.options.degradedThreshold;
     if (typeof threshold !== 'number' || Number.isNaN(threshold) || threshold < 0) {
       throw new RangeError(`ConnectionRegistry: degradedThreshold must be a non-negative number of sessions, got ${String(threshold)}`);
     }
     this.degradedThreshold = threshold;
     this.sessionTimeoutMs = checkMs('sessionTimeoutMs', options.sessionTimeoutMs ?? this.config.idleTimeoutMs, { allowZero: true });
-    this.roleLabel = options.roleLabel ?? REGISTRY_DEFAULTS.roleLabel;
+    this.roleLabel = this.options.roleLabel;
     if (options.onDisconnect !== undefined && typeof options.onDisconnect !== 'function') {
       throw new TypeError(`ConnectionRegistry: onDisconnect must be a function, got ${typeof options.onDisconnect}`);
     }

@@ -3,16 +3,13 @@
  * does, prints every value with its unit and where it came from, and names every problem, so an
  * operator can check a deployment's variables without starting a server.
  */
-import { TIMEOUT_ENV, explainTimeoutConfig, type TimeoutValueOrigin } from '../config.js';
+import { PROFILE_ENV, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
 import { formatConfigProblems } from '../errors.js';
 
 /** Where output goes (`process.stdout`, `process.stderr`, or a test's buffer). */
 export interface TextSink {
   write(text: string): unknown;
 }
-
-const PROFILE_ENV = 'WS_TIMEOUT_PROFILE';
-const DISABLEABLE = new Set<string>([TIMEOUT_ENV.idleTimeoutMs, TIMEOUT_ENV.connectionTimeoutMs]);
 
 function sourceText(value: TimeoutValueOrigin, profile: string | undefined): string {
   switch (value.source) {
@@ -52,7 +49,7 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
       rows.push([value.variable, value.source === 'variable' ? JSON.stringify(value.raw) : '?', '-', why]);
       continue;
     }
-    const disabled = value.ms === 0 && DISABLEABLE.has(value.variable) ? ' (disabled)' : '';
+    const disabled = isDisabled(value.field, value.ms) ? ' (disabled)' : '';
     rows.push([value.variable, `${value.ms / 1000}${disabled}`, 's', sourceText(value, explained.profile)]);
   }
   out.write(table(rows));

@@ -22,6 +22,7 @@ import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { systemClock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
+import { withDefaults, type WithDefaults } from '../defaults.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
 
@@ -79,6 +80,16 @@ export interface AttachWebSocketsOptions {
   /** Gateway log lines (refused upgrades, handler errors); also the managers' logger unless a route sets one. @default defaultLogger() */
   logger?: Logger;
 }
+
+/**
+ * The defaults of {@link AttachWebSocketsOptions}, declared once. The logger is not among them:
+ * unset, a registry's own logger stays in place for the managers.
+ */
+const GATEWAY_DEFAULTS = Object.freeze({
+  maxConnections: Infinity,
+  maxConnectionsPerIp: Infinity,
+  handshakeTimeoutMs: 10_000,
+} satisfies AttachWebSocketsOptions);
 
 /** Per upgrade request, stashed on the request under a symbol until `websocket()` picks it up. */
 interface UpgradeContext {
@@ -153,7 +164,7 @@ export class WebSocketGateway {
   /** Open managed connections, whatever their route. */
   readonly managers: ReadonlySet<WebSocketTimeoutManager>;
 
-  private readonly options: AttachWebSocketsOptions;
+  private readonly options: WithDefaults<AttachWebSocketsOptions, typeof GATEWAY_DEFAULTS>;
   private readonly logger: Logger;
   private readonly open = new Set<WebSocketTimeoutManager>();
   private readonly routing = new Set<UpgradeContext>();
@@ -163,12 +174,12 @@ export class WebSocketGateway {
 
   /** @internal use {@link attachWebSockets} */
   constructor(server: HttpServer | HttpsServer, app: Application, options: AttachWebSocketsOptions = {}) {
-    checkLimit('maxConnections', options.maxConnections);
-    checkLimit('maxConnectionsPerIp', options.maxConnectionsPerIp);
-    checkTimeout(options.handshakeTimeoutMs);
+    this.options = withDefaults(GATEWAY_DEFAULTS, options);
+    checkLimit('maxConnections', this.options.maxConnections);
+    checkLimit('maxConnectionsPerIp', this.options.maxConnectionsPerIp);
+    checkTimeout(this.options.handshakeTimeoutMs);
     this.server = server;
     this.app = app;
-    this.options = options;
     this.logger = options.logger ?? defaultLogger();
     this.managers = this.open;
     this.wss = new WebSocketServer({ ...options.wss, noServer: true });
@@ -277,12 +288,12 @@ export class WebSocketGateway {
     socket.on('end', ctx.onEnd);
 
     if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down', { reason: 'shutting_down' });
-    const max = this.options.maxConnections ?? Infinity;
+    const max = this.options.maxConnections;
     if (this.open.size + this.routing.size >= max) {
       return this.refuse(ctx, 503, 'Too many WebSocket connections, try again later', { reason: 'max_connections', details: { maxConnections: max } });
     }
     this.routing.add(ctx);
-    const timeoutMs = this.options.handshakeTimeoutMs ?? 10_000;
+    const timeoutMs = this.options.handshakeTimeoutMs;
     ctx.timer = systemClock.setTimeout(() => {
       if (ctx.state !== 'routing') return;
       this.refuse(ctx, 503, 'The server did not answer the upgrade request in time', { reason: 'handshake_timeout', details: { handshakeTimeoutMs: timeoutMs } });
@@ -368,7 +379,7 @@ export class WebSocketGateway {
     }
     if (this.closed || !this.server.listening) return this.refuse(ctx, 503, 'Server is shutting down', { reason: 'shutting_down' });
 
-    const perIpMax = this.options.maxConnectionsPerIp ?? Infinity;
+    const perIpMax = this.options.maxConnectionsPerIp;
     const ip = req.ip ?? ctx.socket.remoteAddress ?? 'unknown';
     if (perIpMax !== Infinity && (this.perIp.get(ip) ?? 0) >= perIpMax) {
       return this.refuse(ctx, 503, 'Too many WebSocket connections from this address, try again later', {
@@ -540,15 +551,14 @@ function pathOf(url: string | undefined): string {
   return path === '' ? '/' : path;
 }
 
-function checkTimeout(value: number | undefined): void {
-  if (value === undefined) return;
+function checkTimeout(value: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
     throw new RangeError(`attachWebSockets: handshakeTimeoutMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}, got ${String(value)}`);
   }
 }
 
-function checkLimit(name: string, value: number | undefined): void {
-  if (value === undefined || value === Infinity) return;
+function checkLimit(name: string, value: number): void {
+  if (value === Infinity) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
     throw new RangeError(`attachWebSockets: ${name} must be a non-negative integer (or Infinity), got ${String(value)}`);
   }
