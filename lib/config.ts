@@ -105,8 +105,11 @@ const TIMEOUT_FIELDS = {
     doc: 'seconds a ping may stay unanswered before the peer is declared gone',
   },
   /**
-   * How long `gracefulClose` waits for the peer's close frame before it terminates the socket.
-   * Env `WS_CLOSE_TIMEOUT` (seconds). Must be > 0.
+   * How long a closing handshake may take, whoever starts it, before the socket is terminated:
+   * `gracefulClose` waits this long for the peer's close frame; when the peer closes first, `ws`
+   * would wait 30 s (its own `closeTimeout`) for the peer to end the TCP connection, the manager
+   * terminates it after this instead (logging `WebSocket close handshake did not finish in time,
+   * terminating`) and the close keeps the peer's code. Env `WS_CLOSE_TIMEOUT` (seconds). Must be > 0.
    * @default 5000
    */
   closeTimeoutMs: {

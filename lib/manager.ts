@@ -46,13 +46,13 @@ export interface ManagerOptions {
   labels?: Record<string, string>;
   /** Overrides (ms) on top of the loaded `WS_*` config; a config from `loadTimeoutConfig` is used as is. */
   config?: Partial<TimeoutConfig>;
-  /** @default systemClock */
+  /** The only source of time (inject a fake one in tests). @default systemClock */
   clock?: Clock;
-  /** @default defaultLogger() */
+  /** Where this connection's log lines go. @default the shared JSON winston logger (`defaultLogger()`) */
   logger?: Logger;
   /** @default 'protocol' */
   heartbeatMode?: HeartbeatMode;
-  /** Messages held for `receiveWithTimeout` before the socket is paused. @default 1000 */
+  /** Messages held for `receiveWithTimeout` before the socket is paused (resumed once half are read). @default 1000 */
   maxQueuedMessages?: number;
   /**
    * While `bufferedAmount` exceeds this, further sends wait (in order, within their deadline)

@@ -266,7 +266,8 @@ export class ConnectionRegistry {
    * Wraps `ws` in a manager with the registry's options (plus `options` for this connection:
    * `userId`, `labels`, a per-route `config` such as `req.wsTimeouts`…), tracks it until it
    * closes, and starts its automatic enforcement (unless `stop()` was called). A socket that is
-   * already closed is not tracked.
+   * already closed is not tracked. Logs one `WebSocket connected` line (and, at the close, one
+   * `WebSocket closed`) with `totalConnections`.
    */
   add(ws: ManagedSocket, options?: ManagerOptions): WebSocketTimeoutManager {
     const manager = new WebSocketTimeoutManager(ws, options ? this.connectionOptions(options) : this.shared);
@@ -438,7 +439,7 @@ export class ConnectionRegistry {
    * between batches, so sessions may connect and disconnect meanwhile. A session that fails to
    * close is counted and logged (`SessionCleanupError` with the cause), never thrown; the run
    * logs one structured line, `Session cleanup completed` (`cleanupCount`, `durationMs`,
-   * `memoryFreedMb`, `errorsEncountered`; never session data). Runs never overlap:
+   * `memoryFreedMb` (estimated), `errorsEncountered`, `sessionsChecked`; never session data). Runs never overlap:
    * a call made during a run starts after it.
    *
    * @param maxAgeMs Inactivity limit, ms. @default the registry's `sessionTimeoutMs` (0: closes nothing)

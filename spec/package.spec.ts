@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +77,10 @@ describe('the packed tarball, installed in a consumer project', function () {
 
   it('ships the licence, the docs, the built library and the sources its maps name, and no specs or examples', () => {
     expect(files).to.include.members(['LICENSE', 'README.md', 'CHANGELOG.md', 'package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/testing/index.js']);
-    expect(files.filter((f) => !/^(dist\/lib|lib)\//.test(f))).to.have.members(['LICENSE', 'README.md', 'CHANGELOG.md', 'package.json']);
+    // The guides the README links, so its links work in the installed package too.
+    const guides = readdirSync(join(ROOT, 'guides')).map((name) => `guides/${name}`);
+    expect(guides).to.include('guides/testing.md');
+    expect(files.filter((f) => !/^(dist\/lib|lib)\//.test(f))).to.have.members(['LICENSE', 'README.md', 'CHANGELOG.md', 'package.json', ...guides]);
     expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).to.match(/^MIT License\n\nCopyright \(c\) 2026 ws-timeouts contributors\n/);
   });
 

@@ -4,7 +4,7 @@ import { ConnectionRegistry, TimeoutMetrics, type DisconnectInfo } from '../../l
 import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The live-translation routes (examples/idle-handler/handlers.ts, mounted by its server.ts),
-// tested as README "Testing your handlers" shows: fake time, no port, through a registry as the
+// tested as guides/testing.md shows: fake time, no port, through a registry as the
 // server's `attachWebSockets(server, app, { registry })` does. Acceptance: idle-handler.spec.ts.
 
 /** CONNECTION_IDLE_TIMEOUT_SECONDS=120 as server.ts reads it: the idle timeout; no lifetime limit. */

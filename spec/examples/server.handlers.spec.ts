@@ -3,7 +3,7 @@ import { echoHandler, scansHandler, sendToScanners, type Scanners } from '../../
 import { connectHandler, createTestClock } from '../../lib/testing/index.js';
 
 // The example server's WebSocket routes (examples/handlers.ts, mounted by examples/server.ts),
-// tested as README "Testing your handlers" shows: the very handlers, fake time, no port.
+// tested as guides/testing.md shows: the very handlers, fake time, no port.
 // The network-level acceptance test is server.spec.ts.
 
 /** What `npm start` would read from the environment: 1 minute idle, 1 hour lifetime. */

@@ -4,7 +4,7 @@ import { ConnectionRegistry, ESTIMATED_SESSION_BYTES } from '../../lib/index.js'
 import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The session route and its store hook (examples/session-cleanup/handlers.ts, wired by its
-// server.ts), tested as README "Testing your handlers" shows: fake time, no port, through a
+// server.ts), tested as guides/testing.md shows: fake time, no port, through a
 // registry as the server's `attachWebSockets(server, app, { registry })` does.
 // Acceptance: session-cleanup.spec.ts.
 

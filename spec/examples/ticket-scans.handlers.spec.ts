@@ -4,7 +4,7 @@ import { ConnectionRegistry } from '../../lib/index.js';
 import { captureLogs, connectHandler, createTestClock, type TestClock } from '../../lib/testing/index.js';
 
 // The ticket-scan service's route (examples/ticket-scans/handlers.ts, mounted by its server.ts),
-// tested as README "Testing your handlers" shows: fake time, no port, through a registry as the
+// tested as guides/testing.md shows: fake time, no port, through a registry as the
 // server's `attachWebSockets(server, app, { registry })` does. Acceptance: ticket-scans.spec.ts.
 
 /** SESSION_TIMEOUT_MINUTES=30 as server.ts reads it: the idle timeout; no lifetime limit. */

@@ -56,20 +56,19 @@ describe('roomHandler', () => {
     expect(await client.waitForClose()).to.deep.equal({ code: 4003, reason: 'send_timeout' });
   });
 });
-// ---- end of the README example ----
+// ---- end of the guide example ----
 
-// The example above is the README's, character for character but for the two import paths:
+// The example above is guides/testing.md's, character for character but for the two import paths:
 // if one changes without the other, this fails.
-describe('the README "Testing your handlers" example', () => {
+describe('the example of guides/testing.md', () => {
   it('is this spec file, verbatim but for the import paths', async () => {
     const { readFile } = await import('node:fs/promises');
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-    const section = readme.slice(readme.indexOf('## Testing your handlers'));
-    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-    expect(block, 'a ```ts block under "## Testing your handlers"').to.be.a('string');
+    const guide = await readFile(new URL('../../guides/testing.md', import.meta.url), 'utf8');
+    const block = /```ts\n([\s\S]*?)```/.exec(guide)?.[1];
+    expect(block, 'a ```ts block in guides/testing.md').to.be.a('string');
     const self = await readFile(new URL(import.meta.url), 'utf8');
     const example = self
-      .slice(0, self.indexOf('// ---- end of the README example ----'))
+      .slice(0, self.indexOf('// ---- end of the guide example ----'))
       .replace("from '../../lib/index.js'", "from 'ws-timeouts'")
       .replace("from '../../lib/testing/index.js'", "from 'ws-timeouts/testing'");
     expect(block).to.equal(example);
