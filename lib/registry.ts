@@ -267,9 +267,14 @@ export class ConnectionRegistry {
    * `userId`, `labels`, a per-route `config` such as `req.wsTimeouts`…), tracks it until it
    * closes, and starts its automatic enforcement (unless `stop()` was called). A socket that is
    * already closed is not tracked. Logs one `WebSocket connected` line (and, at the close, one
-   * `WebSocket closed`) with `totalConnections`.
+   * `WebSocket closed`) with `totalConnections`. A string in place of `options` is the user id,
+   * as for the manager (`registry.add(ws, 'user-1')`).
    */
-  add(ws: ManagedSocket, options?: ManagerOptions): WebSocketTimeoutManager {
+  add(ws: ManagedSocket, options?: ManagerOptions | string): WebSocketTimeoutManager {
+    if (typeof options === 'string') options = { userId: options };
+    else if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+      throw new TypeError(`ConnectionRegistry#add: options must be a ManagerOptions object (e.g. { userId, labels }) or a user id string, got ${JSON.stringify(options) ?? typeof options}`);
+    }
     const manager = new WebSocketTimeoutManager(ws, options ? this.connectionOptions(options) : this.shared);
     if (manager.state === 'closed') return manager;
     this.connections.add(manager);

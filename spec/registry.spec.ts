@@ -63,6 +63,23 @@ describe('ConnectionRegistry', () => {
       expect(connected[1]?.meta).to.include({ totalConnections: 2 });
     });
 
+    it("takes a string as the user id, as the manager does: registry.add(ws, 'alice')", () => {
+      const registry = createRegistry();
+      const { server } = createSocketPair();
+      const manager = registry.add(server, 'alice');
+      expect(manager.userId).to.equal('alice');
+      expect(logs.find('WebSocket connected')?.meta).to.include({ userId: 'alice' });
+    });
+
+    it('refuses options that are neither an object nor a user id string, naming what to pass', () => {
+      const registry = createRegistry();
+      for (const bad of [42, true, ['alice']]) {
+        const { server } = createSocketPair();
+        expect(() => registry.add(server, bad as unknown as string)).to.throw(TypeError, /ConnectionRegistry#add: options must be a ManagerOptions object/);
+      }
+      expect(registry.size).to.equal(0);
+    });
+
     it('gives every manager the same frozen config and the same options object', () => {
       const registry = createRegistry();
       const [a, b] = connectMany(registry, 2);
