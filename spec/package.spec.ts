@@ -4,6 +4,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// envalid's tslib (CommonJS) also defines its helpers as globals. Loaded here, before any test runs,
+// so mocha's check-leaks sees what the package does, also when this file runs alone.
+import 'envalid';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
@@ -107,6 +110,19 @@ describe('the packed tarball, installed in a consumer project', function () {
     // settings, and `instanceof` checks between the two would fail.
     expect(manifest.peerDependencies).to.include.keys('express', 'ws');
     expect(manifest.dependencies ?? {}).to.not.have.any.keys('express', 'ws');
+  });
+
+  it('declares the type packages its .d.ts files import as optional peers (TypeScript apps install them; JavaScript apps need not)', () => {
+    const declared = (manifest as { peerDependenciesMeta?: Record<string, { optional?: boolean }> }).peerDependenciesMeta ?? {};
+    const imported = new Set<string>();
+    for (const file of files.filter((f) => f.endsWith('.d.ts'))) {
+      for (const [, name] of readFileSync(join(installed, file), 'utf8').matchAll(/from '((?:@types\/)?(?:ws|express|express-serve-static-core))'/g)) imported.add(name!);
+    }
+    expect([...imported]).to.include.members(['ws', 'express']);
+    for (const types of ['@types/ws', '@types/express']) {
+      expect(manifest.peerDependencies, types).to.have.property(types);
+      expect(declared[types]?.optional, types).to.equal(true);
+    }
   });
 
   it('loads with require() from a .cjs file, as the same module instance import() gives', () => {
