@@ -78,7 +78,7 @@ export interface ManagerOptions {
    * @default 0 // the first ping one full interval after connecting
    */
   pingPhase?: number | 'random';
-  /** The scheduler `start()` registers with. @default one shared per clock and resolution */
+  /** @internal the scheduler `start()` registers with (the registry's); default: one shared per clock and resolution */
   scheduler?: Scheduler;
   /**
    * When set, messages go to this callback instead of the receive queue
@@ -200,9 +200,10 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private scheduler: Scheduler | null = null;
   private closedSignal: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
-  declare schedulerNext: null;
-  declare schedulerPrev: null;
-  declare schedulerDueTick: number;
+  // The scheduler's intrusive links (lib/scheduler.ts), set by initSchedulerEntry in the constructor.
+  /** @internal */ declare schedulerNext: null;
+  /** @internal */ declare schedulerPrev: null;
+  /** @internal */ declare schedulerDueTick: number;
 
   /**
    * @param options Options, or just the user id: `new WebSocketTimeoutManager(ws, 'user-1')`.

@@ -43,8 +43,9 @@ export interface RegistryOptions {
   /** @default `managerOptions.logger`, else the shared JSON winston logger */
   logger?: Logger;
   /**
-   * The scheduler that drives every manager's deadlines.
-   * @default `sharedScheduler(clock, config.resolutionMs)` (a per-connection config with another resolution gets the shared scheduler of that resolution)
+   * @internal the scheduler that drives every manager's deadlines (tests and benchmarks); default:
+   * the one shared per clock and `config.resolutionMs` (a per-connection config with another
+   * resolution gets the shared scheduler of that resolution)
    */
   scheduler?: Scheduler;
   /**
@@ -192,7 +193,7 @@ export class ConnectionRegistry {
   readonly config: TimeoutConfig;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** The scheduler driving the managers created with the registry's config. */
+  /** @internal the scheduler driving the managers created with the registry's config */
   readonly scheduler: Scheduler;
   readonly metrics: TimeoutMetrics | undefined;
   readonly batchSize: number;
