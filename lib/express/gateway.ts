@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import type { Application, Request, Response } from 'express';
 import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
-import { systemClock, type TimerHandle } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
 import { withDefaults, type WithDefaults } from '../defaults.js';
@@ -79,6 +79,13 @@ export interface AttachWebSocketsOptions {
   handshakeTimeoutMs?: number;
   /** Gateway log lines (refused upgrades, handler errors); also the managers' logger unless a route sets one. @default defaultLogger() */
   logger?: Logger;
+  /**
+   * The gateway's source of time (the handshake timeout), and the clock of the managers it
+   * creates unless their route sets one; a registry's managers keep the registry's clock.
+   * Inject a fake clock (`createTestClock().clock`) to test handshake timeouts in fake time.
+   * @default systemClock
+   */
+  clock?: Clock;
 }
 
 /**
@@ -89,6 +96,7 @@ const GATEWAY_DEFAULTS = Object.freeze({
   maxConnections: Infinity,
   maxConnectionsPerIp: Infinity,
   handshakeTimeoutMs: 10_000,
+  clock: systemClock,
 } satisfies AttachWebSocketsOptions);
 
 /** Per upgrade request, stashed on the request under a symbol until `websocket()` picks it up. */
@@ -294,7 +302,7 @@ export class WebSocketGateway {
     }
     this.routing.add(ctx);
     const timeoutMs = this.options.handshakeTimeoutMs;
-    ctx.timer = systemClock.setTimeout(() => {
+    ctx.timer = this.options.clock.setTimeout(() => {
       if (ctx.state !== 'routing') return;
       this.refuse(ctx, 503, 'The server did not answer the upgrade request in time', { reason: 'handshake_timeout', details: { handshakeTimeoutMs: timeoutMs } });
     }, timeoutMs);
@@ -340,7 +348,7 @@ export class WebSocketGateway {
   /** The request has left the middleware chain: no longer pending, no handshake timeout. */
   private settle(ctx: UpgradeContext): void {
     this.routing.delete(ctx);
-    systemClock.clearTimeout(ctx.timer);
+    this.options.clock.clearTimeout(ctx.timer);
     ctx.timer = undefined;
   }
 
@@ -442,6 +450,7 @@ export class WebSocketGateway {
     else delete options.userId;
     if (config !== undefined) options.config = config;
     else delete options.config;
+    options.clock = route.clock ?? this.options.clock;
     const logger = route.logger ?? this.options.logger;
     if (logger !== undefined) options.logger = logger;
     else delete options.logger; // leave a registry's own logger in place
