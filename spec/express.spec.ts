@@ -379,6 +379,19 @@ describe('Express integration (lib/express)', () => {
       expect(seen).to.have.length(0);
       await s.drained();
     });
+    it("answers a refusal of the wss options' verifyClient with its status, message and headers, and accepts what it lets through", async () => {
+      const app = express();
+      app.get('/ws', route());
+      const s = await serve(app, {
+        wss: { verifyClient: ({ req }, done) => (req.headers.origin === 'https://good.example' ? done(true) : done(false, 403, 'Origin not allowed', { 'X-Refused-By': 'origin' })) },
+      });
+      const refusal = await expectRefused(`${s.wsUrl}/ws`, { origin: 'https://evil.example' });
+      expect(refusal).to.deep.include({ statusCode: 403, body: 'Origin not allowed' });
+      expect(refusal.headers['x-refused-by']).to.equal('origin');
+      const ws = await openClient(`${s.wsUrl}/ws`, { origin: 'https://good.example' });
+      expect(seen).to.have.length(1);
+      ws.close();
+    });
   });
 
   describe('logging refused upgrades', () => {
@@ -472,6 +485,24 @@ describe('Express integration (lib/express)', () => {
           await handshakeClock.tickAsync(50);
           return refusal;
         },
+      },
+      {
+        name: "a refusal by the wss options' verifyClient (401)",
+        level: 'info',
+        status: 401,
+        reason: 'verify_client',
+        app: () => express().get('/ws/nope', route()),
+        options: { wss: { verifyClient: () => false } },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: "a verifyClient's callback refusal with its own status (403)",
+        level: 'info',
+        status: 403,
+        reason: 'verify_client',
+        app: () => express().get('/ws/nope', route()),
+        options: { wss: { verifyClient: (_info, done) => done(false, 403, 'Origin not allowed') } },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
       },
       {
         name: 'a plain request to a WebSocket route (426)',

@@ -13,12 +13,12 @@
  * This is what express-ws gets wrong (express-ws #47: the upgrade completes before any
  * middleware runs, so auth can only close an already-open socket).
  */
-import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { STATUS_CODES, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Application, Request, Response } from 'express';
 import type { ParamsDictionary, Query } from 'express-serve-static-core';
-import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import { WebSocketServer, type ServerOptions, type VerifyClientCallbackAsync, type VerifyClientCallbackSync, type WebSocket } from 'ws';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
@@ -142,6 +142,7 @@ export type RefusalReason =
   | 'invalid_route_config'
   | 'app_threw'
   | 'invalid_handshake'
+  | 'verify_client'
   | 'max_connections'
   | 'max_connections_per_ip'
   | 'handshake_timeout'
@@ -190,7 +191,7 @@ export class WebSocketGateway {
     this.app = app;
     this.logger = options.logger ?? defaultLogger();
     this.managers = this.open;
-    this.wss = new WebSocketServer({ ...options.wss, noServer: true });
+    this.wss = new WebSocketServer({ ...options.wss, ...this.verifyClientOption(options.wss?.verifyClient), noServer: true });
     this.wss.on('error', (err) => this.logger.error('WebSocketServer error', { error: err }));
     // With a listener, ws leaves the answer to a broken handshake to us: it goes out (and is
     // logged) through the request's own response, like every other refusal.
@@ -441,6 +442,28 @@ export class WebSocketGateway {
     ctx.res.setHeader('Sec-WebSocket-Version', '13, 8'); // the versions ws speaks (RFC 6455, 4.4)
     const status = req.method === 'GET' ? 400 : 405; // ws's own rule
     this.refuse(ctx, status, err.message, { reason: 'invalid_handshake', details: { detail: err.message } });
+  }
+
+  /**
+   * The app's `verifyClient`, wrapped: ws would write its refusal straight to the socket, unseen;
+   * the wrapper answers through the request's own response instead, so it is logged (reason
+   * `verify_client`) like every other refusal, with the status, message and headers it chose.
+   */
+  private verifyClientOption(verify: ServerOptions['verifyClient']): Pick<ServerOptions, 'verifyClient'> {
+    if (verify === undefined) return {};
+    type Info = Parameters<VerifyClientCallbackAsync>[0];
+    type Done = Parameters<VerifyClientCallbackAsync>[1];
+    const verifyClient: VerifyClientCallbackAsync = (info: Info, done: Done) => {
+      const decide = (verified: boolean, code = 401, message?: string, headers?: OutgoingHttpHeaders): void => {
+        const ctx = (info.req as WithUpgrade)[UPGRADE];
+        if (verified || ctx?.state !== 'upgrading') return done(verified, code, message, headers);
+        for (const [name, value] of Object.entries(headers ?? {})) if (value !== undefined) ctx.res.setHeader(name, value);
+        this.refuse(ctx, code, message ?? STATUS_CODES[code] ?? '', { reason: 'verify_client' });
+      };
+      if (verify.length >= 2) (verify as VerifyClientCallbackAsync)(info, decide);
+      else decide((verify as VerifyClientCallbackSync)(info));
+    };
+    return { verifyClient };
   }
 
   private managerOptions(req: Request, res: Response, route: ManagerOptions, config: Partial<TimeoutConfig> | undefined): ManagerOptions {
