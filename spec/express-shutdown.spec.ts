@@ -3,7 +3,7 @@ import express from 'express';
 import { ConnectionRegistry, installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
 import { createTestClock, type TestClock } from '../lib/testing/index.js';
 import { rawClient } from './support/raw-client.js';
-import { closed, expectRefused, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
+import { closed, expectRefused, openClient, startExpress, until, type ExpressTestServer } from './support/express-server.js';
 
 // Real sockets; the timers (shutdown deadline, the managers' close timeouts, the duplicate-signal
 // window) run on a fake clock injected into the library only, moved explicitly. Signals are
@@ -210,11 +210,3 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
   });
 });
 
-/** Polls `condition` on the real clock (the peer's close travels over a real socket). */
-async function until(condition: () => boolean, ms = 2_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

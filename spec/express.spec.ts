@@ -15,7 +15,7 @@ import {
   type WebSocketTimeoutManager,
 } from '../lib/index.js';
 import { captureLogs, createTestClock } from '../lib/testing/index.js';
-import { closed, expectRefused, nextMessage, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
+import { closed, expectRefused, nextMessage, openClient, startExpress, until, type ExpressTestServer } from './support/express-server.js';
 
 // Real sockets on 127.0.0.1, ephemeral ports, short real timeouts. The handshake timeout runs on a
 // fake clock injected into the gateway only (`clock` option): the globals stay real.
@@ -737,14 +737,6 @@ describe('Express integration (lib/express)', () => {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(condition: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await delay(5);
-  }
 }
 
 /** Writes `request` on a raw TCP connection and resolves with everything the server sent before closing it. */
