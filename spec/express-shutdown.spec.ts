@@ -1,13 +1,28 @@
 import { expect } from 'chai';
 import express from 'express';
 import { ConnectionRegistry, installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
+import { createTestClock, type TestClock } from '../lib/testing/index.js';
 import { rawClient } from './support/raw-client.js';
-import { closed, expectRefused, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
+import { closed, expectRefused, openClient, startExpress, until, type ExpressTestServer } from './support/express-server.js';
 
-// Real sockets, short real timeouts. Signals are emitted on `process` (listeners only: nothing is
-// really sent) on SIGUSR2, which neither mocha nor Node use.
+// Real sockets; the timers (shutdown deadline, the managers' close timeouts, the duplicate-signal
+// window) run on a fake clock injected into the library only, moved explicitly. Signals are
+// emitted on `process` (listeners only: nothing is really sent) on SIGUSR2, which neither mocha
+// nor Node use.
 describe('graceful shutdown (lib/express/shutdown)', () => {
   let server: ExpressTestServer | undefined;
+  let t: TestClock;
+
+  beforeEach(() => {
+    t = createTestClock();
+  });
+
+  /** Whether `promise` has settled yet, read synchronously. */
+  function watch<T>(promise: Promise<T>): { readonly settled: boolean; promise: Promise<T> } {
+    const state = { settled: false, promise };
+    void promise.finally(() => (state.settled = true));
+    return state;
+  }
 
   async function serve(closeTimeoutMs = 2_000, registry?: ConnectionRegistry): Promise<ExpressTestServer> {
     const app = express();
@@ -16,7 +31,7 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       for await (const m of manager) await manager.sendTextWithTimeout(String(m));
     }, { logger: silentLogger }));
     app.get('/hello', (_req, res) => res.send('hi'));
-    server = await startExpress(app, { logger: silentLogger, registry });
+    server = await startExpress(app, { logger: silentLogger, registry, clock: t.clock });
     return server;
   }
 
@@ -70,21 +85,24 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
     it('is bounded: a peer that never answers the close frame is terminated after closeTimeoutMs', async () => {
       const s = await serve(150);
       const peer = await rawClient(s.port, '/ws'); // never answers close frames
-      const started = Date.now();
-      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 2_000 });
-      expect(clean).to.equal(true);
-      expect(Date.now() - started).to.be.within(100, 1_500);
+      const shutdown = watch(shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 2_000, clock: t.clock }));
+      await t.tickAsync(149);
+      expect(shutdown.settled, '1 ms before closeTimeoutMs').to.equal(false);
+      await t.tickAsync(1);
+      expect(await shutdown.promise).to.equal(true);
       expect(peer.frames.some((f) => f.opcode === 0x8 && f.payload.readUInt16BE(0) === 1001)).to.equal(true);
       await peer.closed;
     });
 
     it('resolves false when its own deadline passes first', async () => {
       const s = await serve(1_000);
-      await rawClient(s.port, '/ws'); // holds its close for closeTimeoutMs = 1 s
-      const started = Date.now();
-      const clean = await shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 100 });
-      expect(clean).to.equal(false);
-      expect(Date.now() - started).to.be.lessThan(900);
+      const peer = await rawClient(s.port, '/ws'); // holds its close for closeTimeoutMs = 1 s
+      const shutdown = watch(shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 100, clock: t.clock }));
+      await t.tickAsync(99);
+      expect(shutdown.settled, '1 ms before the deadline').to.equal(false);
+      await t.tickAsync(1);
+      expect(await shutdown.promise).to.equal(false);
+      await peer.closed; // destroyed by the deadline, long before its closeTimeoutMs
     });
   });
 
@@ -114,38 +132,39 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
 
     for (const target of ['gateway', 'registry'] as const) {
       it(`forced by its deadline, exits 1 with no connection left open (target: the ${target})`, async () => {
-        const registry = new ConnectionRegistry({ logger: silentLogger });
+        const registry = new ConnectionRegistry({ logger: silentLogger, clock: t.clock });
         const s = await serve(5_000, target === 'registry' ? registry : undefined); // each close would wait 5 s for the peer's close frame
         const peer = await rawClient(s.port, '/ws'); // never answers the close frame
         const idle = await fetch(`${s.httpUrl}/hello`); // and an idle keep-alive HTTP connection
         expect(await idle.text()).to.equal('hi');
-        let openAtExit = -1;
-        const exitCode = await new Promise<number>((resolve) => {
-          const uninstall = installGracefulShutdown(s.http, target === 'registry' ? registry : s.gateway, {
-            signals: ['SIGUSR2'],
-            timeoutMs: 150,
-            logger: silentLogger,
-            exit: (code) => {
-              uninstall();
-              void s.connections().then((n) => {
-                openAtExit = n;
-                resolve(code);
-              });
-            },
-          });
-          process.emit('SIGUSR2', 'SIGUSR2');
+        const codes: number[] = [];
+        let openAtExit!: Promise<number>;
+        const uninstall = installGracefulShutdown(s.http, target === 'registry' ? registry : s.gateway, {
+          signals: ['SIGUSR2'],
+          timeoutMs: 150,
+          logger: silentLogger,
+          clock: t.clock,
+          exit: (code) => {
+            codes.push(code);
+            openAtExit = s.connections();
+          },
         });
-        expect(exitCode).to.equal(1);
-        expect(openAtExit).to.equal(0); // TCP connections the server holds, upgraded or not
+        process.emit('SIGUSR2', 'SIGUSR2');
+        await t.tickAsync(149);
+        expect(codes, '1 ms before the deadline').to.deep.equal([]);
+        await t.tickAsync(1);
+        uninstall();
+        expect(codes).to.deep.equal([1]);
+        expect(await openAtExit).to.equal(0); // TCP connections the server holds, upgraded or not
         await peer.closed;
       });
     }
 
     it('exits 1 at once on a second signal during shutdown', async () => {
       const s = await serve(1_000);
-      await rawClient(s.port, '/ws'); // keeps the first shutdown busy for a second
+      await rawClient(s.port, '/ws'); // keeps the first shutdown busy until the fake clock reaches its closeTimeoutMs
       const codes: number[] = [];
-      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2', 'SIGWINCH'], logger: silentLogger, exit: (code) => codes.push(code) });
+      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2', 'SIGWINCH'], logger: silentLogger, clock: t.clock, exit: (code) => codes.push(code) });
       process.emit('SIGUSR2', 'SIGUSR2');
       process.emit('SIGWINCH', 'SIGWINCH');
       expect(codes).to.deep.equal([1]);
@@ -154,13 +173,30 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
 
     it('counts the same signal repeated within 500 ms once (npm forwarding the Ctrl-C the terminal sent)', async () => {
       const s = await serve(1_000);
+      const peer = await rawClient(s.port, '/ws'); // keeps the shutdown busy for closeTimeoutMs = 1 s
       const codes: number[] = [];
-      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2'], logger: silentLogger, exit: (code) => codes.push(code) });
+      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2'], logger: silentLogger, clock: t.clock, exit: (code) => codes.push(code) });
       process.emit('SIGUSR2', 'SIGUSR2');
+      process.emit('SIGUSR2', 'SIGUSR2');
+      await t.tickAsync(499);
       process.emit('SIGUSR2', 'SIGUSR2');
       expect(codes).to.deep.equal([]);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await t.tickAsync(501); // the peer's closeTimeoutMs: it is terminated and the shutdown ends clean
+      await peer.closed;
+      await until(() => codes.length > 0);
       expect(codes).to.deep.equal([0]);
+      uninstall();
+    });
+
+    it('takes the same signal 500 ms later as a second request: exits 1', async () => {
+      const s = await serve(1_000);
+      await rawClient(s.port, '/ws'); // keeps the shutdown busy for closeTimeoutMs = 1 s
+      const codes: number[] = [];
+      const uninstall = installGracefulShutdown(s.http, s.gateway, { signals: ['SIGUSR2'], logger: silentLogger, clock: t.clock, exit: (code) => codes.push(code) });
+      process.emit('SIGUSR2', 'SIGUSR2');
+      await t.tickAsync(500);
+      process.emit('SIGUSR2', 'SIGUSR2');
+      expect(codes).to.deep.equal([1]);
       uninstall();
     });
 
@@ -173,3 +209,4 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
     });
   });
 });
+

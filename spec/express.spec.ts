@@ -14,10 +14,11 @@ import {
   type WebSocketHandler,
   type WebSocketTimeoutManager,
 } from '../lib/index.js';
-import { captureLogs } from '../lib/testing/index.js';
-import { closed, expectRefused, nextMessage, openClient, startExpress, type ExpressTestServer } from './support/express-server.js';
+import { captureLogs, createTestClock } from '../lib/testing/index.js';
+import { closed, expectRefused, nextMessage, openClient, startExpress, until, type ExpressTestServer } from './support/express-server.js';
 
-// Real sockets on 127.0.0.1, ephemeral ports, short real timeouts; no fake timers in this file.
+// Real sockets on 127.0.0.1, ephemeral ports, short real timeouts. The handshake timeout runs on a
+// fake clock injected into the gateway only (`clock` option): the globals stay real.
 const ENV = { env: {} }; // the defaults column, whatever the test process's WS_* variables say
 
 const echo: WebSocketHandler = async (manager) => {
@@ -331,25 +332,39 @@ describe('Express integration (lib/express)', () => {
     });
 
     it('answers 503 when the chain neither answers nor reaches websocket() within handshakeTimeoutMs', async () => {
+      const t = createTestClock();
       const app = express();
       app.get('/ws', () => undefined /* forgets next() */, route());
-      const s = await serve(app, { handshakeTimeoutMs: 100 });
-      const started = Date.now();
-      const refusal = await expectRefused(`${s.wsUrl}/ws`);
-      expect(refusal.statusCode).to.equal(503);
-      expect(Date.now() - started).to.be.within(90, 1000);
+      const s = await serve(app, { handshakeTimeoutMs: 100, clock: t.clock });
+      const refusal = expectRefused(`${s.wsUrl}/ws`);
+      await until(() => s.gateway.pending === 1);
+      await t.tickAsync(99);
+      expect(s.gateway.pending, 'still in the chain 1 ms before the timeout').to.equal(1);
+      await t.tickAsync(1);
+      expect(s.gateway.pending, 'refused at the timeout').to.equal(0);
+      expect((await refusal).statusCode).to.equal(503);
       await s.drained();
     });
 
     it('survives a middleware that answers after the handshake timeout already did', async () => {
+      const t = createTestClock();
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let lateAnswer!: () => void;
+      const answeredLate = new Promise<void>((resolve) => (lateAnswer = resolve));
       const app = express();
       app.get('/ws', async (_req, res) => {
-        await delay(150);
+        await released;
         res.status(401).end('too late'); // write after end: must not crash the server
+        lateAnswer();
       }, route());
-      const s = await serve(app, { handshakeTimeoutMs: 50 });
-      expect((await expectRefused(`${s.wsUrl}/ws`)).statusCode).to.equal(503);
-      await delay(200);
+      const s = await serve(app, { handshakeTimeoutMs: 50, clock: t.clock });
+      const refusal = expectRefused(`${s.wsUrl}/ws`);
+      await until(() => s.gateway.pending === 1);
+      await t.tickAsync(50);
+      expect((await refusal).statusCode).to.equal(503);
+      release();
+      await answeredLate;
       expect((await fetch(`${s.httpUrl}/ws`)).status).to.equal(401); // alive; a plain GET runs the same chain
     });
 
@@ -363,6 +378,19 @@ describe('Express integration (lib/express)', () => {
       expect(badVersion).to.match(/^HTTP\/1\.1 400/).and.match(/Sec-WebSocket-Version: 13, 8/i);
       expect(seen).to.have.length(0);
       await s.drained();
+    });
+    it("answers a refusal of the wss options' verifyClient with its status, message and headers, and accepts what it lets through", async () => {
+      const app = express();
+      app.get('/ws', route());
+      const s = await serve(app, {
+        wss: { verifyClient: ({ req }, done) => (req.headers.origin === 'https://good.example' ? done(true) : done(false, 403, 'Origin not allowed', { 'X-Refused-By': 'origin' })) },
+      });
+      const refusal = await expectRefused(`${s.wsUrl}/ws`, { origin: 'https://evil.example' });
+      expect(refusal).to.deep.include({ statusCode: 403, body: 'Origin not allowed' });
+      expect(refusal.headers['x-refused-by']).to.equal('origin');
+      const ws = await openClient(`${s.wsUrl}/ws`, { origin: 'https://good.example' });
+      expect(seen).to.have.length(1);
+      ws.close();
     });
   });
 
@@ -384,6 +412,7 @@ describe('Express integration (lib/express)', () => {
       expect(JSON.stringify(logs.entries)).not.to.include('secret');
     });
 
+    const handshakeClock = createTestClock();
     const cases: Array<{ name: string; level: 'info' | 'warn'; status: number; reason: string; app(): express.Express; options?: Parameters<typeof startExpress>[1]; refuse(s: ExpressTestServer): Promise<unknown> }> = [
       {
         name: "Express's 404 for an unknown path",
@@ -449,7 +478,30 @@ describe('Express integration (lib/express)', () => {
         status: 503,
         reason: 'handshake_timeout',
         app: () => express().get('/ws/nope', () => undefined, route()),
-        options: { handshakeTimeoutMs: 50 },
+        options: { handshakeTimeoutMs: 50, clock: handshakeClock.clock },
+        refuse: async (s) => {
+          const refusal = expectRefused(`${s.wsUrl}/ws/nope?token=x`);
+          await until(() => s.gateway.pending === 1);
+          await handshakeClock.tickAsync(50);
+          return refusal;
+        },
+      },
+      {
+        name: "a refusal by the wss options' verifyClient (401)",
+        level: 'info',
+        status: 401,
+        reason: 'verify_client',
+        app: () => express().get('/ws/nope', route()),
+        options: { wss: { verifyClient: () => false } },
+        refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
+      },
+      {
+        name: "a verifyClient's callback refusal with its own status (403)",
+        level: 'info',
+        status: 403,
+        reason: 'verify_client',
+        app: () => express().get('/ws/nope', route()),
+        options: { wss: { verifyClient: (_info, done) => done(false, 403, 'Origin not allowed') } },
         refuse: (s) => expectRefused(`${s.wsUrl}/ws/nope?token=x`),
       },
       {
@@ -514,17 +566,22 @@ describe('Express integration (lib/express)', () => {
       for (const ws of clients) ws.close();
     });
 
-    it('enforces the route timeout on the real socket: 4001 after the route idle timeout', async () => {
+    it("enforces the route timeout on the real socket, on the gateway's clock: 4001 after the route idle timeout", async () => {
+      const t = createTestClock();
       const app = express();
       app.use(wsTimeouts({ idleTimeoutMs: 60_000 }, ENV));
       app.get('/ws/quick', wsTimeouts({ idleTimeoutMs: 150, resolutionMs: 10 }), route());
-      const s = await serve(app);
-      const started = Date.now(); // before the server accepts: its idle deadline runs from then
+      const s = await serve(app, { clock: t.clock });
       const ws = await openClient(`${s.wsUrl}/ws/quick`);
       const notice = nextMessage(ws);
-      const close = await closed(ws);
-      expect(close).to.deep.equal({ code: CloseCode.IdleTimeout, reason: 'idle_timeout' });
-      expect(Date.now() - started).to.be.within(150, 2_000);
+      const close = closed(ws);
+      await until(() => seen.length === 1);
+      const { manager } = seen[0]!;
+      await t.tickAsync(149);
+      expect(manager.state, '1 ms before the idle timeout').to.equal('open');
+      await t.tickAsync(1 + 10); // the deadline, plus one scheduler resolution
+      expect(manager.state, 'at the idle timeout').not.to.equal('open');
+      expect(await close).to.deep.equal({ code: CloseCode.IdleTimeout, reason: 'idle_timeout' });
       expect(JSON.parse(await notice)).to.include({ type: 'connectionTimeout', reason: 'idle' });
     });
 
@@ -680,14 +737,6 @@ describe('Express integration (lib/express)', () => {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(condition: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await delay(5);
-  }
 }
 
 /** Writes `request` on a raw TCP connection and resolves with everything the server sent before closing it. */

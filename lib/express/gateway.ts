@@ -13,13 +13,13 @@
  * This is what express-ws gets wrong (express-ws #47: the upgrade completes before any
  * middleware runs, so auth can only close an already-open socket).
  */
-import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { STATUS_CODES, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders, type Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Application, Request, Response } from 'express';
 import type { ParamsDictionary, Query } from 'express-serve-static-core';
-import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
-import { systemClock, type TimerHandle } from '../clock.js';
+import { WebSocketServer, type ServerOptions, type VerifyClientCallbackAsync, type VerifyClientCallbackSync, type WebSocket } from 'ws';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
 import { withDefaults, type WithDefaults } from '../defaults.js';
@@ -79,6 +79,13 @@ export interface AttachWebSocketsOptions {
   handshakeTimeoutMs?: number;
   /** Gateway log lines (refused upgrades, handler errors); also the managers' logger unless a route sets one. @default defaultLogger() */
   logger?: Logger;
+  /**
+   * The gateway's source of time (the handshake timeout), and the clock of the managers it
+   * creates unless their route sets one; a registry's managers keep the registry's clock.
+   * Inject a fake clock (`createTestClock().clock`) to test handshake timeouts in fake time.
+   * @default systemClock
+   */
+  clock?: Clock;
 }
 
 /**
@@ -89,6 +96,7 @@ const GATEWAY_DEFAULTS = Object.freeze({
   maxConnections: Infinity,
   maxConnectionsPerIp: Infinity,
   handshakeTimeoutMs: 10_000,
+  clock: systemClock,
 } satisfies AttachWebSocketsOptions);
 
 /** Per upgrade request, stashed on the request under a symbol until `websocket()` picks it up. */
@@ -134,6 +142,7 @@ export type RefusalReason =
   | 'invalid_route_config'
   | 'app_threw'
   | 'invalid_handshake'
+  | 'verify_client'
   | 'max_connections'
   | 'max_connections_per_ip'
   | 'handshake_timeout'
@@ -182,7 +191,7 @@ export class WebSocketGateway {
     this.app = app;
     this.logger = options.logger ?? defaultLogger();
     this.managers = this.open;
-    this.wss = new WebSocketServer({ ...options.wss, noServer: true });
+    this.wss = new WebSocketServer({ ...options.wss, ...this.verifyClientOption(options.wss?.verifyClient), noServer: true });
     this.wss.on('error', (err) => this.logger.error('WebSocketServer error', { error: err }));
     // With a listener, ws leaves the answer to a broken handshake to us: it goes out (and is
     // logged) through the request's own response, like every other refusal.
@@ -294,7 +303,7 @@ export class WebSocketGateway {
     }
     this.routing.add(ctx);
     const timeoutMs = this.options.handshakeTimeoutMs;
-    ctx.timer = systemClock.setTimeout(() => {
+    ctx.timer = this.options.clock.setTimeout(() => {
       if (ctx.state !== 'routing') return;
       this.refuse(ctx, 503, 'The server did not answer the upgrade request in time', { reason: 'handshake_timeout', details: { handshakeTimeoutMs: timeoutMs } });
     }, timeoutMs);
@@ -340,7 +349,7 @@ export class WebSocketGateway {
   /** The request has left the middleware chain: no longer pending, no handshake timeout. */
   private settle(ctx: UpgradeContext): void {
     this.routing.delete(ctx);
-    systemClock.clearTimeout(ctx.timer);
+    this.options.clock.clearTimeout(ctx.timer);
     ctx.timer = undefined;
   }
 
@@ -435,6 +444,28 @@ export class WebSocketGateway {
     this.refuse(ctx, status, err.message, { reason: 'invalid_handshake', details: { detail: err.message } });
   }
 
+  /**
+   * The app's `verifyClient`, wrapped: ws would write its refusal straight to the socket, unseen;
+   * the wrapper answers through the request's own response instead, so it is logged (reason
+   * `verify_client`) like every other refusal, with the status, message and headers it chose.
+   */
+  private verifyClientOption(verify: ServerOptions['verifyClient']): Pick<ServerOptions, 'verifyClient'> {
+    if (verify === undefined) return {};
+    type Info = Parameters<VerifyClientCallbackAsync>[0];
+    type Done = Parameters<VerifyClientCallbackAsync>[1];
+    const verifyClient: VerifyClientCallbackAsync = (info: Info, done: Done) => {
+      const decide = (verified: boolean, code = 401, message?: string, headers?: OutgoingHttpHeaders): void => {
+        const ctx = (info.req as WithUpgrade)[UPGRADE];
+        if (verified || ctx?.state !== 'upgrading') return done(verified, code, message, headers);
+        for (const [name, value] of Object.entries(headers ?? {})) if (value !== undefined) ctx.res.setHeader(name, value);
+        this.refuse(ctx, code, message ?? STATUS_CODES[code] ?? '', { reason: 'verify_client' });
+      };
+      if (verify.length >= 2) (verify as VerifyClientCallbackAsync)(info, decide);
+      else decide((verify as VerifyClientCallbackSync)(info));
+    };
+    return { verifyClient };
+  }
+
   private managerOptions(req: Request, res: Response, route: ManagerOptions, config: Partial<TimeoutConfig> | undefined): ManagerOptions {
     const options: ManagerOptions = { ...route, labels: { ...route.labels, route: routeLabel(req) } };
     const userId = userIdOf(req, res) ?? route.userId;
@@ -442,6 +473,7 @@ export class WebSocketGateway {
     else delete options.userId;
     if (config !== undefined) options.config = config;
     else delete options.config;
+    options.clock = route.clock ?? this.options.clock;
     const logger = route.logger ?? this.options.logger;
     if (logger !== undefined) options.logger = logger;
     else delete options.logger; // leave a registry's own logger in place

@@ -4,8 +4,9 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { systemClock, type TimerHandle } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
+import { withDefaults } from '../defaults.js';
 import { defaultLogger, type Logger } from '../logger.js';
 
 /** Anything that can close its connections: a `WebSocketGateway` or a `ConnectionRegistry`. */
@@ -29,7 +30,19 @@ export interface ShutdownOptions {
    * `() => registry.stop()` (waits for disconnect hooks). Errors are logged.
    */
   onClosed?: () => void | Promise<void>;
+  /**
+   * The source of time for the deadline, the logged duration and the duplicate-signal window.
+   * The managers' close timeouts run on their own clock (the gateway's or the registry's).
+   * @default systemClock
+   */
+  clock?: Clock;
 }
+
+/** The defaults of {@link ShutdownOptions}, declared once. */
+const SHUTDOWN_DEFAULTS = Object.freeze({
+  timeoutMs: 10_000,
+  clock: systemClock,
+} satisfies ShutdownOptions);
 
 export interface GracefulShutdownOptions extends ShutdownOptions {
   /** @default ['SIGTERM', 'SIGINT'] */
@@ -48,12 +61,12 @@ export interface GracefulShutdownOptions extends ShutdownOptions {
  * was left. Never rejects.
  */
 export async function shutdownGracefully(server: HttpServer | HttpsServer, target: ClosesAll, options: ShutdownOptions = {}): Promise<boolean> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const { timeoutMs, clock } = withDefaults(SHUTDOWN_DEFAULTS, options);
   const logger = options.logger ?? defaultLogger();
-  const started = systemClock.now();
+  const started = clock.now();
   let timer: TimerHandle;
   const deadline = new Promise<false>((resolve) => {
-    timer = systemClock.setTimeout(() => resolve(false), timeoutMs);
+    timer = clock.setTimeout(() => resolve(false), timeoutMs);
   });
 
   const serverClosed = new Promise<void>((resolve) => {
@@ -66,7 +79,7 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
     .then(() => options.onClosed?.())
     .catch((err: unknown) => logger.error('Shutdown: onClosed failed', { error: err }));
   const clean = await Promise.race([Promise.all([sockets, serverClosed]).then(() => true as const), deadline]);
-  systemClock.clearTimeout(timer);
+  clock.clearTimeout(timer);
 
   if (!clean) {
     logger.warn('Shutdown deadline passed, destroying the remaining connections', { timeoutMs });
@@ -74,7 +87,7 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
     target.terminateAll?.();
     server.closeAllConnections();
   }
-  logger.info('Shutdown complete', { clean, durationMs: systemClock.now() - started });
+  logger.info('Shutdown complete', { clean, durationMs: clock.now() - started });
   return clean;
 }
 
@@ -93,6 +106,7 @@ const DUPLICATE_SIGNAL_WINDOW_MS = 500;
 export function installGracefulShutdown(server: HttpServer | HttpsServer, target: ClosesAll, options: GracefulShutdownOptions = {}): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? ((code: number) => process.exit(code));
+  const { timeoutMs, clock } = withDefaults(SHUTDOWN_DEFAULTS, options);
   const logger = options.logger ?? defaultLogger();
   let first: { signal: NodeJS.Signals; at: number } | null = null;
 
@@ -100,13 +114,13 @@ export function installGracefulShutdown(server: HttpServer | HttpsServer, target
     if (first) {
       // Ctrl-C under `npm start` arrives twice: from the terminal to the process group, and
       // forwarded by npm. The same signal within DUPLICATE_SIGNAL_WINDOW_MS is one request.
-      if (signal === first.signal && systemClock.now() - first.at < DUPLICATE_SIGNAL_WINDOW_MS) return;
+      if (signal === first.signal && clock.now() - first.at < DUPLICATE_SIGNAL_WINDOW_MS) return;
       logger.warn('Second signal during shutdown, exiting now', { signal });
       exit(1);
       return;
     }
-    first = { signal, at: systemClock.now() };
-    logger.info('Shutting down', { signal, timeoutMs: options.timeoutMs ?? 10_000 });
+    first = { signal, at: clock.now() };
+    logger.info('Shutting down', { signal, timeoutMs });
     void shutdownGracefully(server, target, options).then((clean) => exit(clean ? 0 : 1));
   };
   for (const signal of signals) process.on(signal, onSignal);

@@ -94,3 +94,12 @@ export function nextMessage(ws: WebSocket): Promise<string> {
 export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 }
+
+/** Polls `condition` on the real clock (what travels over a real socket) until it holds, or throws after `ms`. */
+export async function until(condition: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
