@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import type { Context } from 'mocha';
 import { BusUnavailableError, type BusStatus, type FleetBus } from '../../lib/fleet/bus.js';
 import { MemoryBusNetwork, type MemoryBus } from '../../lib/fleet/memory-bus.js';
-import { RedisBus } from '../../lib/fleet/redis-bus.js';
+import { RedisBus, redactRedisUrl } from '../../lib/fleet/redis-bus.js';
 import { createTestClock, type TestClock } from '../../lib/testing/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { RedisServer, requireRedisServer } from '../support/redis-server.js';
@@ -305,6 +305,8 @@ describe('RedisBus (real redis-server)', function () {
     }
     const error = await rejection(bus.publish('c', 'm'));
     expect(String((error as Error).message)).to.not.include('s3cret');
+    expect(redactRedisUrl('redis://:s3cret@redis.internal:6380/2')).to.equal('redis://:***@redis.internal:6380/2');
+    expect(redactRedisUrl('redis://redis.internal:6380')).to.equal('redis://redis.internal:6380');
   });
 
   it('refuses a URL that is not redis:// or rediss://, naming the option', () => {
