@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { closed, expectRefused, nextMessage, openClient } from '../support/express-server.js';
-import { rawClient } from '../support/raw-client.js';
-import { startExample, type ExampleServer } from '../support/example-server.js';
+import { closed, expectRefused, nextMessage, openClient } from '../../support/express-server.js';
+import { rawClient } from '../../support/raw-client.js';
+import { startExample, type ExampleServer } from '../../support/example-server.js';
 
 // The example server as a user starts it: `npm start` in a child process, with real timeouts
 // shortened through the environment. Timeline comments give the server's configured times.
