@@ -70,7 +70,7 @@ function buildLibrary(): string {
   const started = Date.now();
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', `${ROOT}tsconfig.build.json`, '--outDir', BUILD_DIR, '--noEmitOnError', 'false', '--declaration', 'false', '--sourceMap', 'false'], {
+    execFileSync(process.execPath, [tsc, '-p', `${ROOT}tsconfig.build.json`, '--outDir', BUILD_DIR, '--noEmitOnError', 'false', '--declaration', 'false', '--declarationMap', 'false', '--sourceMap', 'false'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (err) {
