@@ -2,12 +2,18 @@
  * The bench client process: opens groups of plain `ws` client sockets to 127.0.0.1 at a steady
  * rate, drives closed-loop echo (one message in flight per socket), answers pings (or not), and
  * reports how its sockets were closed. Started and driven by bench/run.ts over IPC.
+ * For the socket.io variant, a group holds `socket.io-client` sockets instead (connect and drop
+ * only: the figures that use it hold idle sockets, which answer engine.io's pings by themselves).
  */
+import type { Socket as IoSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
+import type { ClientKind } from './variants.js';
 import { serveCommands } from './workers.js';
 
 interface Group {
   sockets: WebSocket[];
+  /** socket.io groups: their sockets (`sockets` stays empty). */
+  ioSockets: IoSocket[];
   /** 1 while socket i has a message in flight. */
   busy: Uint8Array;
   open: number;
@@ -41,12 +47,15 @@ export interface ConnectArgs {
   autoPong?: boolean;
   /** Handshakes in progress at once, so the server's accept backlog never overflows. @default 400 */
   maxPending?: number;
+  /** @default 'ws' */
+  client?: ClientKind;
 }
 
 serveCommands({
   async connect(args: ConnectArgs): Promise<{ open: number; failed: number; ms: number }> {
     const g: Group = groups.get(args.group) ?? {
       sockets: [],
+      ioSockets: [],
       busy: new Uint8Array(0),
       open: 0,
       closed: 0,
@@ -77,7 +86,42 @@ serveCommands({
       if (g.inFlight === 0) g.drained?.();
     };
 
+    // Each socket its own connection (forceNew: no multiplexing over one), never reconnecting.
+    const io = args.client === 'socket.io' ? (await import('socket.io-client')).io : null;
+    const ioFailures: Record<string, number> = {};
+    const openOneIo = (): void => {
+      pending++;
+      begun++;
+      const socket = io!(args.url.replace(/^ws/, 'http'), { transports: ['websocket'], forceNew: true, reconnection: false });
+      let counted = false;
+      let settled = false;
+      // A failed handshake, or a connection engine.io closed before socket.io's connect packet.
+      const fail = (why: string): void => {
+        if (settled) return;
+        settled = true;
+        pending--;
+        failed++;
+        ioFailures[why] = (ioFailures[why] ?? 0) + 1;
+      };
+      socket.once('connect_error', (err) => fail(err.message));
+      socket.once('connect', () => {
+        if (settled) return;
+        settled = true;
+        counted = true;
+        pending--;
+        opened++;
+        g.open++;
+        g.ioSockets.push(socket);
+      });
+      socket.once('disconnect', (reason) => {
+        if (!counted) return fail(reason);
+        g.open--;
+        g.closed++;
+      });
+    };
+
     const openOne = (): void => {
+      if (io) return openOneIo();
       pending++;
       begun++;
       const ws = new WebSocket(args.url, { autoPong: args.autoPong ?? true, perMessageDeflate: false });
@@ -120,6 +164,7 @@ serveCommands({
       if (performance.now() > deadline) throw new Error(`connect: ${pending} handshakes still pending`);
       await sleep(5);
     }
+    if (failed > 0 && io) process.stderr.write(`  socket.io client: ${failed} of ${args.count} failed to connect: ${JSON.stringify(ioFailures)}\n`);
     const busy = new Uint8Array(g.sockets.length);
     busy.set(g.busy);
     g.busy = busy;
@@ -134,6 +179,7 @@ serveCommands({
    */
   async echo(args: { group: string; durationMs: number; ratePerSec?: number }): Promise<{ roundTrips: number; wallMs: number; sent: number }> {
     const g = group(args.group);
+    if (g.ioSockets.length > 0) throw new Error('echo: socket.io groups only connect and drop');
     const n = g.sockets.length;
     g.roundTrips = 0;
     let sent = 0;
@@ -187,6 +233,7 @@ serveCommands({
   async drop(args: { group: string }): Promise<void> {
     const g = group(args.group);
     for (const ws of g.sockets) ws.terminate();
+    for (const socket of g.ioSockets) socket.disconnect();
     const until = performance.now() + 5_000;
     while (g.open > 0 && performance.now() < until) await sleep(20);
     groups.delete(args.group);

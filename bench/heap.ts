@@ -6,7 +6,7 @@
  */
 import { round } from './stats.js';
 import type { HeapResult } from './server.js';
-import type { Variant } from './variants.js';
+import { clientKind, type Variant } from './variants.js';
 import { startWorker } from './workers.js';
 
 export interface HeapOptions {
@@ -43,14 +43,14 @@ export async function runHeap(opts: HeapOptions, log: (line: string) => void): P
       const url = `ws://127.0.0.1:${port}/`;
       // Warm up every code path a connection takes (and the allocation sites' feedback), then
       // take the baseline with no socket open.
-      await client.call('connect', { group: 'warmup', url, count: 200, ratePerSec: 4_000 });
+      await client.call('connect', { group: 'warmup', url, count: 200, ratePerSec: 4_000, client: clientKind(variant) });
       await client.call('drop', { group: 'warmup' });
       await waitForClients(server, 0);
       const base = await server.call<HeapResult>('heap');
       const points: Array<{ sockets: number; heap: number; arrayBuffers: number }> = [];
       let open = 0;
       for (const count of opts.counts) {
-        const c = await client.call<{ open: number; failed: number }>('connect', { group: 'idle', url, count: count - open, ratePerSec: 3_000 });
+        const c = await client.call<{ open: number; failed: number }>('connect', { group: 'idle', url, count: count - open, ratePerSec: 3_000, client: clientKind(variant) });
         open += c.open;
         if (open !== count) throw new Error(`heap: ${variant}: ${open} of ${count} sockets opened (${c.failed} failed)`);
         await waitForClients(server, count);

@@ -11,7 +11,7 @@
  */
 import type { WindowResult } from './server.js';
 import { round } from './stats.js';
-import type { Variant } from './variants.js';
+import { clientKind, type Variant } from './variants.js';
 import { startWorker } from './workers.js';
 
 export interface HeartbeatOptions {
@@ -63,7 +63,7 @@ export async function runHeartbeat(opts: HeartbeatOptions, log: (line: string) =
         const add = count - open;
         const periods = Math.max(1, Math.ceil(add / 2_000 / (opts.heartbeatMs / 1000)));
         const ratePerSec = add / ((periods * opts.heartbeatMs) / 1000);
-        const c = await client.call<{ open: number; failed: number }>('connect', { group: 'hb', url, count: add, ratePerSec }, 300_000);
+        const c = await client.call<{ open: number; failed: number }>('connect', { group: 'hb', url, count: add, ratePerSec, client: clientKind(v.variant) }, 300_000);
         open += c.open;
         if (open !== count) throw new Error(`heartbeat: ${v.label}: ${open} of ${count} sockets opened (${c.failed} failed)`);
         // Let every new socket reach its steady heartbeat (first ping after one interval).

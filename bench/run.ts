@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: ws-timeouts against raw ws, the ws README heartbeat recipe and one Node timer
- * per socket, side by side in one run, printed as one table of ratios (see BENCHMARKS.md).
+ * `npm run bench`: ws-timeouts against raw ws, the ws README heartbeat recipe, one Node timer
+ * per socket and socket.io 4, side by side in one run, printed as one table of ratios (see BENCHMARKS.md).
  *
  *   npm run bench                  # the full run (< 10 min on 2 cores), writes bench/results.json
  *   npm run bench -- --quick       # a smaller run (< 1 min), writes nothing unless --out is given
@@ -33,7 +33,7 @@ const BUILD_DIR = `${ROOT}node_modules/.cache/ws-timeouts-bench`;
 const PLANS = {
   full: {
     hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 5, roundMs: 3_000, warmupMs: 2_000 },
-    heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual'] as const },
+    heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual', 'socketio'] as const },
     heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false },
     accuracy: {
       sockets: 1_000,
@@ -45,7 +45,7 @@ const PLANS = {
   },
   quick: {
     hotPath: { sockets: 200, ratePerSec: 4_000, rounds: 2, roundMs: 500, warmupMs: 300 },
-    heap: { counts: [1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto'] as const },
+    heap: { counts: [1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'socketio'] as const },
     heartbeat: { counts: [1_000], windowMs: 1_000, finalWindowMs: 1_000, heartbeatMs: 1_000, defaultResolutionOnly: true },
     accuracy: { sockets: 200, runs: [{ resolutionMs: 200, idleTimeoutMs: 600, pingIntervalMs: 400, pongTimeoutMs: 400 }] },
   },
@@ -58,6 +58,7 @@ const HEARTBEAT_VARIANTS = [
   { label: 'timer per socket', variant: 'timers', heartbeat: true },
   { label: 'ws-timeouts (res 1 s)', variant: 'auto', heartbeat: true, resolutionMs: 1_000 },
   { label: 'ws-timeouts (res 50 ms)', variant: 'auto', heartbeat: true, resolutionMs: 50 },
+  { label: 'socket.io 4', variant: 'socketio', heartbeat: true },
 ] as const;
 
 function log(line: string): void {
@@ -69,7 +70,7 @@ function buildLibrary(): string {
   const started = Date.now();
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', `${ROOT}tsconfig.build.json`, '--outDir', BUILD_DIR, '--noEmitOnError', 'false', '--declaration', 'false', '--sourceMap', 'false'], {
+    execFileSync(process.execPath, [tsc, '-p', `${ROOT}tsconfig.build.json`, '--outDir', BUILD_DIR, '--noEmitOnError', 'false', '--declaration', 'false', '--declarationMap', 'false', '--sourceMap', 'false'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (err) {

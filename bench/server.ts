@@ -12,19 +12,19 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { percentile } from './stats.js';
-import { attachVariant, type Counters, type Library, type VariantSpec } from './variants.js';
+import { attachVariant, listenSocketIo, type Counters, type Library, type VariantSpec } from './variants.js';
 import { serveCommands } from './workers.js';
 
 // BENCH_LIB: the compiled library's lib/index.js (bench/run.ts builds it); else the sources via tsx.
 const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
 
 const counters: Counters = { messages: 0, lateMs: {}, timeouts: {}, rttMs: [] };
-/** One server per `listen` (figure 1 runs its variants side by side in one process). */
-const servers: WebSocketServer[] = [];
+/** Each `listen`'s count of connected clients (figure 1 runs its variants side by side in one process). */
+const servers: Array<() => number> = [];
 
 function clientCount(): number {
   let n = 0;
-  for (const wss of servers) n += wss.clients.size;
+  for (const clients of servers) n += clients();
   return n;
 }
 let window: { cpu: NodeJS.CpuUsage; t0: bigint; messages: number; eld: IntervalHistogram } | null = null;
@@ -85,9 +85,14 @@ async function collectGarbage(): Promise<void> {
 
 serveCommands({
   async listen(spec: VariantSpec): Promise<{ port: number }> {
+    if (spec.variant === 'socketio') {
+      const { port, clients } = await listenSocketIo(spec, counters);
+      servers.push(clients);
+      return { port };
+    }
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 2048 });
     attachVariant(lib, server, spec, counters);
-    servers.push(server);
+    servers.push(() => server.clients.size);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);

@@ -13,12 +13,16 @@
  *   started `WebSocketTimeoutManager` (what `websocket()` hands a route handler).
  * - `auto`: ws-timeouts, the registry's automatic mode: `registry.add(ws)`, `onMessage` + send.
  * - `accuracy`: ws-timeouts with short idle and pong timeouts, recording how late each fires.
+ * - `socketio`: socket.io 4, what many pick instead: engine.io's own heartbeat (a ping packet
+ *   every `pingInterval`, two timers per socket), websocket transport only (no HTTP long-polling),
+ *   on its own HTTP server (`listenSocketIo`), its clients `socket.io-client` in the client process.
  *
  * Every variant has an `'error'` listener. Where an app would echo, raw, recipe and timers use
  * one shared listener function (no closure per socket), the cheapest way to write it, so the
  * heap and CPU figures of ws-timeouts are compared against the leanest baseline.
  */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Message, TimeoutConfig, WebSocketTimeoutManager } from '../lib/index.js';
 
@@ -29,7 +33,11 @@ import type { Message, TimeoutConfig, WebSocketTimeoutManager } from '../lib/ind
  */
 export type Library = typeof import('../lib/index.js');
 
-export type Variant = 'raw' | 'rawAck' | 'recipe' | 'timers' | 'manual' | 'auto' | 'accuracy';
+export type Variant = 'raw' | 'rawAck' | 'recipe' | 'timers' | 'manual' | 'auto' | 'accuracy' | 'socketio';
+
+/** The client library a variant's peers use: plain `ws`, or `socket.io-client` for socket.io. */
+export type ClientKind = 'ws' | 'socket.io';
+export const clientKind = (variant: Variant): ClientKind => (variant === 'socketio' ? 'socket.io' : 'ws');
 
 export interface VariantSpec {
   variant: Variant;
@@ -63,6 +71,30 @@ function wsTimeoutsConfig(lib: Library, spec: VariantSpec, extra: Partial<Timeou
   const heartbeat = spec.heartbeatMs === undefined ? {} : { pingIntervalMs: spec.heartbeatMs, pongTimeoutMs: spec.heartbeatMs };
   const resolution = spec.resolutionMs === undefined ? {} : { resolutionMs: spec.resolutionMs };
   return lib.loadTimeoutConfig({}, { ...heartbeat, ...resolution, ...extra });
+}
+
+/**
+ * socket.io 4 on an HTTP server of its own on 127.0.0.1, engine.io's ping interval and ping timeout
+ * both `spec.heartbeatMs` (as ws-timeouts' ping interval and pong timeout), the websocket transport
+ * only. Echoes as the other variants do, through one shared listener (socket.io calls it with the
+ * socket as `this`). Returns the port and a count of connected clients.
+ */
+export async function listenSocketIo(spec: VariantSpec, counters: Counters): Promise<{ port: number; clients: () => number }> {
+  const { Server } = await import('socket.io');
+  type SocketIo = import('socket.io').Socket;
+  const httpServer = createServer();
+  const heartbeatMs = spec.heartbeatMs ?? 25_000;
+  const io = new Server(httpServer, { transports: ['websocket'], pingInterval: heartbeatMs, pingTimeout: heartbeatMs, serveClient: false });
+  function echo(this: SocketIo, data: string): void {
+    counters.messages++;
+    this.send(JSON.stringify(JSON.parse(data)));
+  }
+  io.on('connection', (socket) => socket.on('message', echo));
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen({ host: '127.0.0.1', port: 0, backlog: 2048 }, resolve);
+  });
+  return { port: (httpServer.address() as AddressInfo).port, clients: () => io.engine.clientsCount };
 }
 
 /** Wires `spec.variant` onto `wss` (a bench process ends by exiting, so nothing is torn down). */
@@ -213,5 +245,8 @@ export function attachVariant(lib: Library, wss: WebSocketServer, spec: VariantS
       });
       return;
     }
+
+    case 'socketio':
+      throw new Error('bench: socket.io runs on its own HTTP server: listenSocketIo(), not attachVariant()');
   }
 }

@@ -185,12 +185,13 @@ describe('ConnectionRegistry over real ws sockets', function () {
     expect(registry.getSessionMetrics()).to.include({ sessionsCleaned: 900, cleanupErrors: 0, cleanupRuns: 1 });
   });
 
-  it('terminates no healthy peer whose pong arrived during a 3 s event-loop stall, and still terminates silent ones', async () => {
-    // pingInterval 0.5 s, pongTimeout 1 s, resolution 100 ms; healthy peers answer 100 ms after each ping.
+  it('terminates no healthy peer whose pong arrived during a 1 s event-loop stall, and still terminates silent ones', async () => {
+    // pingInterval 0.2 s, pongTimeout 0.6 s, resolution 50 ms; healthy peers answer 100 ms after each ping.
+    // The stall outlasts the pong timeout, so every ping outstanding at its start is overdue at its end.
     const bigRtts = new Set<WebSocketTimeoutManager>();
     const url = await serve(
-      { managerOptions: { onPong: (rttMs, manager) => rttMs >= 2_500 && bigRtts.add(manager) } },
-      { pingIntervalMs: 500, pongTimeoutMs: 1_000, resolutionMs: 100, closeTimeoutMs: 200 },
+      { managerOptions: { onPong: (rttMs, manager) => rttMs >= 800 && bigRtts.add(manager) } },
+      { pingIntervalMs: 200, pongTimeoutMs: 600, resolutionMs: 50, closeTimeoutMs: 200 },
     );
     child = spawn(process.execPath, [fileURLToPath(new URL('./support/registry-clients.mjs', import.meta.url)), url, '50', '5', '100'], {
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -200,7 +201,7 @@ describe('ConnectionRegistry over real ws sockets', function () {
       child!.once('exit', (code) => reject(new Error(`clients exited with ${code}`)));
     });
     await until(() => registry.size === 55, 5_000, '55 connections');
-    await sleep(700);
+    await sleep(300); // past the first pings, well before the silent peers' pong deadline
     const all = [...registry.managers()];
     const healthy = all.filter((m) => m.labels?.kind === 'healthy');
     const silent = all.filter((m) => m.labels?.kind === 'silent');
@@ -208,13 +209,13 @@ describe('ConnectionRegistry over real ws sockets', function () {
     expect(waiting.length, 'healthy peers with a ping outstanding when the stall starts').to.be.at.least(1);
     expect(silent.every((m) => m.state === 'open')).to.equal(true);
 
-    // The stall: 3 s of synchronous work. The healthy peers' pongs arrive meanwhile, unread.
-    const blockedUntil = Date.now() + 3_000;
+    // The stall: 1 s of synchronous work. The healthy peers' pongs arrive meanwhile, unread.
+    const blockedUntil = Date.now() + 1_000;
     while (Date.now() < blockedUntil) {
       /* blocking the event loop on purpose */
     }
 
-    await sleep(1_500);
+    await sleep(600);
     expect(healthy.filter((m) => m.state !== 'open').map((m) => m.id)).to.deep.equal([]);
     for (const manager of waiting) expect(bigRtts.has(manager), `${manager.id}'s pong from the stall was credited`).to.equal(true);
     expect(silent.every((m) => m.state === 'closed')).to.equal(true);

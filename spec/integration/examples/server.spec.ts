@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { closed, expectRefused, nextMessage, openClient } from '../support/express-server.js';
-import { rawClient } from '../support/raw-client.js';
-import { startExample, type ExampleServer } from '../support/example-server.js';
+import { closed, expectRefused, nextMessage, openClient, until } from '../../support/express-server.js';
+import { rawClient } from '../../support/raw-client.js';
+import { startExample, type ExampleServer } from '../../support/example-server.js';
 
 // The example server as a user starts it: `npm start` in a child process, with real timeouts
 // shortened through the environment. Timeline comments give the server's configured times.
@@ -83,7 +83,7 @@ describe('examples/server.ts (npm start)', function () {
     });
 
     it('logs one structured line per connect, timeout and close, without the query string', async () => {
-      await delayUntil(() => server.logs().some((e) => e.message === 'WebSocket closed' && e.userId === 'idle-test'));
+      await until(() => server.logs().some((e) => e.message === 'WebSocket closed' && e.userId === 'idle-test'), 3_000);
       const mine = server.logs().filter((e) => e.userId === 'idle-test');
       const messages = mine.map((e) => e.message);
       expect(messages.filter((m) => m === 'WebSocket connected')).to.have.length(1);
@@ -223,16 +223,8 @@ describe('examples/server.ts (npm start)', function () {
       process.kill(-server.proc.pid!, 'SIGINT');
       expect(await close).to.deep.equal({ code: 1001, reason: 'going_away' });
       await server.exited; // npm itself answers SIGINT with 130, whatever the server did
-      await delayUntil(() => !server!.groupAlive());
+      await until(() => !server!.groupAlive(), 3_000);
       expect(server.logs().find((e) => e.message === 'Shutdown complete')).to.include({ clean: true });
     });
   });
 });
-
-async function delayUntil(condition: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

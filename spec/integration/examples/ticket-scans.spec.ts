@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../../support/run-example.js';
 
 // Acceptance: the example started as its README says (`node --import tsx examples/ticket-scans/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.

@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin?: Record<string, string> };
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { bin?: Record<string, string> };
 
 interface Run {
   code: number | null;
@@ -38,7 +38,7 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
   it('is a node script the package declares as its "ws-timeouts" bin', () => {
     const bin = PACKAGE.bin?.['ws-timeouts'];
     expect(bin).to.be.a('string');
-    expect(readFileSync(new URL(`../${bin}`, import.meta.url), 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
+    expect(readFileSync(new URL(`../../${bin}`, import.meta.url), 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
   });
 
   it('prints every value with its unit and source, and exits 0, for the defaults', async () => {

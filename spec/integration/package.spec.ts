@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 // so mocha's check-leaks sees what the package does, also when this file runs alone.
 import 'envalid';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 /** The consumer runs plain node: no tsx or other loader from this runner's NODE_OPTIONS. */
 const CONSUMER_ENV = { ...process.env, NODE_OPTIONS: '' };

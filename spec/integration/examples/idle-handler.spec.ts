@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { until } from '../../support/express-server.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../../support/run-example.js';
 
 // Acceptance: the example started as its README says (`node --import tsx examples/idle-handler/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.
@@ -55,10 +56,11 @@ describe('examples/idle-handler', function () {
       timestamp: notice!.timestamp,
     });
     expect(notice!.timestamp).to.be.within(Date.now() - 2_000, Date.now());
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const isHandlerLine = (l: Record<string, unknown>): boolean => l.message === 'Disconnect handler: connection cleaned up' && l.timeoutReason === 'idle';
+    await until(() => app.logs().some(isHandlerLine), 5_000);
     const lines = app.logs();
     const closedAt = lines.findIndex((l) => l.message === 'WebSocket closed' && l.totalConnections === 0 && l.timeoutReason === 'idle');
-    const handlerAt = lines.findIndex((l) => l.message === 'Disconnect handler: connection cleaned up' && l.timeoutReason === 'idle');
+    const handlerAt = lines.findIndex(isHandlerLine);
     expect(closedAt).to.be.at.least(0);
     expect(handlerAt).to.be.above(closedAt);
     expect(lines[handlerAt]).to.include({ role: 'listener', code: 4001 });

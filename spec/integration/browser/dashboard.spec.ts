@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startExample, type ExampleServer } from '../support/example-server.js';
-import { requireSystemTool } from '../support/system-tool.js';
+import { startExample, type ExampleServer } from '../../support/example-server.js';
+import { requireSystemTool } from '../../support/system-tool.js';
 
 // The dashboard in a real browser: Debian's chromium driven by playwright-core (no downloaded
 // browsers). The page opens its own WebSocket and must see its row appear, count down and vanish

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../support/run-example.js';
+import { envExampleDefault, openSocket, runToExit, startExample, type RunningExample, type TestSocket } from '../../support/run-example.js';
 
 // Acceptance: the example started as its README says (`node --import tsx examples/session-cleanup/server.ts`),
 // probed over HTTP and WebSocket with short real timeouts.

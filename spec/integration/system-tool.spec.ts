@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const MOCHA = fileURLToPath(new URL('../node_modules/mocha/bin/mocha.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MOCHA = fileURLToPath(new URL('../../node_modules/mocha/bin/mocha.js', import.meta.url));
 /** The two files whose cases need Debian packages, run without the reliability hooks (no RELIABILITY.md rewrite). */
-const FILES = ['spec/browser/dashboard.spec.ts', 'reliability/10-foreign-clients.spec.ts'];
+const FILES = ['spec/integration/browser/dashboard.spec.ts', 'reliability/10-foreign-clients.spec.ts'];
 
 /** Runs those files on a machine that looks like it lacks chromium and python3-websockets. */
 function runWithoutTools(ci: string | undefined): { status: number | null; output: string } {
