@@ -235,13 +235,14 @@ export class ConnectionCore {
     return null;
   }
 
-  /** The earliest time (epoch ms) at which `due` can answer something other than null. */
+  /**
+   * The earliest time (epoch ms) at which `due` can answer something other than null. While a
+   * ping is outstanding no other ping can be due, so its pong deadline stands in for the next
+   * ping time: the pong that answers it moves the next check to the ping time
+   * (`pongReceived` then changes this answer).
+   */
   nextCheckAt(): number {
-    // The next ping time is included even while a pong is outstanding: the pong usually arrives
-    // long before then, and an early check costs less than a reschedule on every pong.
-    let at = this.lastPing + this.limits.pingIntervalMs;
-    const pong = this.pongDeadline();
-    if (pong < at) at = pong;
+    let at = this.pingOutstanding === UNSET ? this.lastPing + this.limits.pingIntervalMs : this.pongDeadline();
     if (this.lifetimeMs > 0) at = Math.min(at, this.connected + this.lifetimeMs);
     if (this.limits.idleTimeoutMs > 0) at = Math.min(at, this.lastActivity + this.limits.idleTimeoutMs);
     if (this.reconnectNotice !== UNSET) at = Math.min(at, this.reconnectNotice);

@@ -691,7 +691,10 @@ export class WebSocketTimeoutManager {
   /** @internal a pong frame (or `"pong"` text in application mode) arrived */
   handlePong(): void {
     const rtt = this.connection.pongReceived(this.clock.now());
-    if (rtt < 0 || !this.options.onPong) return;
+    if (rtt < 0) return;
+    // The check waited for the pong deadline; now it is the next ping (or an earlier deadline).
+    this.scheduleCheck();
+    if (!this.options.onPong) return;
     try {
       this.options.onPong(rtt, this);
     } catch (err) {
@@ -722,7 +725,11 @@ export class WebSocketTimeoutManager {
   private scheduleCheck(): void {
     // A callback may have stopped enforcement during this check.
     if (!this.enforcing) return;
-    this.options.scheduler.schedule(this, this.connection.nextCheckAt());
+    const at = this.connection.nextCheckAt();
+    // A pong deadline is judged at its own time: on the next whole tick, a ping sent just after
+    // a tick boundary would be judged almost a resolution late.
+    if (at === this.connection.pongDeadlineAt) this.options.scheduler.scheduleExact(this, at);
+    else this.options.scheduler.schedule(this, at);
   }
 
   /** @internal called by the scheduler when a deadline may have passed */

@@ -509,6 +509,41 @@ describe('WebSocketTimeoutManager', () => {
         expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
       });
 
+      // Pings go out late into their tick (a late timer, a long tick); the verdict must come at
+      // ping + pongTimeoutMs, never earlier, and not almost a resolution later.
+      for (const late of [1, 37, 98]) {
+        it(`judges a ping sent ${late} ms into its tick at its own pong deadline, not at the next whole tick`, async () => {
+          const verdicts: number[] = [];
+          const { client, manager } = setup({ config, onTimeout: () => verdicts.push(t.now()) }, { autoPong: false });
+          manager.start();
+          // The ping is due 1 s after the start; the tick after that runs `late` ms into itself.
+          const boundary = Math.ceil((t.now() + 1_000) / 100) * 100;
+          t.fake.jump(boundary + late - 1 - t.now());
+          await t.tickAsync(1);
+          expect(client.pings).to.equal(1);
+          const deadline = manager.pingOutstandingSince + config.pongTimeoutMs;
+          await t.tickAsync(deadline - t.now() - 1);
+          expect(manager.state, '1 ms before the deadline').to.equal('open');
+          await t.tickAsync(200);
+          expect(verdicts).to.have.length(1);
+          // Up to the 1 ms fake-timers puts before an immediate; never before the deadline.
+          expect(verdicts[0]! - deadline, 'ms after the deadline').to.be.within(0, 1);
+        });
+      }
+
+      it('pings on time after a pong that came late: the pong moves the check from its deadline to the next ping', async () => {
+        const { client, manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        await t.tickAsync(1_001);
+        expect(client.pings).to.equal(1);
+        const next = manager.lastPingAt + config.pingIntervalMs;
+        await t.tickAsync(next - t.now() + 200); // past the next ping time, with the pong still outstanding
+        expect(client.pings).to.equal(1);
+        client.pong();
+        await t.tickAsync(101);
+        expect(client.pings, 'on the next tick, not at the pong deadline').to.equal(2);
+      });
+
       it('waits one tick when the tick that judges it ran late, and no longer', async () => {
         const { manager } = setup({ config }, { autoPong: false });
         manager.start();
