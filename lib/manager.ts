@@ -190,6 +190,8 @@ type Tagged = ManagedSocket & {
  * the manager itself (bench/heap-breakdown.ts); one shared function costs one property.
  */
 function emitToManager(this: Tagged, event: string | symbol, a?: unknown, b?: unknown): boolean {
+  // Looked up first: a 'close' unwraps the socket.
+  const emit: Emit = this[SOCKET_EMIT] ?? Object.getPrototypeOf(this).emit;
   const manager = this[MANAGER];
   if (manager !== undefined) {
     if (event === 'message') manager.handleMessage(a as Buffer, b as boolean);
@@ -201,8 +203,6 @@ function emitToManager(this: Tagged, event: string | symbol, a?: unknown, b?: un
       if (this.listenerCount!('error') === 0) return true;
     }
   }
-  // `this` may have been unwrapped by the 'close' just handled: the original is then its own again.
-  const emit = this[SOCKET_EMIT] ?? this.emit!;
   // Forwarded with the arguments it got, and without a rest array on every message.
   switch (arguments.length) {
     case 1:
@@ -231,16 +231,20 @@ function onSocketError(this: Tagged, err: Error): void {
   this[MANAGER]?.handleError(err);
 }
 
-/** Hooks `ws` up to `manager`: its `close()` (see {@link closeAndBound}) and its events. */
+/**
+ * Hooks `ws` up to `manager`: its `close()` (see {@link closeAndBound}) and its events. The
+ * socket's own `close()` and `emit()` are kept aside only when they are its own properties;
+ * usually they are its class's methods, found again on its prototype (two properties fewer per socket).
+ */
 function wrapSocket(ws: Tagged, manager: WebSocketTimeoutManager): void {
   ws[MANAGER] = manager;
   if (ws.close !== closeAndBound) {
-    ws[SOCKET_CLOSE] = ws.close;
+    if (Object.hasOwn(ws, 'close')) ws[SOCKET_CLOSE] = ws.close;
     ws.close = closeAndBound;
   }
   if (ws.emit === emitToManager) return;
   if (typeof ws.emit === 'function' && typeof ws.listenerCount === 'function') {
-    ws[SOCKET_EMIT] = ws.emit;
+    if (Object.hasOwn(ws, 'emit')) ws[SOCKET_EMIT] = ws.emit;
     ws.emit = emitToManager;
     return;
   }
@@ -264,9 +268,9 @@ function unwrapSocket(ws: Tagged): void {
 function restore(ws: Tagged, name: 'close' | 'emit', wrapper: unknown, saved: typeof SOCKET_CLOSE | typeof SOCKET_EMIT): void {
   const socket = ws as unknown as Record<string | symbol, unknown>;
   if (socket[name] !== wrapper) return;
-  const own = socket[saved];
   delete socket[name];
-  if (socket[name] !== own) socket[name] = own; // it was the socket's own property, not its class's method
+  if (!Object.hasOwn(socket, saved)) return; // its class's method shows through again
+  socket[name] = socket[saved];
   delete socket[saved];
 }
 
@@ -278,7 +282,7 @@ function restore(ws: Tagged, name: 'close' | 'emit', wrapper: unknown, saved: ty
  */
 function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): void {
   try {
-    this[SOCKET_CLOSE]!.call(this, code, reason);
+    (this[SOCKET_CLOSE] ?? (Object.getPrototypeOf(this).close as ManagedSocket['close'])).call(this, code, reason);
   } finally {
     this[MANAGER]?.handleClosing();
   }
