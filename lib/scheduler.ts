@@ -10,6 +10,11 @@
  * at tick `ceil(T / R)` and that tick is processed at a time `>= ceil(T / R)·R`, so a deadline
  * never fires early and, while the event loop keeps up, fires at most one resolution late.
  *
+ * A deadline that must not wait for the next whole tick (a pong deadline: a ping sent just after
+ * a boundary would otherwise be judged almost a resolution late) goes through `scheduleExact()`:
+ * the entry is called at the start of the tick that holds its time and, if that is still early,
+ * once more at the time itself, by the same one timer.
+ *
  * One clock timer runs while entries exist and none when the wheel is empty, so a process with
  * no sockets can exit. The timer only queues the tick with `clock.afterIo()` (Node's check
  * phase): input that arrived during an event-loop stall, such as a pong, is read before any
@@ -129,6 +134,10 @@ export class Scheduler {
   private readonly mask: number;
   /** Entries taken off the wheel by the running tick and not yet called. */
   private readonly due: SchedulerEntry = createSentinel();
+  /** Entries of `scheduleExact()` whose time falls in a tick already processed: called at `soonAt`. */
+  private readonly soon: SchedulerEntry = createSentinel();
+  /** The latest time of the entries on `soon` (ms); -1 when it is empty. One wake serves them all, none early. */
+  private soonAt = -1;
   /**
    * Ticks are counted from the tick the scheduler was created in, not from the epoch: at
    * 1-second resolution epoch tick numbers pass 2^30 and would stop being small integers in V8.
@@ -141,6 +150,8 @@ export class Scheduler {
   private nextTick: number;
   /** The tick the timer is armed for (-1 when not armed). */
   private armedTick = -1;
+  /** When the armed timer fires (ms). */
+  private armedAt = -1;
   private count = 0;
   private timer: TimerHandle | null = null;
   /** The timer fired and the tick waits in `afterIo`. */
@@ -191,17 +202,58 @@ export class Scheduler {
     if (!Number.isFinite(atMs)) {
       throw new RangeError(`Scheduler: schedule() needs a finite time in ms, got ${atMs}`);
     }
+    this.restartIfIdle();
+    let dueTick = Math.ceil(atMs / this.resolutionMs) - this.originTick;
+    if (dueTick < this.nextTick) dueTick = this.nextTick;
+    this.put(entry, dueTick);
+  }
+
+  /**
+   * Makes `entry` due at `atMs` itself rather than on the tick after it: it is called at the
+   * start of the tick that holds `atMs` (early, so it must check and call this again) and, when
+   * that tick is already under way, at `atMs` — later only by the time other entries scheduled
+   * exactly in the same tick need, never earlier. A time already passed is due on the next tick,
+   * as with `schedule()`: pending input is read first.
+   */
+  scheduleExact(entry: SchedulerEntry, atMs: number): void {
+    if (!Number.isFinite(atMs)) {
+      throw new RangeError(`Scheduler: scheduleExact() needs a finite time in ms, got ${atMs}`);
+    }
+    this.restartIfIdle();
+    const holding = Math.floor(atMs / this.resolutionMs) - this.originTick;
+    if (holding >= this.nextTick) return this.put(entry, holding);
+    if (atMs <= this.clock.now()) return this.schedule(entry, atMs);
+    if (entry.schedulerDueTick >= 0) unlink(entry);
+    else this.count++;
+    // Below nextTick, like the entries on the due list: schedule() and cancel() work on it as on them.
+    entry.schedulerDueTick = this.nextTick - 1;
+    linkLast(this.soon, entry);
+    if (atMs > this.soonAt) this.soonAt = atMs;
+    if (!this.tickQueued && !this.running) this.armForSoon();
+  }
+
+  /** Arms the timer, or arms it earlier, so that it fires by `soonAt`. */
+  private armForSoon(): void {
+    if (this.timer === null) this.arm();
+    else if (this.soonAt >= 0 && this.soonAt < this.armedAt) {
+      this.clock.clearTimeout(this.timer);
+      this.arm();
+    }
+  }
+
+  private restartIfIdle(): void {
     if (this.count === 0 && !this.running) {
       // Nothing is on the wheel, so the ticks that passed while idle need no visit; skipping
       // them also keeps the first tick from looking like a stall. Assigned, not maxed: after a
       // clock went back, keeping the old timeline would delay every new deadline by the step.
       this.nextTick = this.tickAt(this.clock.now()) + 1;
     }
-    let dueTick = Math.ceil(atMs / this.resolutionMs) - this.originTick;
-    if (dueTick < this.nextTick) dueTick = this.nextTick;
+  }
+
+  private put(entry: SchedulerEntry, dueTick: number): void {
     const current = entry.schedulerDueTick;
     if (current >= 0) {
-      // Entries on the due list have current < nextTick <= dueTick, so equality means "on the wheel, same slot".
+      // Entries on the due and soon lists have current < nextTick <= dueTick, so equality means "on the wheel, same slot".
       if (current === dueTick) return;
       unlink(entry);
     } else {
@@ -254,7 +306,7 @@ export class Scheduler {
         this.clock.afterIo(this.onAfterIo);
       }
     } else if (this.count === 0) this.disarm();
-    else if (this.timer === null && !this.tickQueued) this.arm();
+    else if (!this.tickQueued) this.armForSoon();
     return fired;
   }
 
@@ -278,6 +330,7 @@ export class Scheduler {
     const first = this.nextTick;
     const due = this.due;
     if (target >= first) this.detachDue(now, target, first);
+    if (this.soonAt >= 0 && now >= this.soonAt) this.detachSoon();
     if (due.schedulerNext === due) return 0;
     const stalled = this.dueStalled;
 
@@ -328,6 +381,16 @@ export class Scheduler {
     if (lagMs > this.resolutionMs) this.dueStalled = true;
   }
 
+  /** Moves every entry of `scheduleExact()` waiting inside a processed tick to the due list. */
+  private detachSoon(): void {
+    const soon = this.soon;
+    for (let entry = soon.schedulerNext!; entry !== soon; entry = soon.schedulerNext!) {
+      unlink(entry);
+      linkLast(this.due, entry);
+    }
+    this.soonAt = -1;
+  }
+
   private report(err: unknown, entry: SchedulerEntry): void {
     if (this.onError) {
       try {
@@ -353,7 +416,11 @@ export class Scheduler {
     if (this.due.schedulerNext !== this.due) tick = this.nextTick - 1;
     else while (tick < this.nextTick + limit && this.slots[tick & this.mask]!.schedulerNext === this.slots[tick & this.mask]) tick++;
     this.armedTick = tick;
-    const delay = Math.max(0, this.startOf(tick) - this.clock.now());
+    const now = this.clock.now();
+    let at = this.startOf(tick);
+    if (this.soonAt >= 0 && this.soonAt < at) at = this.soonAt;
+    const delay = Math.max(0, at - now);
+    this.armedAt = now + delay;
     this.timer = this.clock.setTimeout(this.onTimer, delay);
   }
 
@@ -363,6 +430,7 @@ export class Scheduler {
       this.timer = null;
     }
     this.armedTick = -1;
+    this.armedAt = -1;
     // An already queued afterIo callback cannot be withdrawn: it finds the flag down and returns.
     this.tickQueued = false;
   }
@@ -370,6 +438,7 @@ export class Scheduler {
   private readonly onTimer = (): void => {
     this.timer = null;
     this.armedTick = -1;
+    this.armedAt = -1;
     this.tickQueued = true;
     this.clock.afterIo(this.onAfterIo);
   };

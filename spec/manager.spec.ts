@@ -55,6 +55,64 @@ describe('WebSocketTimeoutManager', () => {
     });
   });
 
+  describe("the socket's events", () => {
+    it("reach the manager first, then the socket's own listeners, with the same arguments", async () => {
+      const { server, client, manager } = setup();
+      const seen: unknown[][] = [];
+      server.on('message', (...args: unknown[]) => seen.push([...args.map(String), manager.queuedMessages]));
+      client.send('hello');
+      await t.flush();
+      expect(seen).to.deep.equal([['hello', 'false', 1]]);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('hello');
+    });
+
+    it("log an 'error' with the connection id, and do not throw when nothing else listens", () => {
+      const { server, manager } = setup();
+      expect(server.emit('error', Object.assign(new Error('boom'), { code: 'EBOOM' }))).to.equal(true);
+      expect(logs.find('WebSocket error')?.meta).to.include({ connectionId: manager.id, errorCode: 'EBOOM' });
+      const heard: Error[] = [];
+      server.on('error', (err: Error) => heard.push(err));
+      server.emit('error', new Error('again'));
+      expect(heard.map((e) => e.message)).to.deep.equal(['again']);
+    });
+
+    it('reach the manager through listeners on a socket of your own with no emit()', async () => {
+      const { server } = createSocketPair();
+      const listeners = new Map<string, Array<(...args: any[]) => void>>();
+      // Only what ManagedSocket promises: on/off, no emit.
+      const own = {
+        get readyState() {
+          return server.readyState;
+        },
+        get bufferedAmount() {
+          return server.bufferedAmount;
+        },
+        send: server.send.bind(server),
+        ping: server.ping.bind(server),
+        close: server.close.bind(server),
+        terminate: server.terminate.bind(server),
+        on(event: string, listener: (...args: any[]) => void) {
+          listeners.set(event, [...(listeners.get(event) ?? []), listener]);
+          return own;
+        },
+        off(event: string, listener: (...args: any[]) => void) {
+          listeners.set(event, (listeners.get(event) ?? []).filter((l) => l !== listener));
+          return own;
+        },
+        fire(event: string, ...args: unknown[]) {
+          for (const listener of listeners.get(event) ?? []) listener.apply(own, args);
+        },
+      };
+      const manager = new WebSocketTimeoutManager(own, { clock: t.clock, logger: logs.logger, scheduler: new Scheduler({ clock: t.clock, resolutionMs: 100 }) });
+      expect([...listeners.keys()].sort()).to.deep.equal(['close', 'error', 'message', 'pong']);
+      own.fire('message', Buffer.from('hi'), false);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('hi');
+      own.fire('close', 1000, Buffer.from('bye'));
+      expect(manager.state).to.equal('closed');
+      expect([...listeners.values()].flat()).to.deep.equal([]);
+    });
+  });
+
   describe('#receiveWithTimeout()', () => {
     it('resolves a message that arrived before anyone called receive', async () => {
       const { client, manager } = setup();
@@ -175,9 +233,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('resolves false after messageTimeoutMs for a slow consumer and closes it with 4003', async () => {
-      const { client, manager } = setup({ config: { messageTimeoutMs: 1_000 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { messageTimeoutMs: 1_000 } });
       client.stopReading();
       let result: unknown = 'pending';
       void manager.sendJsonWithTimeout({ big: 'x' }).then((r) => (result = r));
@@ -322,9 +379,8 @@ describe('WebSocketTimeoutManager', () => {
 
   describe('#start()', () => {
     it('sends the notice and closes with 4001 when the idle timeout elapses, within one resolution', async () => {
-      const { client, manager } = setup({ config: { idleTimeoutMs: 60_000, resolutionMs: 100 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 60_000, resolutionMs: 100 } });
       manager.start();
       await t.tickAsync(59_999);
       expect(client.closeFrame).to.equal(null);
@@ -453,6 +509,41 @@ describe('WebSocketTimeoutManager', () => {
         expect(logs.find('WebSocket timeout')?.meta).to.include({ reason: 'pong_timeout' });
       });
 
+      // Pings go out late into their tick (a late timer, a long tick); the verdict must come at
+      // ping + pongTimeoutMs, never earlier, and not almost a resolution later.
+      for (const late of [1, 37, 98]) {
+        it(`judges a ping sent ${late} ms into its tick at its own pong deadline, not at the next whole tick`, async () => {
+          const verdicts: number[] = [];
+          const { client, manager } = setup({ config, onTimeout: () => verdicts.push(t.now()) }, { autoPong: false });
+          manager.start();
+          // The ping is due 1 s after the start; the tick after that runs `late` ms into itself.
+          const boundary = Math.ceil((t.now() + 1_000) / 100) * 100;
+          t.fake.jump(boundary + late - 1 - t.now());
+          await t.tickAsync(1);
+          expect(client.pings).to.equal(1);
+          const deadline = manager.pingOutstandingSince + config.pongTimeoutMs;
+          await t.tickAsync(deadline - t.now() - 1);
+          expect(manager.state, '1 ms before the deadline').to.equal('open');
+          await t.tickAsync(200);
+          expect(verdicts).to.have.length(1);
+          // Up to the 1 ms fake-timers puts before an immediate; never before the deadline.
+          expect(verdicts[0]! - deadline, 'ms after the deadline').to.be.within(0, 1);
+        });
+      }
+
+      it('pings on time after a pong that came late: the pong moves the check from its deadline to the next ping', async () => {
+        const { client, manager } = setup({ config }, { autoPong: false });
+        manager.start();
+        await t.tickAsync(1_001);
+        expect(client.pings).to.equal(1);
+        const next = manager.lastPingAt + config.pingIntervalMs;
+        await t.tickAsync(next - t.now() + 200); // past the next ping time, with the pong still outstanding
+        expect(client.pings).to.equal(1);
+        client.pong();
+        await t.tickAsync(101);
+        expect(client.pings, 'on the next tick, not at the pong deadline').to.equal(2);
+      });
+
       it('waits one tick when the tick that judges it ran late, and no longer', async () => {
         const { manager } = setup({ config }, { autoPong: false });
         manager.start();
@@ -543,14 +634,15 @@ describe('WebSocketTimeoutManager', () => {
       expect(Buffer.byteLength(client.closeFrame!.reason)).to.equal(122);
     });
 
-    it('removes every listener and timer the manager added', async () => {
+    it('removes every hook and timer the manager added', async () => {
       const { server, manager, scheduler } = setup({ config: { idleTimeoutMs: 1_000 } });
       manager.start();
       void manager.receiveWithTimeout(60_000);
-      expect(server.listenerCount('message')).to.equal(1);
+      expect(Object.hasOwn(server, 'emit'), 'the manager hears the socket through its emit()').to.equal(true);
       await settles(t, manager.gracefulClose(), 'gracefulClose');
       for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
       expect(Object.hasOwn(server, 'close'), 'the socket is left with its own close()').to.equal(false);
+      expect(Object.hasOwn(server, 'emit'), 'the socket is left with its own emit()').to.equal(false);
       expect(scheduler.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
     });
@@ -564,9 +656,8 @@ describe('WebSocketTimeoutManager', () => {
     }
 
     it('is terminated closeTimeoutMs after the close frame when the peer keeps the connection open, and is no timeout', async () => {
-      const { client, manager } = setup({ config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
       manager.start();
       peerClosesAndLingers(client);
       await t.flush();
@@ -583,12 +674,11 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('gives no pong or idle verdict while the close is pending, however long closeTimeoutMs is', async () => {
+      const reasons: string[] = [];
       const { client, manager } = setup(
-        { config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
+        { onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
         { autoPong: false },
       );
-      const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
       manager.start();
       await t.tickAsync(1_100);
       expect(client.pings).to.equal(1); // its pong would be overdue at 1.3 s, and the idle close due at 1.5 s
@@ -616,9 +706,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('bounds a closing state it did not see start (readyState only) from its next scheduler check', async () => {
-      const { server, manager } = setup({ config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { server, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
       manager.start();
       server.readyState = 2; // CLOSING, with no close() call the manager could see
       await t.tickAsync(1_100); // the idle check finds the socket closing: no verdict, the bound starts
@@ -663,9 +752,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('closes a client that stopped reading with 4003 at the deadline of its oldest send, holding at most the limit plus one message meanwhile', async () => {
-      const { client, manager, server } = setup({ maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager, server } = setup({ onTimeout: (reason) => reasons.push(reason), maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
       client.stopReading();
       const { results, all } = sendMany(manager, 20);
       await t.tickAsync(500);

@@ -200,6 +200,75 @@ describe('Scheduler', () => {
     });
   });
 
+  describe('#scheduleExact()', () => {
+    /** A probe that, like the manager, asks again for `at` until it is reached: the calls it got, and when it was satisfied. */
+    function exact(s: Scheduler, at: number): Probe & { doneAt: number } {
+      const p = Object.assign(new Probe(`exact ${at - B}`), { doneAt: -1 });
+      p.then = (now) => (now >= at ? (p.doneAt = now) : s.scheduleExact(p, at));
+      s.scheduleExact(p, at);
+      return p;
+    }
+
+    it('calls an entry at its own time inside a tick, not at the next boundary', async () => {
+      const s = create({ resolutionMs: 100 });
+      const p = exact(s, B + 3_037);
+      await t.tickAsync(3_036);
+      expect(p.doneAt).to.equal(-1);
+      await t.tickAsync(2);
+      // Visited once at the start of the tick that holds 3,037 (3,000 + 1 for the immediate), then at 3,037 + 1.
+      expect(p.calls.map((c) => c.now - B)).to.deep.equal([3_001, 3_038]);
+      expect(p.doneAt - B).to.equal(3_038);
+    });
+
+    it('is never early, and no later than the latest exact time in the same tick', async () => {
+      await t.tickAsync(250);
+      const s = create({ resolutionMs: 100 });
+      const start = t.now();
+      const offsets = [1, 13, 49, 50, 99, 100, 101, 1_037, 1_099];
+      const probes = offsets.map((o) => exact(s, start + o));
+      await t.tickAsync(1_200);
+      for (const [i, p] of probes.entries()) {
+        const at = start + offsets[i]!;
+        expect(p.doneAt, `offset ${offsets[i]}`).to.be.at.least(at);
+        const latestInItsTick = Math.max(...offsets.map((o) => start + o).filter((o) => Math.floor(o / 100) === Math.floor(at / 100)));
+        expect(p.doneAt, `offset ${offsets[i]}`).to.be.at.most(latestInItsTick + 1);
+      }
+    });
+
+    it('makes a time already passed due on the next tick, as schedule() does (pending input first)', () => {
+      const s = create({ resolutionMs: 100 });
+      const p = new Probe();
+      t.fake.setSystemTime(B + 550);
+      s.scheduleExact(p, B + 540);
+      expect(s.tick()).to.equal(0);
+      t.fake.setSystemTime(B + 600);
+      expect(s.tick()).to.equal(1);
+    });
+
+    it('can be cancelled or moved to the wheel while waiting inside a tick, and stops the timer with the last entry', async () => {
+      const s = create({ resolutionMs: 100 });
+      const [a, b] = [new Probe('a'), new Probe('b')];
+      a.then = () => {
+        s.scheduleExact(a, B + 1_050);
+        s.scheduleExact(b, B + 1_060);
+      };
+      s.schedule(a, B + 1_000);
+      await t.tickAsync(1_001);
+      expect(s.size).to.equal(2);
+      s.cancel(a);
+      s.schedule(b, B + 5_000);
+      await t.tickAsync(100);
+      expect([a.calls.length, b.calls.length]).to.deep.equal([1, 0]);
+      s.cancel(b);
+      expect(s.size).to.equal(0);
+      expect(t.fake.countTimers()).to.equal(0);
+    });
+
+    it('rejects a time that is not finite', () => {
+      expect(() => create().scheduleExact(new Probe(), Number.NaN)).to.throw(RangeError, /scheduleExact\(\) needs a finite time in ms, got NaN/);
+    });
+  });
+
   describe('#cancel()', () => {
     it('keeps a cancelled entry from firing and removes it from size', async () => {
       const s = create();
