@@ -46,7 +46,7 @@ export async function freePort(): Promise<number> {
 export async function startExample(env: Record<string, string> = {}, { waitForListening = true, cwd = undefined as string | undefined } = {}): Promise<ExampleServer> {
   const port = await freePort();
   // Not NODE_OPTIONS either: the runner's `--import tsx` would be resolved from `cwd`.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS'].includes(name)));
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS', 'REDIS_URL', 'NODE_ID'].includes(name)));
   const [command, args] = cwd === undefined ? ['npm', ['start']] : [process.execPath, ['--import', TSX_LOADER, SERVER]];
   const proc = spawn(command, args, {
     cwd: cwd ?? ROOT,
