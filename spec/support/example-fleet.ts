@@ -20,17 +20,20 @@ export interface ExampleFleet {
   stop(): Promise<void>;
 }
 
-/** Starts Redis, then every node at once; resolves once each listens. */
-export async function startExampleFleet(ids: string[], env: Record<string, string>): Promise<ExampleFleet> {
-  const redis = await RedisServer.start();
-  const started = await Promise.allSettled(ids.map((id) => startExample({ ...env, REDIS_URL: redis.url, NODE_ID: id })));
+/**
+ * Starts Redis (unless given one), then every node at once; resolves once each listens. A
+ * `REDIS_URL` in `env` wins over the server's (e.g. a proxy in front of it).
+ */
+export async function startExampleFleet(ids: string[], env: Record<string, string>, redis?: RedisServer): Promise<ExampleFleet> {
+  redis ??= await RedisServer.start();
+  const started = await Promise.allSettled(ids.map((id) => startExample({ REDIS_URL: redis.url, ...env, NODE_ID: id })));
   const nodes = Object.fromEntries(started.flatMap((s, i) => (s.status === 'fulfilled' ? [[ids[i]!, s.value]] : [])));
   const fleet: ExampleFleet = {
     redis,
     nodes,
     async stop() {
       await Promise.all(Object.values(nodes).map((node) => node.kill()));
-      await redis.stop();
+      await redis!.stop();
     },
   };
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');

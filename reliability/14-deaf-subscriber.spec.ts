@@ -1,0 +1,82 @@
+import { expect } from 'chai';
+import { health, pollUntil, startExampleFleet, type ExampleFleet, type FleetHealth } from '../spec/support/example-fleet.js';
+import { RedisServer, requireRedisServer } from '../spec/support/redis-server.js';
+import { Fleet as Clients } from './support/fleet.js';
+import { ScanPoster, statuses } from './support/fleet-probes.js';
+import { RedisProxy } from './support/redis-proxy.js';
+import { ms, reliabilityCase } from './support/report.js';
+
+const NODES = ['a', 'b'];
+const SCANNERS = 20;
+const TTL_MS = 1_500;
+const REQUEST_TIMEOUT_MS = 500;
+const ENV = {
+  WS_IDLE_TIMEOUT: '0',
+  WS_PING_INTERVAL: '2',
+  WS_PONG_TIMEOUT: '10',
+  WS_FLEET_TTL: String(TTL_MS / 1000),
+  WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
+  LOG_LEVEL: 'warn',
+};
+
+const report = reliabilityCase('Deaf subscriber', {
+  load: `2 example-server nodes on one redis-server, node a through a TCP proxy; ${SCANNERS} /ws/scans clients on each (child process); a POST /scans on node b every 100 ms`,
+  faults: `the proxy drops everything Redis sends on node a's subscriber connection, which stays open (a subscriber gone deaf; commands still answered); canary every TTL/3 = ${ms(TTL_MS / 3)}, reply deadline ${ms(REQUEST_TIMEOUT_MS)}`,
+});
+
+describe(report.name, function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let proxy: RedisProxy;
+  let fleet: ExampleFleet;
+  let clients: Clients;
+
+  before(async function () {
+    requireRedisServer(this);
+    redis = await RedisServer.start();
+    proxy = await RedisProxy.start(redis.port);
+    const [viaProxy, direct] = await Promise.all([startExampleFleet(['a'], { ...ENV, REDIS_URL: proxy.url }, redis), startExampleFleet(['b'], ENV, redis)]);
+    fleet = { redis, nodes: { ...viaProxy.nodes, ...direct.nodes }, stop: async () => (await viaProxy.stop(), await direct.stop()) };
+    clients = await Clients.start();
+    for (const id of NODES) await clients.open(id, `${fleet.nodes[id]!.wsUrl}/ws/scans`, SCANNERS);
+  });
+  after(async () => {
+    await clients?.stop();
+    await fleet?.stop();
+    await proxy?.close();
+  });
+
+  it("detects the deaf subscriber with its canary (logged, /health degraded naming it), resubscribes, and hears the fleet's broadcasts again", async () => {
+    const [a, b] = NODES.map((id) => fleet.nodes[id]!);
+    await pollUntil('both nodes to count the whole fleet', async () => (await Promise.all([a, b].map(health))).every((h) => h.fleet.connections === 2 * SCANNERS), 15_000);
+    const poster = new ScanPoster(b!, 100);
+    await pollUntil('a broadcast from b confirmed by a', async () => poster.answers.some((x) => x.status === 'ok' && x.sent === 2 * SCANNERS), 5_000);
+
+    const deafAt = Date.now();
+    expect(proxy.deafen(), 'subscriber connections of node a').to.equal(1);
+    let detected: FleetHealth | undefined;
+    const detectedMs = await pollUntil('node a to report its deaf subscriber', async () => {
+      const h = await health(a!);
+      if (h.status !== 'degraded') return false;
+      detected = h;
+      return Date.now() - deafAt;
+    }, 15_000);
+    const heardAgainMs = await pollUntil('a broadcast from b confirmed by a again', async () => poster.between(deafAt + detectedMs).find((x) => x.status === 'ok' && x.sent === 2 * SCANNERS) && Date.now() - deafAt, 15_000);
+    const answers = await poster.stop();
+    const whileDeaf = answers.filter((x) => x.at >= deafAt && x.at + x.ms < deafAt + detectedMs);
+
+    const logged = a!.logs().filter((e) => /deaf|canary/i.test(String(e.message)));
+    expect(logged, 'a log line about the deaf subscriber').to.have.length.above(0);
+    expect(detected!.reasons.join(' ')).to.match(/deaf|canary/i);
+    // While deaf, b's broadcasts name a as missing instead of counting its scanners.
+    expect(whileDeaf.filter((x) => x.status === 'ok' && x.sent === 2 * SCANNERS), 'broadcasts counted as delivered to the deaf node').to.have.length(0);
+    expect(whileDeaf.every((x) => x.nodesMissing.includes('a'))).to.equal(true);
+    expect(detectedMs).to.be.below(10_000);
+
+    report.figure(
+      `deaf subscriber of node a reported in /health (${JSON.stringify(detected!.reasons)}) and logged ${ms(detectedMs)} after it went deaf; ` +
+        `${whileDeaf.length} broadcasts from b meanwhile answered ${statuses(whileDeaf)} with a named missing, none counted as delivered; ` +
+        `after the resubscribe a hears b's broadcasts again ${ms(heardAgainMs)} after the fault`,
+    );
+  });
+});
