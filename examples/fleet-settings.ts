@@ -21,8 +21,10 @@ export interface FleetSettings {
   requestTimeoutMs: number;
 }
 
-/** What `joinFleet` accepts as a node id (and a prefix): no ':' — it separates the node from the connection in a fleet id. */
-const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** What `joinFleet` accepts as a node id: no ':', which separates the node from the connection in a fleet id. */
+const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** ... and as a prefix of keys and channels. */
+const PREFIX = /^[A-Za-z0-9._:-]{1,100}$/;
 
 /** `<hostname>-<port>` with anything a node id cannot hold replaced: stable across restarts of the same node. */
 export function defaultNodeId(port: number): string {
@@ -58,9 +60,9 @@ export function readFleetSettings(env: NodeJS.ProcessEnv, port: number, problems
     problems.push({ name: 'REDIS_URL', value: withoutPassword(redisUrl), reason: 'expected a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' });
   }
   const nodeId = env.NODE_ID?.trim() || defaultNodeId(port);
-  if (!NAME.test(nodeId)) problems.push({ name: 'NODE_ID', value: env.NODE_ID, reason: 'expected 1 to 64 letters, digits, ".", "_" or "-" (no ":")' });
+  if (!NODE_ID.test(nodeId)) problems.push({ name: 'NODE_ID', value: env.NODE_ID, reason: 'expected 1 to 64 letters, digits, ".", "_" or "-" (no ":")' });
   const prefix = env.WS_FLEET_PREFIX?.trim() || 'ws-timeouts';
-  if (!NAME.test(prefix)) problems.push({ name: 'WS_FLEET_PREFIX', value: env.WS_FLEET_PREFIX, reason: 'expected 1 to 64 letters, digits, ".", "_" or "-"' });
+  if (!PREFIX.test(prefix)) problems.push({ name: 'WS_FLEET_PREFIX', value: env.WS_FLEET_PREFIX, reason: 'expected 1 to 100 letters, digits, ".", "_", ":" or "-"' });
   const membershipTtlMs = seconds(env, 'WS_FLEET_TTL', 15_000, 300, problems);
   const requestTimeoutMs = seconds(env, 'WS_FLEET_REQUEST_TIMEOUT', 1_000, 50, problems);
   return { redisUrl, nodeId, prefix, membershipTtlMs, requestTimeoutMs };

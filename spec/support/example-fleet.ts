@@ -74,12 +74,12 @@ export async function postScan(node: ExampleServer, ticketId: string): Promise<{
  * the last value after `timeoutMs`. For states another process reaches on its own schedule
  * (membership refreshes), where no event can be awaited.
  */
-export async function pollUntil<T>(what: string, check: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+export async function pollUntil<T>(what: string, check: () => Promise<T>, timeoutMs = 10_000): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
     last = await check().catch(() => undefined);
-    if (last) return last;
+    if (last) return last as Exclude<T, false | 0 | '' | null | undefined>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
