@@ -11,6 +11,7 @@
  * Problems are returned, not printed: the server reports them with the `WS_*` ones, all at once.
  */
 import { hostname } from 'node:os';
+import { NODE_ID_PATTERN } from '../lib/fleet/ids.js'; // the rule alone: this file loads no ioredis
 import type { ConfigProblem } from '../lib/index.js';
 
 export interface FleetSettings {
@@ -21,9 +22,7 @@ export interface FleetSettings {
   requestTimeoutMs: number;
 }
 
-/** What `joinFleet` accepts as a node id: no ':', which separates the node from the connection in a fleet id. */
-const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-/** ... and as a prefix of keys and channels. */
+/** What `joinFleet` accepts as a prefix of keys and channels. */
 const PREFIX = /^[A-Za-z0-9._:-]{1,100}$/;
 
 /** `<hostname>-<port>` with anything a node id cannot hold replaced: stable across restarts of the same node. */
@@ -60,7 +59,7 @@ export function readFleetSettings(env: NodeJS.ProcessEnv, port: number, problems
     problems.push({ name: 'REDIS_URL', value: withoutPassword(redisUrl), reason: 'expected a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' });
   }
   const nodeId = env.NODE_ID?.trim() || defaultNodeId(port);
-  if (!NODE_ID.test(nodeId)) problems.push({ name: 'NODE_ID', value: env.NODE_ID, reason: 'expected 1 to 64 letters, digits, ".", "_" or "-" (no ":")' });
+  if (!NODE_ID_PATTERN.test(nodeId)) problems.push({ name: 'NODE_ID', value: env.NODE_ID, reason: 'expected 1 to 64 letters, digits, ".", "_" or "-" (no ":")' });
   const prefix = env.WS_FLEET_PREFIX?.trim() || 'ws-timeouts';
   if (!PREFIX.test(prefix)) problems.push({ name: 'WS_FLEET_PREFIX', value: env.WS_FLEET_PREFIX, reason: 'expected 1 to 100 letters, digits, ".", "_", ":" or "-"' });
   const membershipTtlMs = seconds(env, 'WS_FLEET_TTL', 15_000, 300, problems);
