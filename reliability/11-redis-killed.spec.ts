@@ -18,7 +18,6 @@ const ENV = {
   WS_PONG_TIMEOUT: '10',
   WS_FLEET_TTL: String(TTL_MS / 1000),
   WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-  LOG_LEVEL: 'warn',
 };
 
 const report = reliabilityCase('Redis killed', {
@@ -92,7 +91,7 @@ describe(report.name, function () {
 
     report.figure(
       `${answers.length} scans posted on node a (${down.length} while Redis was down): ${local.minReceived}/${answers.length} reached each of its ${SCANNERS} scanners (0 local lost); ` +
-        `while down the answers were ${statuses(down)}, slowest ${ms(slowest)} ${ms(slowest)} (request timeout ${ms(REQUEST_TIMEOUT_MS)}); ` +
+        `while down the answers were ${statuses(down)}, slowest ${ms(slowest)} (request timeout ${ms(REQUEST_TIMEOUT_MS)}); ` +
         `fleet delivery to all ${NODES.length * SCANNERS} scanners back ${ms(recoveryMs)} after the restart; ` +
         `node a RSS ${bytes(baseline)} before, at most ${bytes(whileDown)} while down (${whileDown - baseline >= 0 ? '+' : ''}${bytes(whileDown - baseline)})`,
     );

@@ -14,7 +14,6 @@ const ENV = {
   WS_PONG_TIMEOUT: '10',
   WS_FLEET_TTL: String(TTL_MS / 1000),
   WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-  LOG_LEVEL: 'warn',
 };
 
 const report = reliabilityCase('Node SIGKILL', {
