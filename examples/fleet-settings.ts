@@ -40,8 +40,8 @@ function seconds(env: NodeJS.ProcessEnv, name: string, fallbackMs: number, minMs
   return ms;
 }
 
-/** `url` with any user and password replaced by `***`: what logs and error messages show. */
-export function withoutPassword(url: string): string {
+/** `url` with any user and password replaced by `***`, for the error message (even when it does not parse as a URL). */
+function withoutPassword(url: string): string {
   return url.replace(/\/\/[^/@]*@/, '//***@');
 }
 

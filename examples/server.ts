@@ -40,7 +40,7 @@ import {
   type TimeoutConfig,
 } from '../lib/index.js';
 import type { FleetNode } from '../lib/fleet/index.js';
-import { readFleetSettings, withoutPassword, type FleetSettings } from './fleet-settings.js';
+import { readFleetSettings, type FleetSettings } from './fleet-settings.js';
 import { loadDotEnv } from './shared/settings.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
@@ -161,11 +161,9 @@ async function closeConnection(id: string): Promise<'closed' | 'gone' | 'unknown
   return 'closed';
 }
 
-/** The fleet part of the dashboard: this node, the fleet's health, and every live node's counts. */
+/** The fleet part of the dashboard: this node, the fleet's health, and every live node's counts (the last read while Redis is unreachable). */
 async function fleetView(node: FleetNode) {
-  // While Redis is unreachable the members cannot be read: the health says why, the list is empty.
-  const members = await node.members().catch(() => []);
-  return { nodeId: node.nodeId, ...node.health(), members };
+  return { nodeId: node.nodeId, ...node.health(), members: await node.members() };
 }
 
 /** What the dashboard polls: one entry per open connection, plus the counters and the config. */
@@ -215,7 +213,6 @@ server.listen(port, host, () => {
     pid: process.pid, // to signal the server itself: `npm start` runs it under npm, sh and tsx
     envFile: envFile ?? null,
     nodeId: fleet?.nodeId ?? null,
-    redis: fleetSettings ? withoutPassword(fleetSettings.redisUrl) : null,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
     idleTimeoutMs: config.idleTimeoutMs,
     connectionTimeoutMs: config.connectionTimeoutMs,
