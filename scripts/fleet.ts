@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   const first = basePort();
   if (spawnSync('redis-server', ['--version']).status !== 0) fail('redis-server is not installed (Debian: apt-get install redis-server)');
   const redis = await RedisServer.start(undefined, { ownProcessGroup: true });
+  console.log(`redis-server on ${redis.url} (pid ${redis.pid}, nothing saved); starting nodes ${NODE_IDS.join(', ')}…`);
   const nodes: Node[] = [];
   let stopping: Promise<void> | null = null;
   const stop = (code: number): void => {
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
   console.log(
     [
       '',
-      `A fleet of ${nodes.length} nodes on ${redis.url} (redis-server pid ${redis.pid}, nothing saved):`,
+      `A fleet of ${nodes.length} nodes on ${redis.url}:`,
       ...nodes.map((node, i) => `  node ${node.id}  ${urls[i]}`),
       'Open a dashboard per node; a scan posted on one reaches the scanners of all three.',
       'Ctrl-C stops everything.',
