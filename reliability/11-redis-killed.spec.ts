@@ -26,7 +26,7 @@ const report = reliabilityCase('Redis killed', {
 });
 
 describe(report.name, function () {
-  this.timeout(90_000);
+  this.timeout(120_000);
   let fleet: ExampleFleet;
   let clients: Clients;
 

@@ -24,7 +24,7 @@ const report = reliabilityCase('Redis stalled', {
 });
 
 describe(report.name, function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let fleet: ExampleFleet;
 
   before(async function () {

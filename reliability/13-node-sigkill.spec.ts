@@ -22,7 +22,7 @@ const report = reliabilityCase('Node SIGKILL', {
 });
 
 describe(report.name, function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let fleet: ExampleFleet;
   let clients: Clients;
 

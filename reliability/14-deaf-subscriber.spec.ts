@@ -24,7 +24,7 @@ const report = reliabilityCase('Deaf subscriber', {
 });
 
 describe(report.name, function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let redis: RedisServer;
   let proxy: RedisProxy;
   let fleet: ExampleFleet;

@@ -19,7 +19,7 @@ const NODE_IDS = ['a', 'b', 'c'];
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = fileURLToPath(new URL('../examples/server.ts', import.meta.url));
 /** How long a node may take to listen, and to shut down after SIGTERM. */
-const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
 interface Node {

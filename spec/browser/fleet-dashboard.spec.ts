@@ -12,7 +12,7 @@ import { requireSystemTool } from '../support/system-tool.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe('the example dashboard of a fleet node in chromium', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let fleet: ExampleFleet | undefined;
   let browser: Browser | undefined;
   let page: Page;

@@ -27,7 +27,7 @@ function runFleet(env: Record<string, string>): Run {
   return { child, output: () => out, exited, outputClosed };
 }
 
-async function outputMatches(run: Run, pattern: RegExp, timeoutMs = 40_000): Promise<RegExpMatchArray> {
+async function outputMatches(run: Run, pattern: RegExp, timeoutMs = 90_000): Promise<RegExpMatchArray> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const match = run.output().match(pattern);
@@ -54,7 +54,7 @@ async function refused(port: number): Promise<boolean> {
 }
 
 describe('npm run fleet (scripts/fleet.ts)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let run: Run | undefined;
   let blocker: Server | undefined;
 

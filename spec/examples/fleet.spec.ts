@@ -19,7 +19,7 @@ const ENV = {
 };
 
 describe('examples/server.ts as a fleet node (REDIS_URL, three processes)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let fleet: ExampleFleet;
 
   before(async function () {

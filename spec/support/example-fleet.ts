@@ -26,7 +26,8 @@ export interface ExampleFleet {
  */
 export async function startExampleFleet(ids: string[], env: Record<string, string>, redis?: RedisServer): Promise<ExampleFleet> {
   redis ??= await RedisServer.start();
-  const started = await Promise.allSettled(ids.map((id) => startExample({ REDIS_URL: redis.url, ...env, NODE_ID: id })));
+  // Several processes compiling the server at once on a busy machine: more time than one alone.
+  const started = await Promise.allSettled(ids.map((id) => startExample({ REDIS_URL: redis.url, ...env, NODE_ID: id }, { startTimeoutMs: 60_000 })));
   const nodes = Object.fromEntries(started.flatMap((s, i) => (s.status === 'fulfilled' ? [[ids[i]!, s.value]] : [])));
   const fleet: ExampleFleet = {
     redis,

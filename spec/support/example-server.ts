@@ -43,7 +43,10 @@ export async function freePort(): Promise<number> {
  * it looks for `.env`). With `waitForListening` (the default) resolves once the "listening" log
  * line appears.
  */
-export async function startExample(env: Record<string, string> = {}, { waitForListening = true, cwd = undefined as string | undefined } = {}): Promise<ExampleServer> {
+export async function startExample(
+  env: Record<string, string> = {},
+  { waitForListening = true, cwd = undefined as string | undefined, startTimeoutMs = 20_000 } = {},
+): Promise<ExampleServer> {
   const port = await freePort();
   // Not NODE_OPTIONS either: the runner's `--import tsx` would be resolved from `cwd`.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS', 'REDIS_URL', 'NODE_ID'].includes(name)));
@@ -106,12 +109,12 @@ export async function startExample(env: Record<string, string> = {}, { waitForLi
     },
   };
   if (!waitForListening) return server;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + startTimeoutMs;
   while (!logs().some((entry) => entry.message === 'Example server listening')) {
     if (proc.exitCode !== null) throw new Error(`the example server exited with ${proc.exitCode}:\n${err}\n${out}`);
     if (Date.now() > deadline) {
       await server.kill();
-      throw new Error(`the example server did not start in 20 s:\n${err}\n${out}`);
+      throw new Error(`the example server did not start in ${startTimeoutMs / 1000} s:\n${err}\n${out}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
