@@ -29,6 +29,7 @@ describe(report.name, function () {
   this.timeout(120_000);
   let fleet: ExampleFleet;
   let clients: Clients;
+  let poster: ScanPoster | undefined;
 
   before(async function () {
     requireRedisServer(this);
@@ -37,6 +38,7 @@ describe(report.name, function () {
     for (const id of NODES) await clients.open(id, `${fleet.nodes[id]!.wsUrl}/ws/scans`, SCANNERS);
   });
   after(async () => {
+    await poster?.stop(); // a failed case leaves nothing running that would keep mocha alive
     await clients?.stop();
     await fleet?.stop();
   });
@@ -44,7 +46,7 @@ describe(report.name, function () {
   it('loses no local message while Redis is down, answers every fleet broadcast at once, keeps memory bounded, and delivers to the fleet again after the restart', async () => {
     const a = fleet.nodes.a!;
     await pollUntil('node a to count the whole fleet', async () => (await health(a)).fleet.connections === NODES.length * SCANNERS, 15_000);
-    const poster = new ScanPoster(a, POST_EVERY_MS);
+    poster = new ScanPoster(a, POST_EVERY_MS);
     const rss: Array<{ at: number; bytes: number }> = [];
     const sampler = setInterval(() => rss.push({ at: Date.now(), bytes: rssBytes(a.serverPid()) }), 250);
     let restartedAt = 0;
@@ -58,7 +60,7 @@ describe(report.name, function () {
       await fleet.redis.restart();
       restartedAt = Date.now();
       // Back: a scan posted on a is confirmed by every node and delivered to all their scanners.
-      const first = await pollUntil('a broadcast confirmed by all three nodes', async () => poster.between(restartedAt).find((x) => x.status === 'ok' && x.nodes === 3 && x.sent === NODES.length * SCANNERS), 20_000);
+      const first = await pollUntil('a broadcast confirmed by all three nodes', async () => poster!.between(restartedAt).find((x) => x.status === 'ok' && x.nodes === 3 && x.sent === NODES.length * SCANNERS), 20_000);
       backAt = first.at + first.ms;
       await sleep(2_000);
     } finally {

@@ -26,12 +26,16 @@ const report = reliabilityCase('Redis stalled', {
 describe(report.name, function () {
   this.timeout(120_000);
   let fleet: ExampleFleet;
+  let poster: ScanPoster | undefined;
+  let echo: EchoProbe | undefined;
 
   before(async function () {
     requireRedisServer(this);
     fleet = await startExampleFleet(NODES, ENV);
   });
   after(async () => {
+    echo?.stop(); // a failed case leaves nothing running that would keep mocha alive
+    await poster?.stop();
     fleet?.redis.resume();
     await fleet?.stop();
   });
@@ -42,8 +46,8 @@ describe(report.name, function () {
     const remote = await openClient(`${b.wsUrl}/ws/echo?user=held-by-b`);
     const remoteId = await fleetIdOf(b, 'held-by-b');
     await pollUntil('node a to count 3 nodes', async () => (await health(a)).fleet.nodes === 3, 10_000);
-    const echo = await EchoProbe.start(a, 20);
-    const poster = new ScanPoster(a, 100);
+    echo = await EchoProbe.start(a, 20);
+    poster = new ScanPoster(a, 100);
     await sleep(2_000);
 
     const stalledAt = Date.now();
@@ -60,7 +64,7 @@ describe(report.name, function () {
     await sleep(Math.max(0, stalledAt + STALL_MS - Date.now()));
     fleet.redis.resume();
     const resumedAt = Date.now();
-    await pollUntil('a broadcast confirmed by all three nodes again', async () => poster.between(resumedAt).some((x) => x.status === 'ok' && x.nodes === 3), 15_000);
+    await pollUntil('a broadcast confirmed by all three nodes again', async () => poster!.between(resumedAt).some((x) => x.status === 'ok' && x.nodes === 3), 15_000);
     const recoveredMs = Date.now() - resumedAt;
     const answers = await poster.stop();
     echo.stop();

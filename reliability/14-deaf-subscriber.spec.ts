@@ -29,6 +29,8 @@ describe(report.name, function () {
   let proxy: RedisProxy;
   let fleet: ExampleFleet;
   let clients: Clients;
+  let poster: ScanPoster | undefined;
+  let sampling = false;
 
   before(async function () {
     requireRedisServer(this);
@@ -40,6 +42,8 @@ describe(report.name, function () {
     for (const id of NODES) await clients.open(id, `${fleet.nodes[id]!.wsUrl}/ws/scans`, SCANNERS);
   });
   after(async () => {
+    sampling = false; // a failed case leaves nothing running that would keep mocha alive
+    await poster?.stop();
     await clients?.stop();
     await fleet?.stop();
     await proxy?.close();
@@ -48,23 +52,24 @@ describe(report.name, function () {
   it("detects the deaf subscriber with its canary (logged, /health degraded naming it), resubscribes, and hears the fleet's broadcasts again", async () => {
     const [a, b] = NODES.map((id) => fleet.nodes[id]!);
     await pollUntil('both nodes to count the whole fleet', async () => (await Promise.all([a, b].map(health))).every((h) => h.fleet.connections === 2 * SCANNERS), 15_000);
-    const poster = new ScanPoster(b!, 100);
-    await pollUntil('a broadcast from b confirmed by a', async () => poster.answers.some((x) => x.status === 'ok' && x.sent === 2 * SCANNERS), 5_000);
+    poster = new ScanPoster(b!, 100);
+    await pollUntil('a broadcast from b confirmed by a', async () => poster!.answers.some((x) => x.status === 'ok' && x.sent === 2 * SCANNERS), 5_000);
 
     const deafAt = Date.now();
     expect(proxy.deafen(), 'subscriber connections of node a').to.equal(1);
     // /health of a, sampled throughout: the deaf window may be short (one canary round after the resubscribe).
     const samples: Array<{ at: number; health: FleetHealth }> = [];
-    let sampling = true;
+    sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        samples.push({ at: Date.now(), health: await health(a!) });
+        const sample = await health(a!).catch(() => undefined);
+        if (sample) samples.push({ at: Date.now(), health: sample });
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
     const deafLine = () => a!.logs().find((e) => /subscriber deaf/i.test(String(e.message)));
     const detectedMs = await pollUntil('node a to log its deaf subscriber', async () => deafLine() && Date.now() - deafAt, 15_000);
-    const heardAgainMs = await pollUntil('a broadcast from b confirmed by a again', async () => poster.between(deafAt + detectedMs).find((x) => x.status === 'ok' && x.sent === 2 * SCANNERS) && Date.now() - deafAt, 15_000);
+    const heardAgainMs = await pollUntil('a broadcast from b confirmed by a again', async () => poster!.between(deafAt + detectedMs).find((x) => x.status === 'ok' && x.sent === 2 * SCANNERS) && Date.now() - deafAt, 15_000);
     sampling = false;
     await sampler;
     const answers = await poster.stop();

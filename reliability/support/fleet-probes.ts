@@ -41,9 +41,14 @@ export class ScanPoster {
   private async loop(everyMs: number): Promise<void> {
     for (let i = 0; this.running; i++) {
       const at = Date.now();
-      const res = await fetch(`${this.node.httpUrl}/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ticketId: `T-${i}` }) });
-      const body = (await res.json()) as Omit<ScanAnswer, 'at' | 'ms' | 'httpStatus'>;
-      this.answers.push({ at, ms: Date.now() - at, httpStatus: res.status, ...body });
+      try {
+        const res = await fetch(`${this.node.httpUrl}/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ticketId: `T-${i}` }) });
+        const body = (await res.json()) as Omit<ScanAnswer, 'at' | 'ms' | 'httpStatus'>;
+        this.answers.push({ at, ms: Date.now() - at, httpStatus: res.status, ...body });
+      } catch (error) {
+        // The node is gone (a failed case's clean-up): recorded, never an unhandled rejection.
+        this.answers.push({ at, ms: Date.now() - at, httpStatus: 0, status: `error: ${(error as Error).message}`, nodes: 0, sent: 0, failed: 0, nodesMissing: [] });
+      }
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, at + everyMs - Date.now())));
     }
   }
@@ -89,6 +94,7 @@ export class EchoProbe {
     return this.rtts.filter((r) => r.at >= from && r.at < to).map((r) => r.ms);
   }
 
+  /** Idempotent: called again by a clean-up after a failure. */
   stop(): void {
     clearInterval(this.timer);
     this.ws.terminate();
