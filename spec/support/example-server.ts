@@ -57,6 +57,14 @@ export async function startExample(
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so cleanup can reach tsx and node behind npm
   });
+  // Detached, so a run that ends without killing it (a failed case) would leave it running.
+  process.once('exit', () => {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
