@@ -30,6 +30,7 @@ export class MemoryBusNetwork {
   readonly commandTimeoutMs: number;
   readonly logger: Logger;
   private readonly values = new Map<string, { value: string; expiresAt: number }>();
+  private readonly sets = new Map<string, Set<string>>();
   private readonly buses = new Set<MemoryBus>();
   private state: NetworkState = 'up';
 
@@ -62,7 +63,10 @@ export class MemoryBusNetwork {
    * subscriptions hear again. Keys are kept unless `{ empty: true }` (a restart without persistence).
    */
   bringUp({ empty = false }: { empty?: boolean } = {}): void {
-    if (empty) this.values.clear();
+    if (empty) {
+      this.values.clear();
+      this.sets.clear();
+    }
     this.state = 'up';
     for (const bus of this.buses) bus.networkChanged();
   }
@@ -100,12 +104,33 @@ export class MemoryBusNetwork {
 
   /** @internal */
   keys(prefix: string): string[] {
-    return [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null);
+    const live = [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null);
+    return [...live, ...[...this.sets.keys()].filter((key) => key.startsWith(prefix))];
   }
 
   /** @internal */
   del(key: string): void {
     this.values.delete(key);
+    this.sets.delete(key);
+  }
+
+  /** @internal */
+  setAdd(key: string, member: string): void {
+    let set = this.sets.get(key);
+    if (set === undefined) this.sets.set(key, (set = new Set()));
+    set.add(member);
+  }
+
+  /** @internal */
+  setMembers(key: string): string[] {
+    return [...(this.sets.get(key) ?? [])];
+  }
+
+  /** @internal */
+  setRemove(key: string, member: string): void {
+    const set = this.sets.get(key);
+    set?.delete(member);
+    if (set?.size === 0) this.sets.delete(key);
   }
 }
 
@@ -168,6 +193,18 @@ export class MemoryBus implements FleetBus {
 
   del(key: string): Promise<void> {
     return this.command('del', () => this.network.del(key));
+  }
+
+  setAdd(key: string, member: string): Promise<void> {
+    return this.command('setAdd', () => this.network.setAdd(key, member));
+  }
+
+  setMembers(key: string): Promise<string[]> {
+    return this.command('setMembers', () => this.network.setMembers(key));
+  }
+
+  setRemove(key: string, member: string): Promise<void> {
+    return this.command('setRemove', () => this.network.setRemove(key, member));
   }
 
   async close(): Promise<void> {

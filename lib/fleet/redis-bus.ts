@@ -148,6 +148,18 @@ export class RedisBus implements FleetBus {
     await this.call('del', () => this.commands.del(key));
   }
 
+  async setAdd(key: string, member: string): Promise<void> {
+    await this.call('setAdd', () => this.commands.sadd(key, member));
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.call('setMembers', () => this.commands.smembers(key));
+  }
+
+  async setRemove(key: string, member: string): Promise<void> {
+    await this.call('setRemove', () => this.commands.srem(key, member));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
