@@ -58,13 +58,14 @@ export async function startExample(
     detached: true, // its own process group, so cleanup can reach tsx and node behind npm
   });
   // Detached, so a run that ends without killing it (a failed case) would leave it running.
-  process.once('exit', () => {
+  const killOnExit = (): void => {
     try {
       process.kill(-proc.pid!, 'SIGKILL');
     } catch {
       // already gone
     }
-  });
+  };
+  process.once('exit', killOnExit);
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -91,6 +92,7 @@ export async function startExample(
     logs,
     exited,
     async kill() {
+      process.off('exit', killOnExit);
       // The whole group: npm may be gone while the server it started still runs (npm and sh do
       // not pass SIGTERM on), and that server would keep our pipes, and mocha, alive.
       try {
