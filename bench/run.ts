@@ -4,7 +4,7 @@
  *
  *   npm run bench                  # the full run (< 10 min on 2 cores), writes bench/results.json
  *   npm run bench -- --quick       # a smaller run (< 1 min), writes nothing unless --out is given
- *   npm run bench -- --only 1,3    # some figures only (1 hot path, 2 heap, 3 scheduler, 4 heartbeat, 5 accuracy)
+ *   npm run bench -- --only 1,3    # some figures only (1 hot path, 2 heap, 3 scheduler, 4 heartbeat, 5 accuracy, 6 fleet)
  *   npm run bench -- --out FILE    # where to write the results JSON
  *   npm run bench -- --source      # measure lib/*.ts through tsx instead of the tsc build
  *
@@ -22,6 +22,7 @@ import { runAccuracy, type AccuracyResult } from './accuracy.js';
 import { runHeap, type HeapResultSet } from './heap.js';
 import { runHeartbeat, type HeartbeatResult } from './heartbeat.js';
 import { runHotPath, type HotPathResult } from './hot-path.js';
+import { fleetRows, runFleet, type FleetResult } from './fleet.js';
 import { accuracyRows, formatTable, heapRows, heartbeatRows, hotPathRows, schedulerRows, TARGETS, type Row } from './report.js';
 import type { SchedulerCostResult } from './scheduler-cost.js';
 import { killAllWorkers, openFileLimit, startWorker } from './workers.js';
@@ -35,6 +36,7 @@ const PLANS = {
     hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 5, roundMs: 3_000, warmupMs: 2_000 },
     heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual', 'socketio'] as const },
     heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false },
+    fleet: { socketsPerNode: 1_000, rounds: 30, restWindowMs: 10_000, closes: 200 },
     accuracy: {
       sockets: 1_000,
       runs: [
@@ -48,6 +50,7 @@ const PLANS = {
     heap: { counts: [1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'socketio'] as const },
     heartbeat: { counts: [1_000], windowMs: 1_000, finalWindowMs: 1_000, heartbeatMs: 1_000, defaultResolutionOnly: true },
     accuracy: { sockets: 200, runs: [{ resolutionMs: 200, idleTimeoutMs: 600, pingIntervalMs: 400, pongTimeoutMs: 400 }] },
+    fleet: { socketsPerNode: 200, rounds: 5, restWindowMs: 4_000, closes: 20 },
   },
 };
 
@@ -121,7 +124,7 @@ async function main(): Promise<void> {
   });
   const mode = values.quick ? 'quick' : 'full';
   const plan = PLANS[mode];
-  const only = new Set((values.only ?? '1,2,3,4,5').split(',').map((s) => s.trim()));
+  const only = new Set((values.only ?? '1,2,3,4,5,6').split(',').map((s) => s.trim()));
   const started = Date.now();
   const loadStart = os.loadavg();
   const busyStart = busiestProcesses();
@@ -144,6 +147,7 @@ async function main(): Promise<void> {
     scheduler?: SchedulerCostResult;
     heartbeat?: HeartbeatResult;
     accuracy?: AccuracyResult;
+    fleet?: FleetResult;
   } = {};
   const rows: Row[] = [];
 
@@ -190,6 +194,13 @@ async function main(): Promise<void> {
     figureDone();
   }
 
+  if (only.has('6')) {
+    log(`\n[6] fleet: ${plan.fleet.socketsPerNode} sockets on each of 3 nodes on one redis-server`);
+    figures.fleet = await runFleet(plan.fleet, log);
+    rows.push(...fleetRows(figures.fleet));
+    figureDone();
+  }
+
   const durationSec = Math.round((Date.now() - started) / 1000);
   const loadEnd = os.loadavg();
   const env: Record<string, unknown> & { cpuModel?: string; cores?: number; node?: string; ws?: string } = { ...machine(), loadAverageStart: loadStart.map((l) => +l.toFixed(2)), loadAverageEnd: loadEnd.map((l) => +l.toFixed(2)) };
@@ -199,7 +210,7 @@ async function main(): Promise<void> {
   const missed = rows.filter((r) => r.result === 'FAIL');
   console.log(`\n${rows.filter((r) => r.result === 'pass').length} targets met, ${missed.length} missed${missed.length ? ': see BENCHMARKS.md for why' : ''}.`);
 
-  const out = values.out ?? (mode === 'full' && only.size === 5 ? `${ROOT}bench/results.json` : undefined);
+  const out = values.out ?? (mode === 'full' && only.size === 6 ? `${ROOT}bench/results.json` : undefined);
   if (out) {
     const results = {
       date: new Date(started).toISOString(),

@@ -5,6 +5,12 @@
  * - `ws /ws/echo`     each text message sent back unchanged, every timeout enforced
  * - `ws /ws/scans`    scanner dashboards; `POST /scans` broadcasts a ticket scan to them
  * - `GET /health`     JSON status and connection counts; `GET /metrics` Prometheus text
+ * - `POST /api/connections/:id/close`  closes one connection: 200 closed, 410 Gone
+ *
+ * With `REDIS_URL` set the server is one node of a fleet on that Redis (./fleet-settings.ts:
+ * `NODE_ID`, `WS_FLEET_PREFIX`): a posted scan reaches the scanners of every node, a connection
+ * held by any node can be closed from any node, and `/health` and the dashboard show the fleet.
+ * `npm run fleet` starts a local Redis and three nodes (scripts/fleet.ts).
  *
  * The WebSocket handlers live in ./handlers.ts (starts nothing on import), tested with
  * `ws-timeouts/testing` in spec/examples/server.handlers.spec.ts.
@@ -17,6 +23,7 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
+  CloseCode,
   ConfigError,
   ConnectionRegistry,
   TimeoutMetrics,
@@ -32,12 +39,14 @@ import {
   type ConfigProblem,
   type TimeoutConfig,
 } from '../lib/index.js';
+import type { FleetNode } from '../lib/fleet/index.js';
+import { readFleetSettings, type FleetSettings } from './fleet-settings.js';
 import { loadDotEnv } from './shared/settings.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
 // ------------------------------------------------------------------ configuration, all checked first
 
-function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined } {
+function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: number; host: string | undefined; fleetSettings: FleetSettings | null } {
   const problems: ConfigProblem[] = [];
   let config: TimeoutConfig | undefined;
   try {
@@ -49,15 +58,16 @@ function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: nu
   const rawPort = env.PORT?.trim() || '3000';
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push({ name: 'PORT', value: env.PORT, reason: 'expected a whole number from 0 to 65535' });
+  const fleetSettings = readFleetSettings(env, port, problems);
   if (problems.length > 0) {
     console.error(formatConfigProblems(problems, 'The example server cannot start'));
     process.exit(1);
   }
-  return { config: config!, port, host: env.HOST?.trim() || undefined };
+  return { config: config!, port, host: env.HOST?.trim() || undefined, fleetSettings };
 }
 
 const envFile = loadDotEnv();
-const { config, port, host } = readSettings(process.env);
+const { config, port, host, fleetSettings } = readSettings(process.env);
 
 // ------------------------------------------------------------------ the toolkit
 
@@ -67,6 +77,14 @@ const registry = new ConnectionRegistry({ config, logger, metrics });
 
 /** The open `/ws/scans` sockets: a posted scan goes to these, not to echo clients. */
 const scanners: Scanners = new Set();
+
+/**
+ * This node of the fleet, or null when the server runs alone (no `REDIS_URL`). The fleet entry
+ * point (and ioredis behind it) is loaded only then, as an application without Redis would.
+ */
+const fleet: FleetNode | null = fleetSettings
+  ? await import('../lib/fleet/index.js').then(({ joinFleet }) => joinFleet({ registry, logger, metrics, ...fleetSettings }))
+  : null;
 
 /**
  * Stand-in for real authentication: `?user=alice` names the connection (it becomes
@@ -89,10 +107,17 @@ app.disable('x-powered-by');
 app.use(wsTimeouts()); // the WS_* config on every request (already validated above)
 app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url))));
 
-app.get('/health', healthHandler(registry));
+app.get('/health', healthHandler(registry, fleet ? { fleet } : {}));
 app.get('/metrics', metricsHandler(metrics));
-app.get('/api/connections', (req, res) => {
-  res.set('Cache-Control', 'no-store').json(dashboardView(req.wsTimeouts ?? config));
+app.get('/api/connections', async (req, res) => {
+  res.set('Cache-Control', 'no-store').json(await dashboardView(req.wsTimeouts ?? config));
+});
+
+/** Closes one connection, wherever in the fleet it is: 200 closed, 410 already gone, 503 when the fleet cannot tell. */
+app.post('/api/connections/:id/close', async (req, res) => {
+  const result = await closeConnection(req.params.id);
+  logger.info('Connection close requested', { connectionId: req.params.id, result });
+  res.status(result === 'closed' ? 200 : result === 'gone' ? 410 : 503).json({ result });
 });
 
 app.post('/scans', express.json({ limit: '8kb' }), async (req, res) => {
@@ -109,6 +134,13 @@ app.post('/scans', express.json({ limit: '8kb' }), async (req, res) => {
     status: typeof body.status === 'string' ? body.status.slice(0, 32) : 'valid',
     scannedAt: Date.now(),
   };
+  if (fleet) {
+    // Every /ws/scans socket of every node; the answer names the nodes that did not confirm in time.
+    const result = await fleet.broadcast(scan, { route: '/ws/scans' });
+    logger.info('Ticket scan broadcast to the fleet', { ticketId, ...result });
+    res.status(202).json({ delivered: result.sent, ...result });
+    return;
+  }
   // Each send has its own deadline (messageTimeoutMs): one slow scanner never holds up the others.
   const { scanners: count, delivered } = await sendToScanners(scanners, scan);
   logger.info('Ticket scan broadcast', { ticketId, scanners: count, delivered });
@@ -118,17 +150,38 @@ app.post('/scans', express.json({ limit: '8kb' }), async (req, res) => {
 app.get('/ws/echo', identify, websocket(echoHandler));
 app.get('/ws/scans', identify, websocket(scansHandler(scanners)));
 
+/** Closes a connection of this node (by its id) or, in a fleet, of any node (by its fleet id). */
+async function closeConnection(id: string): Promise<'closed' | 'gone' | 'unknown' | 'unavailable'> {
+  const notice = { type: 'closedByOperator', message: 'An operator closed this connection' };
+  if (fleet) return fleet.close(id, { code: CloseCode.NormalClosure, reason: 'closed_by_operator', notice });
+  const manager = [...registry.managers()].find((m) => m.id === id);
+  if (!manager) return 'gone';
+  await manager.sendJsonWithTimeout(notice);
+  await manager.gracefulClose(CloseCode.NormalClosure, 'closed_by_operator'); // a peer already gone is closed too
+  return 'closed';
+}
+
+/** The fleet part of the dashboard: this node, the fleet's health, and every live node's counts (the last read while Redis is unreachable). */
+async function fleetView(node: FleetNode) {
+  return { nodeId: node.nodeId, ...node.health(), members: await node.members() };
+}
+
 /** What the dashboard polls: one entry per open connection, plus the counters and the config. */
-function dashboardView(active: TimeoutConfig) {
+async function dashboardView(active: TimeoutConfig) {
   // A route may override the idle timeout: the countdown bar needs each connection's own.
   const idleTimeouts = new Map<string, number>();
-  for (const manager of registry.managers()) idleTimeouts.set(manager.id, manager.config.idleTimeoutMs);
+  const fleetIds = new Map<string, string>();
+  for (const manager of registry.managers()) {
+    idleTimeouts.set(manager.id, manager.config.idleTimeoutMs);
+    if (fleet) fleetIds.set(manager.id, fleet.idOf(manager));
+  }
   return {
     status: `${registry.size} open`,
     config: active,
     timeoutsByReason: registry.timeoutsByReason,
+    fleet: fleet ? await fleetView(fleet) : null,
     connections: registry.snapshot().map((c) => ({
-      id: c.id,
+      id: fleetIds.get(c.id) ?? c.id,
       route: c.labels.route ?? null,
       user: c.userId,
       ageMs: c.ageMs,
@@ -148,7 +201,8 @@ const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, co
 /** The largest message a client may send; anything larger is closed with 1009 (ws's default is 100 MiB). */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const gateway = attachWebSockets(server, app, { registry, logger, wss: { maxPayload: MAX_PAYLOAD_BYTES } });
-installGracefulShutdown(server, gateway, { logger });
+// The node leaves the fleet once its sockets are closed: its key goes, the others stop counting it.
+installGracefulShutdown(server, gateway, { logger, onClosed: () => fleet?.leave() });
 
 server.listen(port, host, () => {
   const address = server.address();
@@ -158,6 +212,7 @@ server.listen(port, host, () => {
     port: actual,
     pid: process.pid, // to signal the server itself: `npm start` runs it under npm, sh and tsx
     envFile: envFile ?? null,
+    nodeId: fleet?.nodeId ?? null,
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
     idleTimeoutMs: config.idleTimeoutMs,
     connectionTimeoutMs: config.connectionTimeoutMs,

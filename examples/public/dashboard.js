@@ -1,6 +1,7 @@
 // The live dashboard of the example server: polls /api/connections every second and redraws the
 // table; between polls the age and idle countdown keep moving locally so the page never looks
-// frozen. Plain browser JavaScript, no build step. Every value from the server goes through
+// frozen. Each poll is also kept as a sample (the last CHART_MS of them) for the chart, and in a
+// fleet the nodes' table is drawn from the membership the server read. Plain browser JavaScript, no build step. Every value from the server goes through
 // textContent, never innerHTML (user names come from a query parameter).
 
 const POLL_MS = 1000;
@@ -23,11 +24,16 @@ const CONFIG_LABELS = [
 ];
 
 const REASONS = [
-  ['idle', 'idle (4001)'],
-  ['max_lifetime', 'max lifetime (4002)'],
-  ['pong_timeout', 'pong timeout (dropped)'],
-  ['send_timeout', 'send timeout (4003)'],
+  ['idle', 'idle (4001)', '#d97706'],
+  ['max_lifetime', 'max lifetime (4002)', '#7c3aed'],
+  ['pong_timeout', 'pong timeout (dropped)', '#dc2626'],
+  ['send_timeout', 'send timeout (4003)', '#0891b2'],
 ];
+
+/** The chart's window, and its series' colours. */
+const CHART_MS = 5 * 60_000;
+const OPEN_COLOR = '#16a34a';
+const FLEET_COLOR = '#2563eb';
 
 function seconds(ms, digits = 1) {
   if (ms === null || ms === undefined || ms < 0) return '—';
@@ -73,6 +79,27 @@ function idleCell(row, elapsed) {
   return td;
 }
 
+function closeCell(id) {
+  const td = document.createElement('td');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = 'close';
+  button.dataset.close = id;
+  td.append(button);
+  return td;
+}
+
+/** POST /api/connections/:id/close: 200 closed, 410 already gone, 503 the fleet could not tell. */
+async function closeConnection(id) {
+  const res = await fetch(`/api/connections/${encodeURIComponent(id)}/close`, { method: 'POST' });
+  const body = await res.json().catch(() => ({}));
+  log(`close ${id}: HTTP ${res.status} ${body.result ?? ''}`);
+}
+tbody.addEventListener('click', (event) => {
+  const id = event.target.closest?.('button[data-close]')?.dataset.close;
+  if (id) void closeConnection(id);
+});
+
 function render() {
   if (!snapshot) return;
   const elapsed = performance.now() - receivedAt;
@@ -92,6 +119,7 @@ function render() {
       idleCell(row, elapsed),
       cell(row.lastRttMs === null ? 'no pong yet' : row.lastRttMs < 1 ? '< 1 ms' : `${row.lastRttMs} ms`, row.lastRttMs === null ? 'muted' : ''),
       cell(row.state, `state-${row.state}`),
+      closeCell(row.id),
     );
     tr.children[5].dataset.field = 'rtt';
     fragment.append(tr);
@@ -131,6 +159,124 @@ function renderStatic() {
   );
 }
 
+function renderFleet() {
+  const fleet = snapshot.fleet;
+  $('fleet').hidden = !fleet;
+  if (!fleet) return;
+  $('node-id').textContent = fleet.nodeId;
+  const status = $('fleet-status');
+  status.textContent =
+    fleet.status === 'ok'
+      ? `${fleet.nodes} node(s), ${fleet.connections} connection(s) in all`
+      : `Redis unavailable${fleet.reason ? `: ${fleet.reason}` : ''}. Local connections, timeouts and broadcasts keep working; fleet operations answer "unavailable".`;
+  status.className = fleet.status === 'ok' ? 'muted' : 'fleet-down';
+  const rows = [...fleet.members].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  $('nodes').querySelector('tbody').replaceChildren(
+    ...rows.map((member) => {
+      const tr = document.createElement('tr');
+      tr.dataset.node = member.nodeId;
+      const routes = Object.entries(member.byRoute ?? {}).map(([route, n]) => `${route} ${n}`).join(', ');
+      tr.append(
+        cell(member.nodeId + (member.nodeId === fleet.nodeId ? ' (this node)' : '')),
+        cell(String(member.connections)),
+        cell(routes || '—', routes ? '' : 'muted'),
+        cell(member.updatedAt ? `${seconds(Date.now() - member.updatedAt, 0)} ago` : '—'),
+      );
+      tr.children[1].dataset.field = 'connections';
+      return tr;
+    }),
+  );
+}
+
+// ------------------------------------------------------------------ chart: open connections and timeouts by reason
+
+/** One sample per poll: { at, open, fleet, timeouts: { reason: count so far } }, the last CHART_MS. */
+const samples = [];
+
+function sample() {
+  const at = Date.now();
+  samples.push({ at, open: snapshot.connections.length, fleet: snapshot.fleet?.status === 'ok' ? snapshot.fleet.connections : null, timeouts: { ...snapshot.timeoutsByReason } });
+  while (samples.length > 0 && samples[0].at < at - CHART_MS) samples.shift();
+}
+
+function drawChart() {
+  const canvas = $('chart');
+  const g = canvas.getContext('2d');
+  const { width, height } = canvas;
+  const pad = { left: 40, right: 10, top: 10, bottom: 20 };
+  const lineBottom = height * 0.62;
+  const barTop = height * 0.68;
+  const now = Date.now();
+  const x = (at) => pad.left + ((at - (now - CHART_MS)) / CHART_MS) * (width - pad.left - pad.right);
+  const style = getComputedStyle(document.body);
+  g.clearRect(0, 0, width, height);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = style.color;
+  g.strokeStyle = 'rgba(128,128,128,.35)';
+  for (let m = 0; m <= CHART_MS / 60_000; m++) {
+    const at = now - m * 60_000;
+    g.beginPath();
+    g.moveTo(x(at), pad.top);
+    g.lineTo(x(at), height - pad.bottom);
+    g.stroke();
+    g.fillText(m === 0 ? 'now' : `-${m} min`, x(at) - 14, height - 5);
+  }
+
+  // Top: open connections (this node; the whole fleet too when there is one).
+  const maxOpen = Math.max(1, ...samples.map((s) => Math.max(s.open, s.fleet ?? 0)));
+  const y = (n) => lineBottom - (n / maxOpen) * (lineBottom - pad.top);
+  g.fillText(String(maxOpen), 4, pad.top + 8);
+  g.fillText('0', 4, lineBottom);
+  for (const [field, color] of [['open', OPEN_COLOR], ['fleet', FLEET_COLOR]]) {
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.beginPath();
+    let drawing = false;
+    for (const s of samples) {
+      if (s[field] === null) {
+        drawing = false;
+        continue;
+      }
+      if (drawing) g.lineTo(x(s.at), y(s[field]));
+      else g.moveTo(x(s.at), y(s[field]));
+      drawing = true;
+    }
+    g.stroke();
+  }
+  g.lineWidth = 1;
+
+  // Bottom: timeouts by reason per sample interval, stacked.
+  const deltas = samples.slice(1).map((s, i) => ({ at: s.at, by: REASONS.map(([reason]) => Math.max(0, (s.timeouts[reason] ?? 0) - (samples[i].timeouts[reason] ?? 0))) }));
+  const maxBar = Math.max(1, ...deltas.map((d) => d.by.reduce((a, b) => a + b, 0)));
+  const barHeight = height - pad.bottom - barTop;
+  const barWidth = Math.max(2, (width - pad.left - pad.right) / (CHART_MS / POLL_MS) - 1);
+  g.fillStyle = style.color;
+  g.fillText(String(maxBar), 4, barTop + 8);
+  for (const d of deltas) {
+    let top = height - pad.bottom;
+    d.by.forEach((n, i) => {
+      if (n === 0) return;
+      const h = (n / maxBar) * barHeight;
+      top -= h;
+      g.fillStyle = REASONS[i][2];
+      g.fillRect(x(d.at) - barWidth, top, barWidth, h);
+    });
+  }
+}
+
+function renderLegend() {
+  const entries = [['open connections (this node)', OPEN_COLOR], ['open connections (fleet)', FLEET_COLOR], ...REASONS.map(([, label, color]) => [`timeouts: ${label}`, color])];
+  $('legend').replaceChildren(
+    ...entries.map(([label, color]) => {
+      const li = document.createElement('li');
+      const swatch = document.createElement('span');
+      swatch.style.background = color;
+      li.append(swatch, label);
+      return li;
+    }),
+  );
+}
+
 async function poll() {
   try {
     const res = await fetch('/api/connections', { cache: 'no-store' });
@@ -139,7 +285,10 @@ async function poll() {
     receivedAt = performance.now();
     $('status').classList.remove('down');
     renderStatic();
+    renderFleet();
     render();
+    sample();
+    drawChart();
   } catch (err) {
     $('status').textContent = `server unreachable (${err.message}), retrying…`;
     $('status').classList.add('down');
@@ -196,9 +345,12 @@ $('post-scan').addEventListener('click', async () => {
     body: JSON.stringify({ ticketId, gate: 'A', status: 'valid' }),
   });
   const body = await res.json().catch(() => ({}));
-  log(`POST /scans ${ticketId}: HTTP ${res.status}, delivered to ${body.delivered ?? 0} scanner(s)`);
+  // In a fleet the answer also says how many nodes were asked and which did not confirm in time.
+  const fleet = body.nodes === undefined ? '' : ` on ${body.nodes} node(s)${body.nodesMissing?.length ? `, no answer from ${body.nodesMissing.join(', ')}` : ''}`;
+  log(`POST /scans ${ticketId}: HTTP ${res.status}, delivered to ${body.delivered ?? 0} scanner(s)${fleet}`);
 });
 
+renderLegend();
 $('echo-url').textContent = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/echo?user=me`;
 setInterval(render, FRAME_MS);
 void poll();

@@ -95,6 +95,7 @@ function stats(group: string): Record<string, unknown> {
   let open = 0;
   let seqErrors = 0;
   let minReceived = Infinity;
+  let minMessages = Infinity;
   let received = 0;
   const closeTimes: number[] = [];
   const openTimes: number[] = [];
@@ -108,8 +109,9 @@ function stats(group: string): Record<string, unknown> {
     seqErrors += c.seqErrors;
     received += c.received;
     minReceived = Math.min(minReceived, c.lastSeq + 1);
+    minMessages = Math.min(minMessages, c.received);
   }
-  return { count: list.length, open, closed: list.length - open, codes, closeTimes, openTimes, seqErrors, received, minSeqReceived: list.length ? minReceived : 0 };
+  return { count: list.length, open, closed: list.length - open, codes, closeTimes, openTimes, seqErrors, received, minSeqReceived: list.length ? minReceived : 0, minReceived: list.length ? minMessages : 0 };
 }
 
 async function closeGroup(group: string, terminate: boolean): Promise<Record<string, unknown>> {

@@ -19,6 +19,8 @@ export interface GroupStats {
   received: number;
   /** The fewest in-order broadcasts any client of the group received. */
   minSeqReceived: number;
+  /** The fewest messages any client of the group received. */
+  minReceived: number;
 }
 
 export interface OpenOptions {

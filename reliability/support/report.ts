@@ -30,6 +30,10 @@ const ORDER = [
   'Upgrade abuse',
   'Secrets',
   'Foreign clients',
+  'Redis killed',
+  'Redis stalled',
+  'Node SIGKILL',
+  'Deaf subscriber',
 ];
 
 const cases = new Map<string, CaseRecord>();

@@ -43,10 +43,13 @@ export async function freePort(): Promise<number> {
  * it looks for `.env`). With `waitForListening` (the default) resolves once the "listening" log
  * line appears.
  */
-export async function startExample(env: Record<string, string> = {}, { waitForListening = true, cwd = undefined as string | undefined } = {}): Promise<ExampleServer> {
+export async function startExample(
+  env: Record<string, string> = {},
+  { waitForListening = true, cwd = undefined as string | undefined, startTimeoutMs = 20_000 } = {},
+): Promise<ExampleServer> {
   const port = await freePort();
   // Not NODE_OPTIONS either: the runner's `--import tsx` would be resolved from `cwd`.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS'].includes(name)));
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WS_') && !['PORT', 'HOST', 'NODE_OPTIONS', 'REDIS_URL', 'NODE_ID'].includes(name)));
   const [command, args] = cwd === undefined ? ['npm', ['start']] : [process.execPath, ['--import', TSX_LOADER, SERVER]];
   const proc = spawn(command, args, {
     cwd: cwd ?? ROOT,
@@ -54,6 +57,15 @@ export async function startExample(env: Record<string, string> = {}, { waitForLi
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so cleanup can reach tsx and node behind npm
   });
+  // Detached, so a run that ends without killing it (a failed case) would leave it running.
+  const killOnExit = (): void => {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', killOnExit);
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -80,6 +92,7 @@ export async function startExample(env: Record<string, string> = {}, { waitForLi
     logs,
     exited,
     async kill() {
+      process.off('exit', killOnExit);
       // The whole group: npm may be gone while the server it started still runs (npm and sh do
       // not pass SIGTERM on), and that server would keep our pipes, and mocha, alive.
       try {
@@ -106,12 +119,12 @@ export async function startExample(env: Record<string, string> = {}, { waitForLi
     },
   };
   if (!waitForListening) return server;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + startTimeoutMs;
   while (!logs().some((entry) => entry.message === 'Example server listening')) {
     if (proc.exitCode !== null) throw new Error(`the example server exited with ${proc.exitCode}:\n${err}\n${out}`);
     if (Date.now() > deadline) {
       await server.kill();
-      throw new Error(`the example server did not start in 20 s:\n${err}\n${out}`);
+      throw new Error(`the example server did not start in ${startTimeoutMs / 1000} s:\n${err}\n${out}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

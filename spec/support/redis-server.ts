@@ -30,11 +30,17 @@ export function freePort(): Promise<number> {
 export class RedisServer {
   private child: ChildProcess | null = null;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly ownProcessGroup: boolean,
+  ) {}
 
-  /** Starts a server on a free port and resolves once it accepts connections. */
-  static async start(port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()));
+  /**
+   * Starts a server on a free port and resolves once it accepts connections. With
+   * `ownProcessGroup`, a Ctrl-C in the terminal does not reach it: the caller stops it (last).
+   */
+  static async start(port?: number, { ownProcessGroup = false } = {}): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), ownProcessGroup);
     await server.restart();
     return server;
   }
@@ -56,6 +62,7 @@ export class RedisServer {
     if (this.running) throw new Error(`redis-server already runs on port ${this.port}`);
     const child = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.ownProcessGroup,
     });
     this.child = child;
     process.once('exit', () => child.kill('SIGKILL'));

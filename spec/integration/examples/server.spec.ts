@@ -148,6 +148,22 @@ describe('examples/server.ts (npm start)', function () {
       expect((await close).code).to.equal(1009);
     });
 
+    it('closes a connection by its id on POST /api/connections/:id/close (notice, then 1000), and answers 410 Gone once it is gone', async () => {
+      const ws = await openClient(`${server.wsUrl}/ws/echo?user=close-test`);
+      const view = (await (await fetch(`${server.httpUrl}/api/connections`)).json()) as { fleet: unknown; connections: Array<{ id: string; user: string }> };
+      expect(view.fleet).to.equal(null); // no REDIS_URL: a single server
+      const { id } = view.connections.find((c) => c.user === 'close-test')!;
+      const notice = nextMessage(ws);
+      const close = closed(ws);
+      const closeIt = () => fetch(`${server.httpUrl}/api/connections/${encodeURIComponent(id)}/close`, { method: 'POST' });
+      const first = await closeIt();
+      expect([first.status, await first.json()]).to.deep.equal([200, { result: 'closed' }]);
+      expect(JSON.parse(await notice)).to.include({ type: 'closedByOperator' });
+      expect(await close).to.deep.equal({ code: 1000, reason: 'closed_by_operator' });
+      const second = await closeIt();
+      expect([second.status, await second.json()]).to.deep.equal([410, { result: 'gone' }]);
+    });
+
     it('refuses a bad POST /scans with 400', async () => {
       const res = await fetch(`${server.httpUrl}/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       expect(res.status).to.equal(400);
