@@ -7,11 +7,13 @@ export {
 } from './close-codes.js';
 export {
   DEFAULT_TIMEOUT_CONFIG,
+  RECONNECT_RATE,
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
   explainTimeoutConfig,
   isTimeoutConfig,
+  loadReconnectRate,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,
@@ -57,5 +59,8 @@ export {
   type RegistryOptions,
   type SessionMetrics,
 } from './registry.js';
+export { ReconnectBudget, type ReconnectBudgetOptions } from './reconnect-budget.js';
+export type { PacedCloseReason, ReconnectAdvice } from './close-pacer.js';
+export { checkDrainBudget, drainConnections, type DrainBudgetInput, type DrainBudgetReport, type DrainOptions } from './drain.js';
 export { TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
 export { checkHealth, healthHandler, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';
