@@ -63,7 +63,9 @@ export class ClosePacer {
     const advice: ReconnectAdvice = { type: 'reconnectAdvised', reason, retryAfterMs: slot - now, timestamp: now };
     void manager.sendJsonWithTimeout(advice);
     void manager.whenClosed().then(() => this.forget(entry));
-    this.arm();
+    // A slot that is due now closes now, as an unpaced close would.
+    if (slot <= now) this.fire();
+    else this.arm();
     return slot;
   }
 

@@ -94,7 +94,8 @@ export class ReconnectBudget {
     while (this.free.length > 0 && this.free[0]! < now) this.free.shift();
     const reused = this.free.shift();
     if (reused !== undefined) return reused;
-    const slot = Math.max(now, Math.min(this.next, this.last + maxSpacingMs));
+    const earliest = maxSpacingMs < this.next - this.last ? this.last + maxSpacingMs : this.next;
+    const slot = Math.max(now, earliest);
     this.previous = this.last;
     this.last = slot;
     this.next = slot + this.spacingMs();
