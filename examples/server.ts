@@ -19,12 +19,15 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import {
   ConfigError,
   ConnectionRegistry,
+  ReconnectBudget,
   TimeoutMetrics,
   attachWebSockets,
+  checkDrainBudget,
   createLogger,
   formatConfigProblems,
   healthHandler,
   installGracefulShutdown,
+  loadReconnectRate,
   loadTimeoutConfig,
   metricsHandler,
   websocket,
@@ -63,7 +66,9 @@ const { config, port, host } = readSettings(process.env);
 
 const logger = createLogger();
 const metrics = new TimeoutMetrics();
-const registry = new ConnectionRegistry({ config, logger, metrics });
+/** Lifetime closes and the SIGTERM drain share one pace: WS_FLEET_RECONNECT_RATE closes per second (default 200). */
+const reconnectBudget = new ReconnectBudget({ rate: loadReconnectRate(process.env) }); // checked with the timeouts above
+const registry = new ConnectionRegistry({ config, logger, metrics, managerOptions: { reconnectBudget } });
 
 /** The open `/ws/scans` sockets: a posted scan goes to these, not to echo clients. */
 const scanners: Scanners = new Set();
@@ -148,7 +153,18 @@ const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, co
 /** The largest message a client may send; anything larger is closed with 1009 (ws's default is 100 MiB). */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const gateway = attachWebSockets(server, app, { registry, logger, wss: { maxPayload: MAX_PAYLOAD_BYTES } });
-installGracefulShutdown(server, gateway, { logger });
+// SIGTERM: stop accepting, then close the sockets at the budget's pace (a rolling drain), within the timeout.
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+installGracefulShutdown(server, gateway, { logger, timeoutMs: SHUTDOWN_TIMEOUT_MS, reconnectBudget });
+/** What one node is expected to hold, for the drain check: WS_MAX_CONNECTIONS when set, else an estimate. */
+const expectedConnections = /^\d+$/.test(process.env.WS_MAX_CONNECTIONS?.trim() ?? '') ? Number(process.env.WS_MAX_CONNECTIONS) : 1_000;
+const drainCheck = checkDrainBudget({
+  connections: expectedConnections,
+  rate: reconnectBudget.rate,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
+  closeTimeoutMs: config.closeTimeoutMs,
+});
+logger[drainCheck.ok ? 'info' : 'warn'](`Drain check: ${drainCheck.message}`, { ...drainCheck });
 
 server.listen(port, host, () => {
   const address = server.address();
@@ -163,5 +179,6 @@ server.listen(port, host, () => {
     connectionTimeoutMs: config.connectionTimeoutMs,
     pingIntervalMs: config.pingIntervalMs,
     pongTimeoutMs: config.pongTimeoutMs,
+    reconnectRate: reconnectBudget.rate,
   });
 });

@@ -2,6 +2,14 @@
  * Closes connections at their {@link ReconnectBudget} slots: the client is told at once when
  * it will be closed (`reconnectAdvised` with `retryAfterMs`), and the close runs at the slot.
  * One pacer per budget, so lifetime expiries and a drain share one queue and one timer.
+ *
+ * The slots keep the budget on paper; the pacer keeps it in fact. A timer that fires late (an
+ * event loop busy sending a thousand notices, a stall) finds several slots overdue: they do not
+ * go out together, but catch up at twice the pace at most, and never so fast that the closes
+ * actually made in any 1-s window (any `spacing` for rates below 1/s) outnumber the slots the
+ * budget allows there. A budget in full use has no room to catch up: a stall then delays the
+ * closes after it (never by more than the stall), and a timer late by δ delays them by at most
+ * δ per window.
  */
 import type { TimerHandle } from './clock.js';
 import type { WebSocketTimeoutManager } from './manager.js';
@@ -26,6 +34,8 @@ export interface ReconnectAdvice {
 interface Entry {
   readonly manager: WebSocketTimeoutManager;
   readonly slot: number;
+  /** Space to the previous slot when reserved: the budget's, or less for a drain that must meet a deadline. */
+  readonly gapMs: number;
   readonly close: () => unknown;
   done: boolean;
 }
@@ -36,6 +46,8 @@ export class ClosePacer {
   private readonly byManager = new Map<WebSocketTimeoutManager, Entry>();
   private timer: TimerHandle = undefined;
   private timerAt = Infinity;
+  /** When the latest closes actually ran, oldest first: as many as one window may hold. */
+  private readonly recent: number[] = [];
 
   constructor(readonly budget: ReconnectBudget) {}
 
@@ -55,7 +67,7 @@ export class ClosePacer {
     if (waiting) return waiting.slot;
     const now = this.budget.clock.now();
     const slot = this.budget.reserve(now, maxSpacingMs);
-    const entry: Entry = { manager, slot, close, done: false };
+    const entry: Entry = { manager, slot, gapMs: Math.min(this.budget.spacingMs(), maxSpacingMs ?? Infinity), close, done: false };
     let i = this.queue.length;
     while (i > 0 && this.queue[i - 1]!.slot > slot) i--;
     this.queue.splice(i, 0, entry);
@@ -77,28 +89,55 @@ export class ClosePacer {
     this.budget.cancel(entry.slot);
   }
 
+  /** The earliest time `entry` may close: its slot, half a gap after the last close, and room in the window. */
+  private dueAt(entry: Entry): number {
+    let due = entry.slot;
+    const last = this.recent[this.recent.length - 1];
+    if (last !== undefined) due = Math.max(due, last + entry.gapMs / 2);
+    const spacing = this.budget.spacingMs();
+    // A drain closing faster than the budget to meet its deadline is not held to the budget's window.
+    if (entry.gapMs >= spacing) {
+      const allowed = this.windowSlots();
+      if (this.recent.length >= allowed) due = Math.max(due, this.recent[this.recent.length - allowed]! + Math.max(1000, spacing));
+    }
+    return due;
+  }
+
+  /** Slots the budget puts in one window now: 1 s, or one spacing for rates below 1/s. */
+  private windowSlots(): number {
+    const spacing = this.budget.spacingMs();
+    return Math.min(MAX_RECENT, Math.ceil(Math.max(1000, spacing) / spacing - 1e-9));
+  }
+
   private arm(): void {
     while (this.queue.length > 0 && this.queue[0]!.done) this.queue.shift();
     const head = this.queue[0];
-    if (!head || head.slot >= this.timerAt) return;
+    if (!head) return;
+    const due = this.dueAt(head);
+    if (due >= this.timerAt) return;
     this.budget.clock.clearTimeout(this.timer);
-    this.timerAt = head.slot;
-    this.timer = this.budget.clock.setTimeout(() => this.fire(), Math.max(0, head.slot - this.budget.clock.now()));
+    this.timerAt = due;
+    this.timer = this.budget.clock.setTimeout(() => this.fire(), Math.max(0, due - this.budget.clock.now()));
   }
 
   private fire(): void {
     this.timerAt = Infinity;
     const now = this.budget.clock.now();
-    while (this.queue.length > 0 && this.queue[0]!.slot <= now) {
-      const entry = this.queue.shift()!;
-      if (entry.done) continue;
-      entry.done = true;
-      this.byManager.delete(entry.manager);
-      entry.close();
+    for (let head = this.queue[0]; head !== undefined && (head.done || this.dueAt(head) <= now); head = this.queue[0]) {
+      this.queue.shift();
+      if (head.done) continue;
+      head.done = true;
+      this.byManager.delete(head.manager);
+      this.recent.push(now);
+      if (this.recent.length > this.windowSlots()) this.recent.shift();
+      head.close();
     }
     this.arm();
   }
 }
+
+/** At most this many close times are remembered: the window is enforced for node rates up to 10,000/s. */
+const MAX_RECENT = 10_000;
 
 const pacers = new WeakMap<ReconnectBudget, ClosePacer>();
 

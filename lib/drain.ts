@@ -9,6 +9,9 @@ import type { Logger } from './logger.js';
 import type { WebSocketTimeoutManager } from './manager.js';
 import { checkReconnectRate, type ReconnectBudget } from './reconnect-budget.js';
 
+/** Notices sent before the drain yields to the event loop. */
+const NOTICE_BATCH = 100;
+
 export interface DrainOptions {
   budget: ReconnectBudget;
   /**
@@ -45,8 +48,13 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
     logger.info(`Draining ${open.length} connection(s)`, { connections: open.length, reconnectRate: budget.rate, nodeRate, drainMs: round(open.length * spacingMs) });
   }
   const pacer = pacerOf(budget);
-  for (const manager of open) {
-    pacer.schedule(manager, 'going_away', () => manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away), fitMs);
+  for (let start = 0; start < open.length; start += NOTICE_BATCH) {
+    // Thousands of notices would hold the event loop (and the first closes) for a while: let I/O run between batches.
+    if (start > 0) await new Promise<void>((resolve) => budget.clock.afterIo(resolve));
+    for (const manager of open.slice(start, start + NOTICE_BATCH)) {
+      if (manager.state !== 'open') continue;
+      pacer.schedule(manager, 'going_away', () => manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away), fitMs);
+    }
   }
   await Promise.all(open.map((manager) => manager.whenClosed()));
 }

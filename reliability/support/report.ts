@@ -30,6 +30,7 @@ const ORDER = [
   'Upgrade abuse',
   'Secrets',
   'Foreign clients',
+  'Rolling drain',
 ];
 
 const cases = new Map<string, CaseRecord>();

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startExample, type ExampleServer } from '../spec/support/example-server.js';
+import { Fleet } from './support/fleet.js';
+import { ms, reliabilityCase } from './support/report.js';
+import { max, min, waitFor } from './support/util.js';
+
+const CLIENTS = 1_000;
+const RATE = 200;
+/** The example server's shutdown timeout (examples/server.ts). */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+/**
+ * How much later than the node made it a client may see a close (its own event loop, the
+ * scheduler, the close handshake), for the window count at the clients. A node that uses its
+ * whole budget makes exactly RATE closes in a 1-s window; a close seen late by up to this much
+ * moves at most RATE × DELIVERY_JITTER_MS / 1000 more of them into a window the clients measure.
+ */
+const DELIVERY_JITTER_MS = 50;
+
+const report = reliabilityCase('Rolling drain', {
+  load: `${CLIENTS.toLocaleString('en')} WebSocket clients (in their own process) on the example server (a child process), WS_FLEET_RECONNECT_RATE=${RATE}`,
+  faults: 'SIGTERM to the server while every client is connected',
+});
+
+/** The most times any half-open window [a, a + windowMs) holds. */
+function busiestWindow(times: readonly number[], windowMs = 1000): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  let end = 0;
+  for (let start = 0; start < sorted.length; start++) {
+    while (end < sorted.length && sorted[end]! < sorted[start]! + windowMs) end++;
+    most = Math.max(most, end - start);
+  }
+  return most;
+}
+
+describe(report.name, () => {
+  let fleet: Fleet | undefined;
+  let server: ExampleServer | undefined;
+  let cwd: string | undefined;
+
+  before(async function () {
+    this.timeout(60_000);
+    cwd = mkdtempSync(join(tmpdir(), 'ws-timeouts-drain-')); // no .env there
+    server = await startExample({ WS_FLEET_RECONNECT_RATE: String(RATE), WS_CLOSE_TIMEOUT: '2', LOG_LEVEL: 'warn' }, { cwd, waitForListening: false });
+    await waitFor('the example server to listen', async () => {
+      try {
+        return (await fetch(`${server!.httpUrl}/health`)).ok;
+      } catch {
+        return false;
+      }
+    }, 20_000, 50);
+    fleet = await Fleet.start();
+    await fleet.open('drain', `${server.wsUrl}/ws/echo`, CLIENTS, { concurrency: 50 });
+    await waitFor(`${CLIENTS} connections on the server`, async () => {
+      const health = (await (await fetch(`${server!.httpUrl}/health`)).json()) as { sessions: { activeSessions: number } };
+      return health.sessions.activeSessions === CLIENTS;
+    });
+  });
+
+  after(async () => {
+    await fleet?.stop();
+    await server?.kill();
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it(`closes every client at most ${RATE} per any 1-s window (plus what ${DELIVERY_JITTER_MS} ms of delivery jitter moves, at the clients), each after its reconnectAdvised, and exits 0 within the shutdown timeout`, async function () {
+    this.timeout(30_000);
+    const signalled = Date.now();
+    server!.proc.kill('SIGTERM');
+    const exit = await server!.exited;
+    const exitMs = Date.now() - signalled;
+    const stats = await fleet!.stats('drain');
+
+    expect(exit, server!.stderr()).to.deep.equal({ code: 0, signal: null });
+    expect(exitMs).to.be.below(SHUTDOWN_TIMEOUT_MS);
+    expect(stats.closed).to.equal(CLIENTS);
+    expect(stats.codes).to.deep.equal({ 1001: CLIENTS });
+    expect(stats.advisedBeforeClose, 'clients that saw reconnectAdvised before their close').to.equal(CLIENTS);
+
+    const planned = busiestWindow(stats.plannedCloseTimes);
+    const seen = busiestWindow(stats.closeTimes);
+    const spreadMs = max(stats.closeTimes) - min(stats.closeTimes);
+    const lateness = stats.closeTimes.map((t, i) => t - stats.plannedCloseTimes[i]!);
+    report.figure(
+      `closes seen by the clients over ${ms(spreadMs)}, at most ${seen} in any 1-s window (planned by the node: at most ${planned}); ` +
+        `${stats.advisedBeforeClose}/${CLIENTS} advised before their 1001; node exited 0 ${ms(exitMs)} after SIGTERM (timeout ${ms(SHUTDOWN_TIMEOUT_MS)}); ` +
+        `close seen ${ms(min(lateness))}–${ms(max(lateness))} after its planned time`,
+    );
+    expect(planned, 'closes the node planned in its busiest 1-s window').to.be.at.most(RATE);
+    expect(seen, 'closes the clients saw in their busiest 1-s window').to.be.at.most(RATE + (RATE * DELIVERY_JITTER_MS) / 1000);
+    expect(spreadMs, 'the closes are spread, not all at once').to.be.at.least(((CLIENTS - RATE) / RATE) * 1000);
+  });
+});
