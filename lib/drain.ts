@@ -48,12 +48,16 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
     logger.info(`Draining ${open.length} connection(s)`, { connections: open.length, reconnectRate: budget.rate, nodeRate, drainMs: round(open.length * spacingMs) });
   }
   const pacer = pacerOf(budget);
+  const close = (manager: WebSocketTimeoutManager): void => {
+    logger.debug('Drain: closing', { connectionId: manager.id, userId: manager.userId, ...manager.labels });
+    void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
+  };
   for (let start = 0; start < open.length; start += NOTICE_BATCH) {
     // Thousands of notices would hold the event loop (and the first closes) for a while: let I/O run between batches.
     if (start > 0) await new Promise<void>((resolve) => budget.clock.afterIo(resolve));
     for (const manager of open.slice(start, start + NOTICE_BATCH)) {
       if (manager.state !== 'open') continue;
-      pacer.schedule(manager, 'going_away', () => manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away), fitMs);
+      pacer.schedule(manager, 'going_away', () => close(manager), fitMs);
     }
   }
   await Promise.all(open.map((manager) => manager.whenClosed()));

@@ -11,13 +11,6 @@ const CLIENTS = 1_000;
 const RATE = 200;
 /** The example server's shutdown timeout (examples/server.ts). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
-/**
- * How much later than the node made it a client may see a close (its own event loop, the
- * scheduler, the close handshake), for the window count at the clients. A node that uses its
- * whole budget makes exactly RATE closes in a 1-s window; a close seen late by up to this much
- * moves at most RATE × DELIVERY_JITTER_MS / 1000 more of them into a window the clients measure.
- */
-const DELIVERY_JITTER_MS = 50;
 
 const report = reliabilityCase('Rolling drain', {
   load: `${CLIENTS.toLocaleString('en')} WebSocket clients (in their own process) on the example server (a child process), WS_FLEET_RECONNECT_RATE=${RATE}`,
@@ -44,7 +37,8 @@ describe(report.name, () => {
   before(async function () {
     this.timeout(60_000);
     cwd = mkdtempSync(join(tmpdir(), 'ws-timeouts-drain-')); // no .env there
-    server = await startExample({ WS_FLEET_RECONNECT_RATE: String(RATE), WS_CLOSE_TIMEOUT: '2', LOG_LEVEL: 'warn' }, { cwd, waitForListening: false });
+    // At debug level the node logs each drain close as it makes it ("Drain: closing", timestamped).
+    server = await startExample({ WS_FLEET_RECONNECT_RATE: String(RATE), WS_CLOSE_TIMEOUT: '2', LOG_LEVEL: 'debug' }, { cwd, waitForListening: false });
     await waitFor('the example server to listen', async () => {
       try {
         return (await fetch(`${server!.httpUrl}/health`)).ok;
@@ -66,7 +60,7 @@ describe(report.name, () => {
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
-  it(`closes every client at most ${RATE} per any 1-s window (plus what ${DELIVERY_JITTER_MS} ms of delivery jitter moves, at the clients), each after its reconnectAdvised, and exits 0 within the shutdown timeout`, async function () {
+  it(`closes at most ${RATE} clients in any 1-s window, spread over the drain as the clients see it, each after its reconnectAdvised, and exits 0 within the shutdown timeout`, async function () {
     this.timeout(30_000);
     const signalled = Date.now();
     server!.proc.kill('SIGTERM');
@@ -80,17 +74,28 @@ describe(report.name, () => {
     expect(stats.codes).to.deep.equal({ 1001: CLIENTS });
     expect(stats.advisedBeforeClose, 'clients that saw reconnectAdvised before their close').to.equal(CLIENTS);
 
+    const made = server!
+      .logs()
+      .filter((line) => line.message === 'Drain: closing')
+      .map((line) => Date.parse(String(line.timestamp)));
+    const madeBusiest = busiestWindow(made);
     const planned = busiestWindow(stats.plannedCloseTimes);
     const seen = busiestWindow(stats.closeTimes);
     const spreadMs = max(stats.closeTimes) - min(stats.closeTimes);
     const lateness = stats.closeTimes.map((t, i) => t - stats.plannedCloseTimes[i]!);
     report.figure(
-      `closes seen by the clients over ${ms(spreadMs)}, at most ${seen} in any 1-s window (planned by the node: at most ${planned}); ` +
-        `${stats.advisedBeforeClose}/${CLIENTS} advised before their 1001; node exited 0 ${ms(exitMs)} after SIGTERM (timeout ${ms(SHUTDOWN_TIMEOUT_MS)}); ` +
-        `close seen ${ms(min(lateness))}–${ms(max(lateness))} after its planned time`,
+      `node: ${made.length} closes made over ${ms(max(made) - min(made))}, at most ${madeBusiest} in any 1-s window (planned: at most ${planned}); ` +
+        `clients: closes seen over ${ms(spreadMs)}, at most ${seen} in any 1-s window (the node's plus delivery jitter: each close seen ` +
+        `${ms(min(lateness))}–${ms(max(lateness))} after its planned time); ${stats.advisedBeforeClose}/${CLIENTS} advised before their 1001; ` +
+        `node exited 0 ${ms(exitMs)} after SIGTERM (timeout ${ms(SHUTDOWN_TIMEOUT_MS)})`,
     );
+    expect(made, 'one "Drain: closing" line per connection').to.have.length(CLIENTS);
+    expect(madeBusiest, 'closes the node made in its busiest 1-s window').to.be.at.most(RATE);
     expect(planned, 'closes the node planned in its busiest 1-s window').to.be.at.most(RATE);
-    expect(seen, 'closes the clients saw in their busiest 1-s window').to.be.at.most(RATE + (RATE * DELIVERY_JITTER_MS) / 1000);
-    expect(spreadMs, 'the closes are spread, not all at once').to.be.at.least(((CLIENTS - RATE) / RATE) * 1000);
+    // What the clients see is the node's pace plus delivery jitter (their event loop, the busy core):
+    // spread over the drain, never a burst (closed at once, all 1,000 land in one window). Under a busy
+    // core that jitter reaches a few hundred ms, so the clients' busiest window is bounded at twice the rate.
+    expect(spreadMs, 'the clients see the closes spread over the drain').to.be.at.least(((CLIENTS - RATE) / RATE) * 1000);
+    expect(seen, 'closes the clients saw in their busiest 1-s window').to.be.at.most(2 * RATE);
   });
 });
