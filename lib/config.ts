@@ -143,7 +143,7 @@ const TIMEOUT_FIELDS = {
 
 /**
  * The fleet's reconnect budget (see `ReconnectBudget`): not a timeout of a connection, so declared
- * here, next to {@link TIMEOUT_FIELDS}, rather than among them. Read by {@link loadReconnectRate};
+ * here, next to the timeout fields, rather than among them. Read by {@link loadReconnectRate};
  * a bad value is one more problem of {@link loadTimeoutConfig}, reported with the timeouts' ones.
  */
 export const RECONNECT_RATE = Object.freeze({

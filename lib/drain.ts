@@ -27,12 +27,15 @@ export interface DrainOptions {
  * Closes every open connection of `managers` at the budget's pace: each gets
  * `{"type":"reconnectAdvised","reason":"going_away","retryAfterMs":…}` now, then `1001
  * going_away` at its slot. Connections already waiting for a lifetime close keep that slot.
+ * Whatever is still open `withinMs` from now (a node running late, a lifetime slot past that
+ * time) is closed then, at once, with a warning.
  * Resolves once every one has closed (each close is bounded by its `closeTimeoutMs`). Never rejects.
  */
 export async function drainConnections(managers: Iterable<WebSocketTimeoutManager>, options: DrainOptions): Promise<void> {
   const { budget, withinMs, logger } = options;
   const open = Array.from(managers).filter((manager) => manager.state === 'open');
   if (open.length === 0) return;
+  const clock = budget.clock;
   const fitMs = Math.max(0, withinMs) / open.length;
   const spacingMs = budget.spacingMs();
   const nodeRate = budget.nodeRate();
@@ -54,13 +57,22 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
   };
   for (let start = 0; start < open.length; start += NOTICE_BATCH) {
     // Thousands of notices would hold the event loop (and the first closes) for a while: let I/O run between batches.
-    if (start > 0) await new Promise<void>((resolve) => budget.clock.afterIo(resolve));
+    if (start > 0) await new Promise<void>((resolve) => clock.afterIo(resolve));
     for (const manager of open.slice(start, start + NOTICE_BATCH)) {
       if (manager.state !== 'open') continue;
       pacer.schedule(manager, 'going_away', () => close(manager), fitMs);
     }
   }
+  // An overloaded node runs late, and a connection waiting for a lifetime slot may have one past
+  // the deadline: what is still open when the time for closes is up is closed at once.
+  const lastCall = clock.setTimeout(() => {
+    const left = open.filter((manager) => manager.state === 'open');
+    if (left.length === 0) return;
+    logger.warn('Drain: the time for closes is up, closing the remaining connections at once', { remaining: left.length, withinMs });
+    for (const manager of left) close(manager);
+  }, Math.max(0, withinMs));
   await Promise.all(open.map((manager) => manager.whenClosed()));
+  clock.clearTimeout(lastCall);
 }
 
 export interface DrainBudgetInput {

@@ -125,6 +125,27 @@ describe('rolling drain (lib/drain)', () => {
       expect(pairs.map((p) => messages(p.client).filter((m) => m.type === 'reconnectAdvised').length)).to.deep.equal([1, 1, 1]);
       expect(pairs.map((p) => p.client.closeFrame?.code)).to.deep.equal([4002, 4002, 4002]);
     });
+
+    it('closes what is still open when withinMs is up, at once, even a lifetime slot past it', async () => {
+      const budget = new ReconnectBudget({ rate: 1, clock: t.clock }); // lifetime slots 1 s apart
+      const lifetimeRegistry = new ConnectionRegistry({
+        clock: t.clock,
+        logger: logs.logger,
+        config: { ...CONFIG, connectionTimeoutMs: 10_000, pingIntervalMs: 5_000 },
+        managerOptions: { reconnectBudget: budget },
+      });
+      const pairs = Array.from({ length: 4 }, () => createSocketPair({ clock: t.clock }));
+      for (const { server } of pairs) lifetimeRegistry.add(server);
+      await t.tickAsync(10_000 + CONFIG.resolutionMs!); // lifetime slots at +0, +1 s, +2 s, +3 s from the verdict
+      const drained = watch(drainConnections(lifetimeRegistry.managers(), { budget, withinMs: 1_500, logger: logs.logger }));
+      await t.tickAsync(1_499);
+      expect(pairs.filter((p) => p.client.closeFrame === null), 'open 1 ms before withinMs').to.have.length(2);
+      await t.tickAsync(1);
+      expect(pairs.map((p) => p.client.closeFrame?.code).sort()).to.deep.equal([1001, 1001, 4002, 4002]);
+      await t.flush();
+      expect(drained.settled).to.equal(true);
+      expect(logs.entries.find((e) => e.message.startsWith('Drain: the time for closes is up'))?.meta).to.include({ remaining: 2, withinMs: 1_500 });
+    });
   });
 
   describe('checkDrainBudget()', () => {
