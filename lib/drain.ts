@@ -52,6 +52,7 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
   }
   const pacer = pacerOf(budget);
   const close = (manager: WebSocketTimeoutManager): void => {
+    if (manager.state !== 'open') return;
     logger.debug('Drain: closing', { connectionId: manager.id, userId: manager.userId, ...manager.labels });
     void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
   };

@@ -34,7 +34,7 @@ function lateClock() {
 
 /** Just what the pacer uses of a manager; it never closes by itself. */
 const fakeManager = () =>
-  ({ sendJsonWithTimeout: () => Promise.resolve(true), whenClosed: () => new Promise<void>(() => undefined) }) as unknown as WebSocketTimeoutManager;
+  ({ state: 'open', sendJsonWithTimeout: () => Promise.resolve(true), whenClosed: () => new Promise<void>(() => undefined) }) as unknown as WebSocketTimeoutManager;
 
 function busiestWindow(times: readonly number[], windowMs = 1000): number {
   let most = 0;
@@ -46,7 +46,7 @@ function busiestWindow(times: readonly number[], windowMs = 1000): number {
 }
 
 describe('close pacing when timers fire late (lib/close-pacer)', () => {
-  it('after a stall, catches up at twice the pace at most where the window has room, never over the rate in any 1-s window', () => {
+  it('after a stall, catches up four closes at a time at most, at twice the pace at most, never over the rate in any 1-s window', () => {
     const { clock, runNext } = lateClock();
     const budget = new ReconnectBudget({ rate: 10, clock }); // slots 100 ms apart
     const closedAt: number[] = [];
@@ -54,21 +54,21 @@ describe('close pacing when timers fire late (lib/close-pacer)', () => {
     runNext(700); // the first timer runs 700 ms late: 7 slots are overdue
     while (runNext(1)); // then every timer 1 ms late
     expect(closedAt).to.have.length(40);
-    const gaps = closedAt.slice(1).map((t, i) => t - closedAt[i]!);
-    expect(Math.min(...gaps), 'never faster than twice the pace').to.be.at.least(50);
+    expect(closedAt.slice(1, 5), 'the first four overdue closes when the late timer fires').to.deep.equal([800, 800, 800, 800]);
+    expect(closedAt[5], 'the next one half a spacing later (the timer 1 ms late)').to.equal(851);
+    expect(Math.max(...closedAt.map((t) => closedAt.filter((u) => u === t).length)), 'closes made together').to.be.at.most(4);
     expect(busiestWindow(closedAt)).to.be.at.most(10);
-    expect(gaps.slice(0, 3), 'the overdue closes right after the stall').to.deep.equal([800, 51, 51]);
     // A budget in full use has no room to catch up entirely: the rest is delayed, at most by the stall.
     expect(closedAt[39]! - 3_900).to.be.within(1, 700 + 40);
   });
 
-  it('lets a timer that is always late by δ delay the closes by at most δ per second of draining', () => {
+  it('keeps the pace when every timer is late by δ: the closes fall behind by at most δ per second of draining', () => {
     const { clock, runNext } = lateClock();
     const budget = new ReconnectBudget({ rate: 200, clock });
     const closedAt: number[] = [];
     for (let i = 0; i < 1_000; i++) pacerOf(budget).schedule(fakeManager(), 'going_away', () => closedAt.push(clock.now()));
-    while (runNext(2)); // each timer 2 ms late, on a 5 ms grid
+    while (runNext(7)); // each timer 7 ms late, on a 5 ms grid: one close per wakeup would fall behind for good
     expect(busiestWindow(closedAt)).to.be.at.most(200);
-    expect(closedAt[999]! - 4_995).to.be.at.most(2 * 6);
+    expect(closedAt[999]! - 4_995).to.be.at.most(7 * 6);
   });
 });
