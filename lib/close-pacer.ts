@@ -25,7 +25,8 @@ export type PacedCloseReason = 'max_lifetime' | 'going_away';
  */
 export interface ReconnectAdvice {
   type: 'reconnectAdvised';
-  reason: PacedCloseReason;
+  /** Its lifetime ended (`max_lifetime`), or its node is draining (`going_away`). */
+  reason: 'max_lifetime' | 'going_away';
   retryAfterMs: number;
   /** When the notice was sent, ms since the epoch. */
   timestamp: number;
@@ -36,7 +37,8 @@ interface Entry {
   readonly slot: number;
   /** Space to the previous slot when reserved: the budget's, or less for a drain that must meet a deadline. */
   readonly gapMs: number;
-  readonly close: () => unknown;
+  /** Makes the close; told the time it is made. */
+  readonly close: (at: number) => unknown;
   done: boolean;
 }
 
@@ -62,7 +64,7 @@ export class ClosePacer {
    * A connection already waiting keeps its slot. Returns the slot time.
    * @param maxSpacingMs see {@link ReconnectBudget.reserve}
    */
-  schedule(manager: WebSocketTimeoutManager, reason: PacedCloseReason, close: () => unknown, maxSpacingMs?: number): number {
+  schedule(manager: WebSocketTimeoutManager, reason: PacedCloseReason, close: (at: number) => unknown, maxSpacingMs?: number): number {
     const waiting = this.byManager.get(manager);
     if (waiting) return waiting.slot;
     const now = this.budget.clock.now();
@@ -140,9 +142,10 @@ export class ClosePacer {
       this.byManager.delete(head.manager);
       // Closed or closing meanwhile (the drain's last call, the app): nothing to do, no close to count.
       if (head.manager.state !== 'open') continue;
-      this.recent.push(now);
+      const at = this.budget.clock.now();
+      this.recent.push(at);
       if (this.recent.length > this.windowSlots()) this.recent.shift();
-      head.close();
+      head.close(at);
     }
     this.arm();
   }

@@ -51,9 +51,10 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
     logger.info(`Draining ${open.length} connection(s)`, { connections: open.length, reconnectRate: budget.rate, nodeRate, drainMs: round(open.length * spacingMs) });
   }
   const pacer = pacerOf(budget);
-  const close = (manager: WebSocketTimeoutManager): void => {
+  const close = (manager: WebSocketTimeoutManager, at = clock.now()): void => {
     if (manager.state !== 'open') return;
-    logger.debug('Drain: closing', { connectionId: manager.id, userId: manager.userId, ...manager.labels });
+    // closeAt: when the close was made, on the budget's clock (what its 1-s windows count).
+    logger.debug('Drain: closing', { connectionId: manager.id, userId: manager.userId, ...manager.labels, closeAt: at });
     void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
   };
   for (let start = 0; start < open.length; start += NOTICE_BATCH) {
@@ -61,7 +62,7 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
     if (start > 0) await new Promise<void>((resolve) => clock.afterIo(resolve));
     for (const manager of open.slice(start, start + NOTICE_BATCH)) {
       if (manager.state !== 'open') continue;
-      pacer.schedule(manager, 'going_away', () => close(manager), fitMs);
+      pacer.schedule(manager, 'going_away', (at) => close(manager, at), fitMs);
     }
   }
   // An overloaded node runs late, and a connection waiting for a lifetime slot may have one past

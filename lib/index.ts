@@ -7,7 +7,6 @@ export {
 } from './close-codes.js';
 export {
   DEFAULT_TIMEOUT_CONFIG,
-  RECONNECT_RATE,
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
@@ -60,7 +59,7 @@ export {
   type SessionMetrics,
 } from './registry.js';
 export { ReconnectBudget, type ReconnectBudgetOptions } from './reconnect-budget.js';
-export type { PacedCloseReason, ReconnectAdvice } from './close-pacer.js';
-export { checkDrainBudget, drainConnections, type DrainBudgetInput, type DrainBudgetReport, type DrainOptions } from './drain.js';
+export type { ReconnectAdvice } from './close-pacer.js';
+export { checkDrainBudget, type DrainBudgetInput, type DrainBudgetReport } from './drain.js';
 export { TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
 export { checkHealth, healthHandler, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';

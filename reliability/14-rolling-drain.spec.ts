@@ -77,14 +77,15 @@ describe(report.name, () => {
     const made = server!
       .logs()
       .filter((line) => line.message === 'Drain: closing')
-      .map((line) => Date.parse(String(line.timestamp)));
+      .map((line) => Number(line.closeAt));
     const madeBusiest = busiestWindow(made);
+    const lastCall = server!.logs().filter((line) => String(line.message).startsWith('Drain: the time for closes is up')).length;
     const planned = busiestWindow(stats.plannedCloseTimes);
     const seen = busiestWindow(stats.closeTimes);
     const spreadMs = max(stats.closeTimes) - min(stats.closeTimes);
     const lateness = stats.closeTimes.map((t, i) => t - stats.plannedCloseTimes[i]!);
     report.figure(
-      `node: ${made.length} closes made over ${ms(max(made) - min(made))}, at most ${madeBusiest} in any 1-s window (planned: at most ${planned}); ` +
+      `node: ${made.length} closes made over ${ms(max(made) - min(made))}, at most ${madeBusiest} in any 1-s window (planned: at most ${planned})${lastCall ? ', its time for closes ran out' : ''}; ` +
         `clients: closes seen over ${ms(spreadMs)}, at most ${seen} in any 1-s window (the node's plus delivery jitter: each close seen ` +
         `${ms(min(lateness))}–${ms(max(lateness))} after its planned time); ${stats.advisedBeforeClose}/${CLIENTS} advised before their 1001; ` +
         `node exited 0 ${ms(exitMs)} after SIGTERM (timeout ${ms(SHUTDOWN_TIMEOUT_MS)})`,
