@@ -785,7 +785,7 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
 
 /**
  * Reads `WS_FLEET_RECONNECT_RATE`: closes per second across the fleet (fractions allowed), or
- * {@link RECONNECT_RATE}'s default (200) when it is unset or empty.
+ * the default, 200, when it is unset or empty.
  * @param env The environment to read. @default process.env
  * @throws {ConfigError} When the value is not a number greater than 0 and at most 1,000,000.
  */
