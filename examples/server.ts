@@ -26,12 +26,15 @@ import {
   CloseCode,
   ConfigError,
   ConnectionRegistry,
+  ReconnectBudget,
   TimeoutMetrics,
   attachWebSockets,
+  checkDrainBudget,
   createLogger,
   formatConfigProblems,
   healthHandler,
   installGracefulShutdown,
+  loadReconnectRate,
   loadTimeoutConfig,
   metricsHandler,
   websocket,
@@ -73,7 +76,13 @@ const { config, port, host, fleetSettings } = readSettings(process.env);
 
 const logger = createLogger();
 const metrics = new TimeoutMetrics();
-const registry = new ConnectionRegistry({ config, logger, metrics });
+/** Lifetime closes and the SIGTERM drain share one pace: WS_FLEET_RECONNECT_RATE closes per second (default 200). */
+// The rate is the fleet's: each node takes its share of it (the live node count, from the fleet's last membership read).
+const reconnectBudget = new ReconnectBudget({
+  rate: loadReconnectRate(process.env), // checked with the timeouts above
+  nodes: () => Math.max(1, fleet?.health().nodes ?? 1),
+});
+const registry = new ConnectionRegistry({ config, logger, metrics, managerOptions: { reconnectBudget } });
 
 /** The open `/ws/scans` sockets: a posted scan goes to these, not to echo clients. */
 const scanners: Scanners = new Set();
@@ -201,8 +210,24 @@ const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, co
 /** The largest message a client may send; anything larger is closed with 1009 (ws's default is 100 MiB). */
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const gateway = attachWebSockets(server, app, { registry, logger, wss: { maxPayload: MAX_PAYLOAD_BYTES } });
-// The node leaves the fleet once its sockets are closed: its key goes, the others stop counting it.
-installGracefulShutdown(server, gateway, { logger, onClosed: () => fleet?.leave() });
+// SIGTERM: stop accepting, then close the sockets at the budget's pace (a rolling drain), within the timeout.
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+installGracefulShutdown(server, gateway, {
+  logger,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
+  reconnectBudget,
+  // The node leaves the fleet once its sockets are closed: its key goes, the others stop counting it.
+  onClosed: () => fleet?.leave(),
+});
+/** What one node is expected to hold, for the drain check: WS_MAX_CONNECTIONS when set, else an estimate. */
+const expectedConnections = /^\d+$/.test(process.env.WS_MAX_CONNECTIONS?.trim() ?? '') ? Number(process.env.WS_MAX_CONNECTIONS) : 1_000;
+const drainCheck = checkDrainBudget({
+  connections: expectedConnections,
+  rate: reconnectBudget.rate,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
+  closeTimeoutMs: config.closeTimeoutMs,
+});
+logger[drainCheck.ok ? 'info' : 'warn'](`Drain check: ${drainCheck.message}`, { ...drainCheck });
 
 server.listen(port, host, () => {
   const address = server.address();
@@ -218,5 +243,6 @@ server.listen(port, host, () => {
     connectionTimeoutMs: config.connectionTimeoutMs,
     pingIntervalMs: config.pingIntervalMs,
     pongTimeoutMs: config.pongTimeoutMs,
+    reconnectRate: reconnectBudget.rate,
   });
 });

@@ -142,6 +142,21 @@ const TIMEOUT_FIELDS = {
 } as const satisfies Record<string, FieldSpec>;
 
 /**
+ * The fleet's reconnect budget (see `ReconnectBudget`): not a timeout of a connection, so declared
+ * here, next to the timeout fields, rather than among them. Read by {@link loadReconnectRate};
+ * a bad value is one more problem of {@link loadTimeoutConfig}, reported with the timeouts' ones.
+ */
+export const RECONNECT_RATE = Object.freeze({
+  /** Its environment variable, in closes per second (fractions allowed). */
+  env: 'WS_FLEET_RECONNECT_RATE',
+  /** Closes per second across the fleet when the variable is unset. */
+  default: 200,
+  /** The largest accepted rate: a close every microsecond is no pacing at all. */
+  max: 1_000_000,
+  doc: 'closes per second across the fleet for lifetime expiries and drains (fractions allowed); > 0',
+});
+
+/**
  * Every timeout of one connection, in milliseconds (whole numbers). Produced frozen by
  * {@link loadTimeoutConfig}, {@link resolveTimeoutConfig} and {@link defaultTimeoutConfig}.
  */
@@ -342,6 +357,15 @@ const profileValidator = makeValidator<TimeoutProfile>((input) => {
   throw new EnvError(`unknown profile; expected one of ${PROFILE_NAMES.map((p) => `"${p}"`).join(', ')} (or leave it unset for the defaults)`);
 });
 
+const rateValidator = makeValidator<number>((input) => {
+  const text = String(input).trim();
+  const valid = `expected a number of closes per second greater than 0 and at most ${RECONNECT_RATE.max} (fractions allowed: 0.5 is one close every 2 s)`;
+  if (!DECIMAL.test(text)) throw new EnvError(`not a number; ${valid}`);
+  const rate = Number(text);
+  if (!(rate > 0) || rate > RECONNECT_RATE.max) throw new EnvError(`out of range; ${valid}`);
+  return rate;
+});
+
 /** Every variable optional (`default: undefined`): unset ones take the profile's value. */
 const ENV_SPECS = {
   [PROFILE_ENV]: profileValidator({
@@ -351,6 +375,7 @@ const ENV_SPECS = {
   ...Object.fromEntries(
     FIELDS.map((field) => [TIMEOUT_ENV[field], secondsValidators.get(field)!({ default: undefined, desc: TIMEOUT_FIELDS[field].doc })]),
   ),
+  [RECONNECT_RATE.env]: rateValidator({ default: undefined, desc: RECONNECT_RATE.doc }),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -624,6 +649,8 @@ export interface TimeoutConfigExplanation {
   readonly problems: readonly ConfigProblem[];
   /** The config {@link loadTimeoutConfig} returns, or `undefined` when there are problems. */
   readonly config: TimeoutConfig | undefined;
+  /** `WS_FLEET_RECONNECT_RATE` (closes per second) or its default; `undefined` when it is invalid. */
+  readonly reconnectRate: number | undefined;
 }
 
 /**
@@ -679,6 +706,9 @@ export function explainTimeoutConfig(
     if (envErrors[name] || (typeof ms !== 'number' && !profileValid)) unknown.add(field);
   }
 
+  problem(RECONNECT_RATE.env);
+  const reconnectRate = envErrors[RECONNECT_RATE.env] ? undefined : ((read(RECONNECT_RATE.env) as number | undefined) ?? RECONNECT_RATE.default);
+
   // Code wins over env, env over the profile. A bad env value overridden by valid code stays
   // reported, but the field takes part in the cross-field rules with the code value.
   const merged = mergeOverrides(
@@ -720,6 +750,7 @@ export function explainTimeoutConfig(
     ),
     problems: Object.freeze(problems),
     config,
+    reconnectRate,
   });
 }
 
@@ -750,6 +781,18 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
   const { config, problems } = explainTimeoutConfig(env, overrides);
   if (config === undefined) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Reads `WS_FLEET_RECONNECT_RATE`: closes per second across the fleet (fractions allowed), or
+ * the default, 200, when it is unset or empty.
+ * @param env The environment to read. @default process.env
+ * @throws {ConfigError} When the value is not a number greater than 0 and at most 1,000,000.
+ */
+export function loadReconnectRate(env: Record<string, string | undefined> = process.env): number {
+  const { reconnectRate, problems } = explainTimeoutConfig(env);
+  if (reconnectRate === undefined) throw new ConfigError(problems.filter((p) => p.name === RECONNECT_RATE.env));
+  return reconnectRate;
 }
 
 /**

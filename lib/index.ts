@@ -12,6 +12,7 @@ export {
   defaultTimeoutConfig,
   explainTimeoutConfig,
   isTimeoutConfig,
+  loadReconnectRate,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,
@@ -57,5 +58,8 @@ export {
   type RegistryOptions,
   type SessionMetrics,
 } from './registry.js';
+export { ReconnectBudget, type ReconnectBudgetOptions } from './reconnect-budget.js';
+export type { ReconnectAdvice } from './close-pacer.js';
+export { checkDrainBudget, type DrainBudgetInput, type DrainBudgetReport } from './drain.js';
 export { TimeoutMetrics, metricsHandler, type TimeoutMetricsOptions } from './metrics.js';
 export { checkHealth, healthHandler, type HealthOptions, type HealthReport, type HealthStatus } from './health.js';

@@ -16,6 +16,8 @@ import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type Timeo
 import { ConnectionCore, CoreState } from './connection-core.js';
 import { withDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
+import { pacerOf } from './close-pacer.js';
+import type { ReconnectBudget } from './reconnect-budget.js';
 import { initSchedulerEntry, sharedScheduler, type Scheduler } from './scheduler.js';
 import { ReadyState, type ManagedSocket, type Message } from './socket.js';
 
@@ -69,6 +71,13 @@ export interface ManagerOptions {
   lifetimeJitterMs?: number;
   /** Send `{"type":"reconnectAdvised"}` this many ms before the lifetime close; 0 disables. @default 0 */
   reconnectNoticeMs?: number;
+  /**
+   * Paces lifetime closes: when the lifetime ends, the client gets `{"type":"reconnectAdvised",
+   * "retryAfterMs":…}` at once and the 4002 close comes at its slot of this budget (share one
+   * budget between every connection, e.g. through `ConnectionRegistry`'s `managerOptions`).
+   * @default none // closed as soon as the lifetime ends
+   */
+  reconnectBudget?: ReconnectBudget;
   /** Random source for the jitter and a `'random'` ping phase, in [0, 1). @default Math.random */
   random?: () => number;
   /**
@@ -780,8 +789,12 @@ export class WebSocketTimeoutManager {
       this.terminate();
       return;
     }
-    if (this.options.timeoutNotice) this.sendTimeoutNotice(reason);
-    void this.gracefulClose(TIMEOUT_CLOSE_CODES[reason], CloseReason[reason]);
+    const close = (): void => {
+      if (this.options.timeoutNotice) this.sendTimeoutNotice(reason);
+      void this.gracefulClose(TIMEOUT_CLOSE_CODES[reason], CloseReason[reason]);
+    };
+    if (reason === 'max_lifetime' && this.options.reconnectBudget) pacerOf(this.options.reconnectBudget).schedule(this, reason, close);
+    else close();
   }
 
   /** Best effort (the close follows at once), but a notice the peer never got is logged. */

@@ -2,11 +2,13 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import {
   DEFAULT_TIMEOUT_CONFIG,
+  RECONNECT_RATE,
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
   explainTimeoutConfig,
   isTimeoutConfig,
+  loadReconnectRate,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,
@@ -542,6 +544,33 @@ describe('explainTimeoutConfig', () => {
     expect(explained.config).to.equal(undefined);
     expect(explained.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_PING_INTERVAL/WS_CONNECTION_TIMEOUT']);
     expect(explained.values.find((v) => v.field === 'idleTimeoutMs')).to.include({ ms: undefined, source: 'variable', raw: 'abc' });
+  });
+});
+
+describe('WS_FLEET_RECONNECT_RATE (loadReconnectRate)', () => {
+  it('is 200 closes per second when unset or empty, the documented default', () => {
+    expect(RECONNECT_RATE).to.include({ env: 'WS_FLEET_RECONNECT_RATE', default: 200 });
+    expect(loadReconnectRate({})).to.equal(200);
+    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: '  ' })).to.equal(200);
+  });
+
+  it('reads closes per second, fractions allowed', () => {
+    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: '50' })).to.equal(50);
+    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: ' 0.5 ' })).to.equal(0.5);
+  });
+
+  for (const value of ['0', '-3', 'fast', '200/s', 'Infinity', '2000000']) {
+    it(`rejects ${JSON.stringify(value)}, naming the variable, echoing the value and giving the range`, () => {
+      const problem = onlyProblem(() => loadReconnectRate({ WS_FLEET_RECONNECT_RATE: value }));
+      expect(problem).to.include({ name: 'WS_FLEET_RECONNECT_RATE', value });
+      expect(problem.reason).to.match(/expected a number of closes per second greater than 0 and at most 1000000/);
+    });
+  }
+
+  it('is reported with the timeouts\' problems by loadTimeoutConfig, in one ConfigError', () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc', WS_FLEET_RECONNECT_RATE: '0' }));
+    expect(error.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_FLEET_RECONNECT_RATE']);
+    expect(explainTimeoutConfig({ WS_FLEET_RECONNECT_RATE: '10' })).to.include({ reconnectRate: 10 });
   });
 });
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import express from 'express';
-import { ConnectionRegistry, installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
+import { ConnectionRegistry, ReconnectBudget, installGracefulShutdown, shutdownGracefully, silentLogger, websocket, wsTimeouts } from '../lib/index.js';
 import { createTestClock, type TestClock } from '../lib/testing/index.js';
 import { rawClient } from './support/raw-client.js';
 import { closed, expectRefused, openClient, startExpress, until, type ExpressTestServer } from './support/express-server.js';
@@ -103,6 +103,56 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       await t.tickAsync(1);
       expect(await shutdown.promise).to.equal(false);
       await peer.closed; // destroyed by the deadline, long before its closeTimeoutMs
+    });
+  });
+
+  describe('shutdownGracefully() with a reconnectBudget (rolling drain)', () => {
+    for (const target of ['gateway', 'registry'] as const) {
+      it(`stops listening, advises every client, then closes each with 1001 at its slot (target: the ${target})`, async () => {
+        const registry = new ConnectionRegistry({ logger: silentLogger, clock: t.clock });
+        const s = await serve(2_000, target === 'registry' ? registry : undefined);
+        const clients = [];
+        for (let i = 0; i < 3; i++) clients.push(await openClient(`${s.wsUrl}/ws`));
+        const advice = clients.map((ws) => new Promise<Record<string, unknown>>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))));
+        const closes = clients.map(closed);
+        const managers = [...s.gateway.managers];
+        const reconnectBudget = new ReconnectBudget({ rate: 10, clock: t.clock }); // a slot every 100 ms
+        const shutdown = watch(
+          shutdownGracefully(s.http, target === 'registry' ? registry : s.gateway, { logger: silentLogger, timeoutMs: 10_000, clock: t.clock, reconnectBudget }),
+        );
+        expect(s.http.listening, 'stops accepting first').to.equal(false);
+        expect((await Promise.all(advice)).map((a) => [a.type, a.reason, a.retryAfterMs])).to.deep.equal([
+          ['reconnectAdvised', 'going_away', 0],
+          ['reconnectAdvised', 'going_away', 100],
+          ['reconnectAdvised', 'going_away', 200],
+        ]);
+        expect(managers.map((m) => m.state)).to.deep.equal(['closing', 'open', 'open']);
+        await t.tickAsync(99);
+        expect(managers[1]!.state, '1 ms before its slot').to.equal('open');
+        await t.tickAsync(1);
+        expect(managers[1]!.state, 'at its slot').to.equal('closing');
+        await t.tickAsync(99);
+        expect(managers[2]!.state).to.equal('open');
+        await t.tickAsync(1);
+        expect(await Promise.all(closes)).to.deep.equal(Array(3).fill({ code: 1001, reason: 'going_away' }));
+        expect(await shutdown.promise).to.equal(true);
+      });
+    }
+
+    it('raises the pace to fit the shutdown timeout (less one closeTimeoutMs) and still ends clean', async () => {
+      const s = await serve(500);
+      const clients = [];
+      for (let i = 0; i < 4; i++) clients.push(await openClient(`${s.wsUrl}/ws`));
+      const closes = clients.map(closed);
+      const managers = [...s.gateway.managers];
+      const reconnectBudget = new ReconnectBudget({ rate: 1, clock: t.clock }); // 4 s for 4 closes; 1 s is left
+      const shutdown = watch(shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 1_500, clock: t.clock, reconnectBudget }));
+      await t.tickAsync(749);
+      expect(managers[3]!.state, '1 ms before the last slot (3 × 250 ms)').to.equal('open');
+      await t.tickAsync(1);
+      expect(managers[3]!.state).to.equal('closing');
+      expect((await Promise.all(closes)).map((c) => c.code)).to.deep.equal([1001, 1001, 1001, 1001]);
+      expect(await shutdown.promise).to.equal(true);
     });
   });
 

@@ -3,7 +3,7 @@
  * does, prints every value with its unit and where it came from, and names every problem, so an
  * operator can check a deployment's variables without starting a server.
  */
-import { PROFILE_ENV, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
+import { PROFILE_ENV, RECONNECT_RATE, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
 import { formatConfigProblems } from '../errors.js';
 
 /** Where output goes (`process.stdout`, `process.stderr`, or a test's buffer). */
@@ -52,9 +52,11 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
     const disabled = isDisabled(value.field, value.ms) ? ' (disabled)' : '';
     rows.push([value.variable, `${value.ms / 1000}${disabled}`, 's', sourceText(value, explained.profile)]);
   }
+  const rate = RECONNECT_RATE.env;
+  rows.push([rate, explained.reconnectRate === undefined ? JSON.stringify(env[rate]) : String(explained.reconnectRate), '/s', env[rate]?.trim() ? (explained.reconnectRate === undefined ? 'variable (invalid)' : 'variable') : 'default']);
   out.write(table(rows));
 
-  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV)]);
+  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV), RECONNECT_RATE.env]);
   const ignored = Object.keys(env).filter((name) => name.startsWith('WS_') && !known.has(name)).sort();
   if (ignored.length > 0) err.write(`Not read by ws-timeouts (misspelt?): ${ignored.join(', ')}\n`);
 

@@ -1,19 +1,25 @@
 /**
  * Graceful shutdown: on SIGTERM/SIGINT, stop accepting, close every managed WebSocket with
- * `1001 going_away`, let in-flight HTTP requests finish, and exit — all under one deadline.
+ * `1001 going_away` (all at once, or at a reconnect budget's pace: a rolling drain), let
+ * in-flight HTTP requests finish, and exit — all under one deadline.
  */
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { withDefaults } from '../defaults.js';
+import { drainConnections } from '../drain.js';
 import { defaultLogger, type Logger } from '../logger.js';
+import type { WebSocketTimeoutManager } from '../manager.js';
+import type { ReconnectBudget } from '../reconnect-budget.js';
 
 /** Anything that can close its connections: a `WebSocketGateway` or a `ConnectionRegistry`. */
 export interface ClosesAll {
   closeAll(code?: number, reason?: string): Promise<void>;
   /** Drops every connection without a close frame: what is left when the shutdown deadline passes. */
   terminateAll?(): void;
+  /** The open managers, for a drain at a reconnect budget's pace (the gateway's set, the registry's method). */
+  managers?: Iterable<WebSocketTimeoutManager> | (() => Iterable<WebSocketTimeoutManager>);
 }
 
 export interface ShutdownOptions {
@@ -36,6 +42,15 @@ export interface ShutdownOptions {
    * @default systemClock
    */
   clock?: Clock;
+  /**
+   * Drain at this budget's pace instead of closing every WebSocket at once: each connection gets
+   * `{"type":"reconnectAdvised","reason":"going_away","retryAfterMs":…}`, then `1001 going_away`
+   * at its slot. If the budget cannot close them all before `timeoutMs` less one `closeTimeoutMs`,
+   * the pace is raised to fit and a warning is logged (see `checkDrainBudget` to find this at start-up).
+   * Needs a target that lists its managers (a gateway or a registry).
+   * @default none // every WebSocket closed at once
+   */
+  reconnectBudget?: ReconnectBudget;
 }
 
 /** The defaults of {@link ShutdownOptions}, declared once. */
@@ -74,6 +89,8 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
     server.close(() => resolve()); // also closes idle keep-alive connections (Node >= 19)
   });
   const sockets = Promise.resolve()
+    .then(() => options.reconnectBudget && drain(target, options.reconnectBudget, timeoutMs, logger))
+    // After a drain, closes what is left: connections accepted meanwhile, upgrades still routing.
     .then(() => target.closeAll(CloseCode.GoingAway, CloseReason.going_away))
     .catch((err: unknown) => logger.error('Shutdown: closing WebSocket connections failed', { error: err }))
     .then(() => options.onClosed?.())
@@ -89,6 +106,18 @@ export async function shutdownGracefully(server: HttpServer | HttpsServer, targe
   }
   logger.info('Shutdown complete', { clean, durationMs: clock.now() - started });
   return clean;
+}
+
+/** Closes `target`'s connections at the budget's pace, every close started one close handshake before the deadline. */
+function drain(target: ClosesAll, budget: ReconnectBudget, timeoutMs: number, logger: Logger): Promise<void> | undefined {
+  const managers = typeof target.managers === 'function' ? target.managers() : target.managers;
+  if (managers === undefined) {
+    logger.warn('Shutdown: this target does not list its connections, closing them all at once instead of draining', {});
+    return undefined;
+  }
+  const open = Array.from(managers);
+  const closeTimeoutMs = open.reduce((max, manager) => Math.max(max, manager.config.closeTimeoutMs), 0);
+  return drainConnections(open, { budget, withinMs: timeoutMs - closeTimeoutMs, logger });
 }
 
 /** The same signal again within this many ms is a duplicate delivery, not a second request. */

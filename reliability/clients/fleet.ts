@@ -19,6 +19,9 @@ interface Client {
   lastSeq: number;
   seqErrors: number;
   bytes: number;
+  /** When a `reconnectAdvised` notice arrived (0: none), and the close it announced (server clock + retryAfterMs). */
+  advisedAt: number;
+  plannedCloseAt: number;
 }
 
 interface OpenArgs {
@@ -37,7 +40,7 @@ const groups = new Map<string, Client[]>();
 function openOne(args: OpenArgs): Promise<Client | Error> {
   return new Promise((resolve) => {
     const ws = new WebSocket(args.url, { autoPong: args.autoPong ?? true, headers: args.headers, handshakeTimeout: 10_000, perMessageDeflate: false });
-    const client: Client = { ws, openedAt: 0, closedAt: 0, code: 0, reason: '', received: 0, lastSeq: -1, seqErrors: 0, bytes: 0 };
+    const client: Client = { ws, openedAt: 0, closedAt: 0, code: 0, reason: '', received: 0, lastSeq: -1, seqErrors: 0, bytes: 0, advisedAt: 0, plannedCloseAt: 0 };
     ws.on('error', (err) => {
       if (client.openedAt === 0) resolve(err);
     });
@@ -48,6 +51,11 @@ function openOne(args: OpenArgs): Promise<Client | Error> {
     ws.on('message', (data: Buffer, isBinary) => {
       client.received++;
       client.bytes += data.length;
+      if (!isBinary && client.advisedAt === 0 && data.includes('"reconnectAdvised"')) {
+        client.advisedAt = Date.now();
+        const advice = JSON.parse(data.toString()) as { timestamp: number; retryAfterMs: number };
+        client.plannedCloseAt = advice.timestamp + advice.retryAfterMs;
+      }
       if (args.checkSeq && !isBinary) {
         // Broadcasts start with `<seq>:`; every one must arrive, in order.
         const seq = Number(data.toString('latin1', 0, 12).split(':', 1)[0]);
@@ -99,7 +107,11 @@ function stats(group: string): Record<string, unknown> {
   let received = 0;
   const closeTimes: number[] = [];
   const openTimes: number[] = [];
+  const plannedCloseTimes: number[] = [];
+  let advisedBeforeClose = 0;
   for (const c of list) {
+    if (c.advisedAt > 0 && (c.closedAt === 0 || c.advisedAt <= c.closedAt)) advisedBeforeClose++;
+    if (c.plannedCloseAt > 0) plannedCloseTimes.push(c.plannedCloseAt);
     openTimes.push(c.openedAt);
     if (c.closedAt === 0) open++;
     else {
@@ -111,7 +123,7 @@ function stats(group: string): Record<string, unknown> {
     minReceived = Math.min(minReceived, c.lastSeq + 1);
     minMessages = Math.min(minMessages, c.received);
   }
-  return { count: list.length, open, closed: list.length - open, codes, closeTimes, openTimes, seqErrors, received, minSeqReceived: list.length ? minReceived : 0, minReceived: list.length ? minMessages : 0 };
+  return { count: list.length, open, closed: list.length - open, codes, closeTimes, openTimes, plannedCloseTimes, advisedBeforeClose, seqErrors, received, minSeqReceived: list.length ? minReceived : 0, minReceived: list.length ? minMessages : 0 };
 }
 
 async function closeGroup(group: string, terminate: boolean): Promise<Record<string, unknown>> {

@@ -15,6 +15,10 @@ export interface GroupStats {
   /** `Date.now()` of each close, in the fleet process (same machine clock). */
   closeTimes: number[];
   openTimes: number[];
+  /** The close each `reconnectAdvised` notice announced: its `timestamp + retryAfterMs` (server clock, same machine). */
+  plannedCloseTimes: number[];
+  /** Clients that got a `reconnectAdvised` notice before their close. */
+  advisedBeforeClose: number;
   seqErrors: number;
   received: number;
   /** The fewest in-order broadcasts any client of the group received. */

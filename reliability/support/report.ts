@@ -34,6 +34,7 @@ const ORDER = [
   'Redis stalled',
   'Node SIGKILL',
   'Deaf subscriber',
+  'Rolling drain',
 ];
 
 const cases = new Map<string, CaseRecord>();

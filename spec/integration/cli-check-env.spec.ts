@@ -52,7 +52,8 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
     expect(table.WS_PING_INTERVAL).to.deep.equal(['25', 's', 'default']);
     expect(table.WS_TIMER_RESOLUTION![0]).to.equal('1');
     expect(table.WS_TIMER_RESOLUTION![2]).to.match(/^derived/);
-    expect(Object.keys(table)).to.have.length(9);
+    expect(table.WS_FLEET_RECONNECT_RATE).to.deep.equal(['200', '/s', 'default']);
+    expect(Object.keys(table)).to.have.length(10);
     expect(run.stdout).to.include('The configuration is valid.');
   });
 
