@@ -1,0 +1,206 @@
+/**
+ * `MemoryBus`: the fleet bus in one process, on a `Clock`, for tests under fake time. Several
+ * buses (one per simulated node) share one {@link MemoryBusNetwork}, which plays Redis: keys
+ * expire on the clock, messages reach every subscriber of the network, and the network can be
+ * taken down, stalled, or one bus's subscriptions made deaf, as Redis faults do.
+ *
+ * It keeps the promises of the Redis bus: messages are delivered asynchronously and at most
+ * once; a call while the network is down rejects at once; a call while it is stalled rejects at
+ * the op deadline, after which the bus is `unavailable` and rejects at once until the network
+ * answers again; subscriptions come back by themselves.
+ */
+import { systemClock, type Clock } from '../clock.js';
+import { defaultLogger, type Logger } from '../logger.js';
+import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type FleetBus } from './bus.js';
+
+export interface MemoryBusNetworkOptions {
+  /** The clock keys expire on and deadlines run on. @default systemClock */
+  clock?: Clock;
+  /** Deadline of a call while the network is stalled, ms (the Redis bus's `commandTimeoutMs`). @default 1000 */
+  commandTimeoutMs?: number;
+  /** Where a throwing subscriber or status listener is reported. @default the shared JSON winston logger */
+  logger?: Logger;
+}
+
+type NetworkState = 'up' | 'down' | 'stalled';
+
+/** One in-process "Redis" shared by the buses of simulated nodes. */
+export class MemoryBusNetwork {
+  readonly clock: Clock;
+  readonly commandTimeoutMs: number;
+  readonly logger: Logger;
+  private readonly values = new Map<string, { value: string; expiresAt: number }>();
+  private readonly buses = new Set<MemoryBus>();
+  private state: NetworkState = 'up';
+
+  constructor(options: MemoryBusNetworkOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.commandTimeoutMs = checkDeadline('MemoryBusNetwork', 'commandTimeoutMs', options.commandTimeoutMs ?? 1000);
+    this.logger = options.logger ?? defaultLogger();
+  }
+
+  /** A new bus on this network (a node's connection to "Redis"). */
+  bus(): MemoryBus {
+    const bus = new MemoryBus(this);
+    this.buses.add(bus);
+    return bus;
+  }
+
+  /** Like a killed Redis: every call of every bus rejects at once, every bus turns `unavailable`. */
+  takeDown(): void {
+    this.state = 'down';
+    for (const bus of this.buses) bus.networkChanged();
+  }
+
+  /** Like a frozen Redis (SIGSTOP): calls get no answer and reject at the op deadline. */
+  stall(): void {
+    this.state = 'stalled';
+  }
+
+  /**
+   * Like a Redis that is back (restarted empty, or thawed): buses turn `ready` and their
+   * subscriptions hear again. Keys are kept unless `{ empty: true }` (a restart without persistence).
+   */
+  bringUp({ empty = false }: { empty?: boolean } = {}): void {
+    if (empty) this.values.clear();
+    this.state = 'up';
+    for (const bus of this.buses) bus.networkChanged();
+  }
+
+  /** @internal */
+  get current(): NetworkState {
+    return this.state;
+  }
+
+  /** @internal */
+  detach(bus: MemoryBus): void {
+    this.buses.delete(bus);
+  }
+
+  /** @internal the commands, run only while the network is up */
+  deliver(channel: string, message: string): void {
+    for (const bus of this.buses) bus.receive(channel, message);
+  }
+
+  /** @internal */
+  set(key: string, value: string, ttlMs: number): void {
+    this.values.set(key, { value, expiresAt: this.clock.now() + ttlMs });
+  }
+
+  /** @internal */
+  get(key: string): string | null {
+    const entry = this.values.get(key);
+    if (entry === undefined) return null;
+    if (this.clock.now() >= entry.expiresAt) {
+      this.values.delete(key);
+      return null;
+    }
+    return entry.value;
+  }
+
+  /** @internal */
+  keys(prefix: string): string[] {
+    return [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null);
+  }
+
+  /** @internal */
+  del(key: string): void {
+    this.values.delete(key);
+  }
+}
+
+/** One node's bus on a {@link MemoryBusNetwork}. Create it with `network.bus()`. */
+export class MemoryBus implements FleetBus {
+  private readonly statusListeners: StatusListeners;
+  private readonly subscriptions: Subscriptions;
+  private closed = false;
+
+  /** @internal use `network.bus()` */
+  constructor(private readonly network: MemoryBusNetwork) {
+    this.statusListeners = new StatusListeners('ready', (error) => network.logger.error('Fleet bus status listener threw', { error }));
+    this.subscriptions = new Subscriptions((channel, error) => network.logger.error('Fleet bus subscriber threw', { channel, error }));
+  }
+
+  get status(): BusStatus {
+    return this.statusListeners.status;
+  }
+
+  onStatus(listener: (status: BusStatus) => void): () => void {
+    return this.statusListeners.add(listener);
+  }
+
+  /**
+   * Like a subscriber connection that went deaf while it looks healthy (a known failure of
+   * pub/sub clients after reconnects): this bus's current subscriptions hear nothing from now
+   * on; a subscription made afterwards (a resubscribe) hears again.
+   */
+  deafen(): void {
+    this.subscriptions.deafen();
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    return this.command('publish', () => {
+      // Delivered after the caller's turn, as a message from Redis arrives in a later I/O callback.
+      queueMicrotask(() => this.network.deliver(channel, message));
+    });
+  }
+
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    return this.command('subscribe', () => {
+      const remove = this.subscriptions.add(channel, handler);
+      return async () => {
+        remove();
+      };
+    });
+  }
+
+  setWithTtl(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.command('setWithTtl', () => this.network.set(key, value, ttlMs));
+  }
+
+  getMany(keys: string[]): Promise<Array<string | null>> {
+    return this.command('getMany', () => keys.map((key) => this.network.get(key)));
+  }
+
+  keys(prefix: string): Promise<string[]> {
+    return this.command('keys', () => this.network.keys(prefix));
+  }
+
+  del(key: string): Promise<void> {
+    return this.command('del', () => this.network.del(key));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.subscriptions.clear();
+    this.network.detach(this);
+  }
+
+  /** @internal */
+  networkChanged(): void {
+    this.statusListeners.set(this.network.current === 'down' ? 'unavailable' : 'ready');
+  }
+
+  /** @internal */
+  receive(channel: string, message: string): void {
+    if (!this.closed) this.subscriptions.dispatch(channel, message);
+  }
+
+  /** Runs `run` as Redis would answer it now: at once, never (stalled: the deadline), or refused. */
+  private command<T>(op: string, run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new BusUnavailableError(`MemoryBus: ${op} after close()`));
+    if (this.status === 'unavailable' || this.network.current === 'down') {
+      return Promise.reject(new BusUnavailableError(`MemoryBus: ${op} refused, the bus is unavailable`));
+    }
+    if (this.network.current === 'stalled') {
+      const timeoutMs = this.network.commandTimeoutMs;
+      return new Promise((_resolve, reject) => {
+        this.network.clock.setTimeout(() => {
+          this.statusListeners.set('unavailable');
+          reject(new BusUnavailableError(`MemoryBus: ${op} got no answer within ${timeoutMs} ms (commandTimeoutMs)`));
+        }, timeoutMs);
+      });
+    }
+    return Promise.resolve().then(run);
+  }
+}
