@@ -100,9 +100,9 @@ export interface SweepResult {
   lockLost: boolean;
 }
 
-function checkMs(name: string, value: unknown, min: number): number {
+function checkWhole(name: string, value: unknown, min: number, unit = 'milliseconds'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
-    throw new RangeError(`startSweeper: ${name} must be a whole number of milliseconds from ${min} to 2147483647, got ${String(value)}`);
+    throw new RangeError(`startSweeper: ${name} must be a whole number of ${unit} from ${min} to 2147483647, got ${String(value)}`);
   }
   return value;
 }
@@ -135,10 +135,10 @@ export class Sweeper {
 
   constructor(options: SweeperOptions) {
     this.options = options;
-    this.intervalMs = checkMs('intervalMs', options.intervalMs ?? SWEEPER_DEFAULTS.intervalMs, 1);
-    this.batchSize = checkMs('batchSize', options.batchSize ?? SWEEPER_DEFAULTS.batchSize, 1);
-    this.sessionTimeoutMs = checkMs('sessionTimeoutMs', options.sessionTimeoutMs ?? SWEEPER_DEFAULTS.sessionTimeoutMs, 0);
-    this.hookTimeoutMs = checkMs('hookTimeoutMs', options.hookTimeoutMs ?? SWEEPER_DEFAULTS.hookTimeoutMs, 1);
+    this.intervalMs = checkWhole('intervalMs', options.intervalMs ?? SWEEPER_DEFAULTS.intervalMs, 1);
+    this.batchSize = checkWhole('batchSize', options.batchSize ?? SWEEPER_DEFAULTS.batchSize, 1, 'sessions');
+    this.sessionTimeoutMs = checkWhole('sessionTimeoutMs', options.sessionTimeoutMs ?? SWEEPER_DEFAULTS.sessionTimeoutMs, 0);
+    this.hookTimeoutMs = checkWhole('hookTimeoutMs', options.hookTimeoutMs ?? SWEEPER_DEFAULTS.hookTimeoutMs, 1);
     if (options.onDisconnect !== undefined && typeof options.onDisconnect !== 'function') {
       throw new TypeError(`startSweeper: onDisconnect must be a function, got ${typeof options.onDisconnect}`);
     }
