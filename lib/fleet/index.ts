@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-export { BusUnavailableError, type BusStatus, type FleetBus } from './bus.js';
+export { BusUnavailableError, type BusStatus, type BusWrite, type Fence, type FleetBus } from './bus.js';
 export { MemoryBus, MemoryBusNetwork, type MemoryBusNetworkOptions } from './memory-bus.js';
 export { RedisBus, type RedisBusOptions } from './redis-bus.js';
 export type { FleetMember } from './membership.js';
@@ -29,3 +29,15 @@ export {
   type FleetUserSendResult,
   type JoinFleetOptions,
 } from './node.js';
+export { SessionTracker, type SessionRecord } from './sessions.js';
+export { SweeperLock, type HeldLock } from './sweeper-lock.js';
+export {
+  Sweeper,
+  trackSessions,
+  type FleetSessions,
+  type ReapInfo,
+  type RemoteClose,
+  type SweepResult,
+  type SweeperOptions,
+  type TrackSessionsOptions,
+} from './sweeper.js';

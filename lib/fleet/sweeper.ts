@@ -19,9 +19,10 @@ import { CloseCode, CloseReason } from '../close-codes.js';
 import { SessionStoreError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { NO_ROLE, type TimeoutMetrics } from '../metrics.js';
-import type { DisconnectInfo } from '../registry.js';
+import type { ConnectionRegistry, DisconnectInfo } from '../registry.js';
 import type { BusWrite, FleetBus } from './bus.js';
-import { parseSessionMember, sessionKeys, sessionMember, type SessionRecord } from './sessions.js';
+import type { FleetNode } from './node.js';
+import { instanceOf, parseSessionMember, SessionTracker, sessionKeys, sessionMember, type SessionRecord } from './sessions.js';
 import { SweeperLock, type HeldLock } from './sweeper-lock.js';
 
 /** What a reaped session's disconnect hook is told, on top of a local close's {@link DisconnectInfo}. */
@@ -401,9 +402,58 @@ function brokenRecord(instance: string, connectionId: string, now: number): Sess
   return { fleetId: `${nodeId}:${connectionId}`, nodeId, instance, connectionId, userId: null, labels: {}, openedAt: now, lastActivityAt: now };
 }
 
-/** Creates a {@link Sweeper} and starts it. */
-export function startSweeper(options: SweeperOptions): Sweeper {
-  const sweeper = new Sweeper(options);
+/** What {@link trackSessions} takes: the sweeper's options, and how often records are flushed. */
+export interface TrackSessionsOptions
+  extends Pick<SweeperOptions, 'onDisconnect' | 'intervalMs' | 'lockTtlMs' | 'batchSize' | 'sessionTimeoutMs' | 'hookTimeoutMs' | 'roleLabel' | 'metrics'> {
+  /** How often records of new connections, activity and removals are written, ms. @default 2000 */
+  flushIntervalMs?: number;
+}
+
+/** The session records of one node and its sweeper, started together by {@link trackSessions}. */
+export interface FleetSessions {
+  readonly tracker: SessionTracker;
+  readonly sweeper: Sweeper;
+  /**
+   * Writes the last removals, stops sweeping and releases the lock. Call it after the registry's
+   * connections were closed (their own hooks ran) and before `fleet.leave()`. Never rejects.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Keeps a session record in Redis for every connection of `registry`, and runs this node's
+ * sweeper: when a node of the fleet dies, whichever node holds the sweeper lock runs
+ * `onDisconnect` for each of its sessions.
+ *
+ * ```ts
+ * const fleet = await joinFleet({ registry, redisUrl: process.env.REDIS_URL });
+ * const sessions = trackSessions(fleet, registry, { onDisconnect: async (session) => presence.leave(session.userId) });
+ * // shutdown: await registry.closeAll(); await sessions.stop(); await fleet.leave();
+ * ```
+ */
+export function trackSessions(fleet: FleetNode, registry: ConnectionRegistry, options: TrackSessionsOptions = {}): FleetSessions {
+  const { membership } = fleet;
+  const { flushIntervalMs, ...sweeperOptions } = options;
+  const tracker = new SessionTracker({ bus: fleet.bus, registry, nodeId: fleet.nodeId, startedAt: membership.startedAt, prefix: fleet.prefix, flushIntervalMs, clock: registry.clock, logger: registry.logger });
+  const sweeper = new Sweeper({
+    ...sweeperOptions,
+    bus: fleet.bus,
+    nodeId: fleet.nodeId,
+    prefix: fleet.prefix,
+    // A read that fails rejects (never "no members"), so a Redis fault never reaps live sessions.
+    liveInstances: async () => new Set((await membership.read()).map((m) => instanceOf(m.nodeId, m.startedAt))),
+    close: (fleetId, closeOptions) => fleet.close(fleetId, closeOptions),
+    clock: registry.clock,
+    logger: registry.logger,
+  });
+  tracker.start();
   sweeper.start();
-  return sweeper;
+  return {
+    tracker,
+    sweeper,
+    async stop() {
+      await tracker.stop();
+      await sweeper.stop();
+    },
+  };
 }
