@@ -1,0 +1,79 @@
+// Send and close by fleet connection id, under fake time: the owner acts, a connection no live
+// node holds is `gone`, an owner that does not answer in time is `unknown`.
+import { expect } from 'chai';
+import { settles } from '../support/settles.js';
+import { createFleet, REQUEST_MS, type TestFleet } from './fleet-harness.js';
+
+describe('fleet remote operations by connection id', () => {
+  let f: TestFleet;
+  afterEach(async () => f?.cleanup());
+
+  it('fleet ids are `${nodeId}:${connection id}`, unique across nodes', async () => {
+    f = await createFleet(['a', 'b']);
+    const onA = f.nodes.a!.connect().manager;
+    const onB = f.nodes.b!.connect().manager;
+    expect(f.nodes.a!.fleet.idOf(onA)).to.equal(`a:${onA.id}`);
+    expect(f.nodes.a!.fleet.idOf(onA)).to.not.equal(f.nodes.b!.fleet.idOf(onB));
+  });
+
+  it('send reaches a connection held by another node', async () => {
+    f = await createFleet();
+    const { client, manager } = f.nodes.b!.connect();
+    expect(await f.nodes.a!.fleet.send(f.nodes.b!.fleet.idOf(manager), { n: 1 })).to.equal('sent');
+    expect(client.received).to.deep.equal(['{"n":1}']);
+  });
+
+  it('close closes a connection held by another node as a local close: notice, then the close frame', async () => {
+    f = await createFleet();
+    const { client, manager } = f.nodes.b!.connect();
+    const id = f.nodes.b!.fleet.idOf(manager);
+    expect(await f.nodes.a!.fleet.close(id, { code: 4000, reason: 'kicked', notice: { type: 'kicked' } })).to.equal('closed');
+    await f.t.flush();
+    expect(client.received).to.deep.equal(['{"type":"kicked"}']);
+    expect(client.closeFrame).to.deep.equal({ code: 4000, reason: 'kicked' });
+    // Already closed: no live node holds it, which is success for a close.
+    expect(await f.nodes.c!.fleet.close(id)).to.equal('gone');
+  });
+
+  it('a connection closing already counts as closed', async () => {
+    f = await createFleet();
+    const { client, manager } = f.nodes.b!.connect();
+    client.answerClose = false;
+    void manager.gracefulClose(4001, 'idle');
+    expect(await f.nodes.a!.fleet.close(f.nodes.b!.fleet.idOf(manager))).to.equal('closed');
+  });
+
+  it('gone: the node is not a live member, the node does not hold it, or the id is not a fleet id', async () => {
+    f = await createFleet();
+    const { manager } = f.nodes.b!.connect();
+    expect(await f.nodes.a!.fleet.send('nobody:c1', 'm')).to.equal('gone');
+    expect(await f.nodes.a!.fleet.close('nobody:c1')).to.equal('gone');
+    expect(await f.nodes.a!.fleet.send('b:no-such-connection', 'm')).to.equal('gone');
+    expect(await f.nodes.a!.fleet.send('not a fleet id', 'm')).to.equal('gone');
+    await f.nodes.b!.fleet.leave();
+    expect(await f.nodes.a!.fleet.close(`b:${manager.id}`)).to.equal('gone');
+  });
+
+  it('unknown: the owner is live but did not answer within the deadline', async () => {
+    f = await createFleet();
+    const { manager } = f.nodes.b!.connect();
+    f.nodes.b!.bus.deafen();
+    const startedAt = f.t.now();
+    const pending = f.nodes.a!.fleet.close(f.nodes.b!.fleet.idOf(manager));
+    expect(await settles(f.t, pending, 'the remote close', REQUEST_MS)).to.equal('unknown');
+    expect(f.t.now() - startedAt).to.equal(REQUEST_MS);
+  });
+
+  it('a connection of this node is handled here, without the bus', async () => {
+    f = await createFleet(['a', 'b']);
+    const { client, manager } = f.nodes.a!.connect();
+    f.network.takeDown();
+    expect(await f.nodes.a!.fleet.send(f.nodes.a!.fleet.idOf(manager), 'local')).to.equal('sent');
+    expect(client.received).to.deep.equal(['local']);
+  });
+
+  it('by user id: sendToUser and closeUser answer per node (see the broadcast spec); a user nobody holds sends 0', async () => {
+    f = await createFleet();
+    expect(await f.nodes.a!.fleet.sendToUser('nobody', 'm')).to.deep.equal({ status: 'ok', nodes: 3, sent: 0, failed: 0, nodesMissing: [] });
+  });
+});
