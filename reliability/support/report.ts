@@ -30,6 +30,9 @@ const ORDER = [
   'Upgrade abuse',
   'Secrets',
   'Foreign clients',
+  'Node crash',
+  'Sweeper lock',
+  'Sweeper crash',
 ];
 
 const cases = new Map<string, CaseRecord>();
