@@ -29,8 +29,8 @@ export {
   type FleetUserSendResult,
   type JoinFleetOptions,
 } from './node.js';
-export { SessionTracker, type SessionRecord } from './sessions.js';
-export { SweeperLock, type HeldLock } from './sweeper-lock.js';
+export { SessionTracker, type SessionRecord, type SessionTrackerOptions } from './sessions.js';
+export { SweeperLock, type HeldLock, type SweeperLockOptions } from './sweeper-lock.js';
 export {
   Sweeper,
   trackSessions,

@@ -151,6 +151,7 @@ export class SessionTracker {
     this.stopped = true;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
+    await this.flushing; // it may have looked at the registry before the last closes
     await this.flush();
   }
 
