@@ -3,6 +3,10 @@
  * (1000 by default: 1000 sessions are degraded) or above an estimated memory budget
  * (`SESSION_MAX_MEMORY_MB`), with the session metrics alongside.
  *
+ * With `fleet` (a `FleetNode` of `ws-timeouts/fleet`, or anything with its `health()`), the report
+ * carries the fleet's `{ status, nodes, connections }`, and a fleet whose bus is unavailable makes
+ * the instance `degraded` (`redis unavailable: …`): it still serves its own connections.
+ *
  * Status code: `degraded` still answers **200** by default. The instance is serving, only past
  * a soft limit; answering 503 would make a load balancer pull every busy instance out of
  * rotation at once, which turns high load into an outage. Set `degradedStatusCode: 503` when
@@ -27,13 +31,24 @@ export interface HealthOptions {
    * @default undefined // `{ status, reasons, sessions }`
    */
   service?: string;
+  /**
+   * The fleet this instance is a node of (`await joinFleet(...)` from `ws-timeouts/fleet`): its
+   * health is reported as `fleet`, and an `unavailable` fleet makes the status `degraded`.
+   * Structural, so this module never loads the fleet or Redis. @default none
+   */
+  fleet?: { health(): FleetHealthReport };
 }
+
+/** The fleet part of a {@link HealthReport}. */
+type FleetHealthReport = { status: 'ok' | 'unavailable'; nodes: number; connections: number; reason?: string };
 
 export interface HealthReport {
   status: HealthStatus;
-  /** Why the status is `degraded` (empty when healthy), e.g. `"activeSessions 1200 >= 1000"`. */
+  /** Why the status is `degraded` (empty when healthy), e.g. `"activeSessions 1200 >= 1000"` or `"redis unavailable: …"`. */
   reasons: string[];
   sessions: SessionMetrics;
+  /** With the `fleet` option: the fleet's status, its live nodes and their connections (at the node's last membership read). */
+  fleet?: FleetHealthReport;
 }
 
 /** The decision alone, from metrics already taken: no I/O. */
@@ -63,6 +78,9 @@ function checkOptions(options: HealthOptions): void {
   if (code !== undefined && !(Number.isInteger(code) && code >= 200 && code <= 599)) {
     throw new RangeError(`healthHandler: degradedStatusCode must be an HTTP status from 200 to 599 (e.g. 503), got ${String(code)}`);
   }
+  if (options.fleet !== undefined && typeof options.fleet?.health !== 'function') {
+    throw new TypeError('healthHandler: fleet must be a FleetNode (the result of joinFleet from ws-timeouts/fleet), with a health() method');
+  }
   const service = options.service;
   if (service !== undefined && (typeof service !== 'string' || service === '')) {
     throw new TypeError(`healthHandler: service must be a non-empty name (e.g. 'session_manager'), got ${JSON.stringify(service)}`);
@@ -76,7 +94,10 @@ export function checkHealth(registry: ConnectionRegistry, options: HealthOptions
     degradedThreshold: options.degradedThreshold ?? registry.degradedThreshold,
     maxMemoryMb: options.maxMemoryMb,
   });
-  return { status, reasons, sessions };
+  if (options.fleet === undefined) return { status, reasons, sessions };
+  const fleet = options.fleet.health();
+  if (fleet.status !== 'ok') return { status: 'degraded', reasons: [...reasons, `redis unavailable: ${fleet.reason ?? 'no reason given'}`], sessions, fleet };
+  return { status, reasons, sessions, fleet };
 }
 
 /**
@@ -94,8 +115,11 @@ export function healthHandler(registry: ConnectionRegistry, options: HealthOptio
   checkOptions(options);
   const degradedStatusCode = options.degradedStatusCode ?? 200;
   return function health(_req, res) {
-    const { status, reasons, sessions } = checkHealth(registry, options);
-    const body = options.service === undefined ? { status, reasons, sessions } : { status, services: { [options.service]: { status, reasons, metrics: sessions } } };
+    const { status, reasons, sessions, fleet } = checkHealth(registry, options);
+    const body =
+      options.service === undefined
+        ? { status, reasons, sessions, fleet }
+        : { status, services: { [options.service]: { status, reasons, metrics: sessions } }, fleet };
     res.set('Cache-Control', 'no-store');
     res.status(status === 'healthy' ? 200 : degradedStatusCode).json(body);
   };

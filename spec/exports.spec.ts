@@ -2,10 +2,12 @@
 // export (or a lost one) fails here, so it is a decision: document it in README.md, then add it.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import ts from 'typescript';
 import * as root from '../lib/index.js';
 import * as testing from '../lib/testing/index.js';
+import * as fleet from '../lib/fleet/index.js';
 
 const ROOT_VALUES = [
   'CloseCode',
@@ -103,7 +105,27 @@ const TESTING_TYPES = [
   'VanishOptions',
 ];
 
-const ENTRIES = { root: '../lib/index.ts', testing: '../lib/testing/index.ts' };
+const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'joinFleet'];
+
+const FLEET_TYPES = [
+  'BusStatus',
+  'FleetBroadcastOptions',
+  'FleetBroadcastResult',
+  'FleetBus',
+  'FleetCloseOptions',
+  'FleetCloseResult',
+  'FleetHealth',
+  'FleetMember',
+  'FleetSendOptions',
+  'FleetSendResult',
+  'FleetUserCloseResult',
+  'FleetUserSendResult',
+  'JoinFleetOptions',
+  'MemoryBusNetworkOptions',
+  'RedisBusOptions',
+];
+
+const ENTRIES = { root: '../lib/index.ts', testing: '../lib/testing/index.ts', fleet: '../lib/fleet/index.ts' };
 
 /** The names each entry file exports that exist only for the type checker (interfaces, type aliases). */
 function typeOnlyExports(): Record<keyof typeof ENTRIES, string[]> {
@@ -122,7 +144,7 @@ function typeOnlyExports(): Record<keyof typeof ENTRIES, string[]> {
       .filter((symbol) => !(checker.getAliasedSymbol(symbol).flags & ts.SymbolFlags.Value))
       .map((symbol) => symbol.name)
       .sort();
-  return { root: typesOf(files[0]!), testing: typesOf(files[1]!) };
+  return { root: typesOf(files[0]!), testing: typesOf(files[1]!), fleet: typesOf(files[2]!) };
 }
 
 describe('the public surface', function () {
@@ -146,6 +168,49 @@ describe('the public surface', function () {
 
   it('"ws-timeouts/testing" exports exactly these types', () => {
     expect(types.testing).to.deep.equal(TESTING_TYPES);
+  });
+
+  it('"ws-timeouts/fleet" exports exactly these runtime names', () => {
+    expect(Object.keys(fleet).sort()).to.deep.equal(FLEET_VALUES);
+  });
+
+  it('"ws-timeouts/fleet" exports exactly these types', () => {
+    expect(types.fleet).to.deep.equal(FLEET_TYPES);
+  });
+
+  it('guides/fleet.md documents every name "ws-timeouts/fleet" exports', () => {
+    const guide = readFileSync(new URL('../guides/fleet.md', import.meta.url), 'utf8');
+    expect([...FLEET_VALUES, ...FLEET_TYPES].filter((name) => !new RegExp(`\\b${name}\\b`).test(guide))).to.deep.equal([]);
+  });
+
+  it('"ws-timeouts" never loads ioredis: an app without Redis does not need it', function () {
+    this.timeout(30_000); // a child process that loads the entry through tsx
+    // ioredis is CommonJS: whatever loads it, it shows in the require cache.
+    const script = `
+      await import(${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)});
+      const { createRequire } = await import('node:module');
+      console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache).filter((file) => file.includes('ioredis'))));
+    `;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(output.trim().split('\n').at(-1)!)).to.deep.equal([]);
+  });
+
+  it('"ws-timeouts" imports nothing from lib/fleet or ioredis, not even a type', () => {
+    // Every module the root entry reaches through its imports, read statically.
+    const seen = new Set<string>();
+    const bare = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const { fileName } of ts.preProcessFile(readFileSync(file, 'utf8')).importedFiles) {
+        if (!fileName.startsWith('.')) bare.add(fileName);
+        else visit(fileURLToPath(new URL(fileName.replace(/\.js$/, '.ts'), pathToFileURL(file))));
+      }
+    };
+    visit(fileURLToPath(new URL(ENTRIES.root, import.meta.url)));
+    expect(seen.size, 'modules reached').to.be.above(10);
+    expect([...seen].filter((file) => /[\\/]lib[\\/]fleet[\\/]/.test(file))).to.deep.equal([]);
+    expect([...bare].filter((name) => name.startsWith('ioredis'))).to.deep.equal([]);
   });
 
   it('README.md documents every exported name', () => {

@@ -123,4 +123,27 @@ describe('health', () => {
       expect(checkHealth(registry, { degradedThreshold: 0 }).status).to.equal('degraded');
     });
   });
+  describe('the fleet option', () => {
+    const fleetWith = (health: { status: 'ok' | 'unavailable'; nodes: number; connections: number; reason?: string }) => ({ health: () => health });
+
+    it('reports the fleet next to the sessions; a healthy fleet changes nothing else', async () => {
+      const res = await get(healthHandler(registryWith(1), { fleet: fleetWith({ status: 'ok', nodes: 3, connections: 12 }) }));
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.include({ status: 'healthy', reasons: [], fleet: { status: 'ok', nodes: 3, connections: 12 } });
+    });
+
+    it('an unavailable fleet makes the instance degraded (still 200), naming Redis and the reason', async () => {
+      const fleet = fleetWith({ status: 'unavailable', nodes: 3, connections: 12, reason: 'bus unavailable: connection closed' });
+      const res = await get(healthHandler(registryWith(1), { fleet }));
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.include({ status: 'degraded', reasons: ['redis unavailable: bus unavailable: connection closed'] });
+      expect(res.body.fleet).to.deep.equal({ status: 'unavailable', nodes: 3, connections: 12, reason: 'bus unavailable: connection closed' });
+      const asService = await get(healthHandler(registryWith(1), { fleet, service: 'session_manager' }));
+      expect(asService.body).to.deep.include({ status: 'degraded', fleet: res.body.fleet });
+    });
+
+    it('refuses a fleet without health(), saying what to pass', () => {
+      expect(() => healthHandler(registryWith(0), { fleet: {} as never })).to.throw(TypeError, /fleet must be a FleetNode \(the result of joinFleet/);
+    });
+  });
 });

@@ -27,9 +27,18 @@ export interface FleetBus {
   setWithTtl(key: string, value: string, ttlMs: number): Promise<void>;
   /** The values of `keys`, in order; null for a key that does not exist (or expired). */
   getMany(keys: string[]): Promise<Array<string | null>>;
-  /** Every live key that starts with `prefix` (a plain prefix: no glob characters). For few keys only. */
+  /**
+   * Every live key that starts with `prefix` (a plain prefix: no glob characters). In Redis a
+   * SCAN of the whole keyspace: never on a hot path (membership uses a set instead).
+   */
   keys(prefix: string): Promise<string[]>;
   del(key: string): Promise<void>;
+  /** Adds `member` to the set at `key` (no TTL). */
+  setAdd(key: string, member: string): Promise<void>;
+  /** The members of the set at `key` (empty when there is none), in no particular order. */
+  setMembers(key: string): Promise<string[]>;
+  /** Removes `member` from the set at `key`. */
+  setRemove(key: string, member: string): Promise<void>;
   /** Closes the bus for good; later calls reject. Never rejects. */
   close(): Promise<void>;
 

@@ -3,6 +3,10 @@
  * refreshes it every ttl/3 with its counts. The live keys are the fleet; a node that stops
  * refreshing (killed, partitioned) drops out within the TTL. Nothing is written per message
  * or per connection: the counts ride on the refresh.
+ *
+ * The node ids are also kept in one set, `${prefix}:nodes`, so that reading the fleet is two
+ * commands (the set, then its keys) whatever else the Redis holds: a key SCAN would walk the
+ * whole keyspace of a Redis shared with sessions or caches. Readers drop ids whose key expired.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -48,6 +52,7 @@ export interface MembershipOptions {
 export class Membership {
   readonly key: string;
   readonly startedAt: number;
+  private readonly index: string;
   /** The members of the last successful read, and when it was. */
   lastRead: { members: FleetMember[]; at: number } | null = null;
   private timer: TimerHandle | null = null;
@@ -55,6 +60,7 @@ export class Membership {
 
   constructor(private readonly options: MembershipOptions) {
     this.key = memberKey(options.prefix, options.nodeId);
+    this.index = `${options.prefix}:nodes`;
     this.startedAt = options.clock.now();
   }
 
@@ -69,6 +75,7 @@ export class Membership {
     const member: FleetMember = { nodeId, ...this.options.counts(), version, startedAt: this.startedAt, updatedAt: clock.now() };
     try {
       await bus.setWithTtl(this.key, JSON.stringify(member), ttlMs);
+      await bus.setAdd(this.index, nodeId);
       await this.read();
       this.options.onRefreshed?.(true);
       return true;
@@ -82,12 +89,14 @@ export class Membership {
   /** The live members now, read from the bus (rejects `BusUnavailableError`). */
   async read(): Promise<FleetMember[]> {
     const { bus, prefix, clock } = this.options;
-    const keys = await bus.keys(memberKey(prefix, ''));
-    const values = await bus.getMany(keys);
+    const nodeIds = await bus.setMembers(this.index);
+    const values = await bus.getMany(nodeIds.map((nodeId) => memberKey(prefix, nodeId)));
     const members: FleetMember[] = [];
-    for (const value of values) {
+    for (const [i, value] of values.entries()) {
       const member = parseMember(value);
       if (member) members.push(member);
+      // Its key expired: the node is gone (it adds itself again at its next refresh if it is not).
+      else if (value === null) void bus.setRemove(this.index, nodeIds[i]!).catch(() => undefined);
     }
     members.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
     this.lastRead = { members, at: clock.now() };
@@ -99,7 +108,10 @@ export class Membership {
     this.stopped = true;
     if (this.timer !== null) this.options.clock.clearTimeout(this.timer);
     this.timer = null;
-    await this.options.bus.del(this.key).catch(() => undefined);
+    await Promise.all([
+      this.options.bus.del(this.key).catch(() => undefined),
+      this.options.bus.setRemove(this.index, this.options.nodeId).catch(() => undefined),
+    ]);
   }
 
   private async tick(): Promise<void> {

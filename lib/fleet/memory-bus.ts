@@ -31,6 +31,7 @@ export class MemoryBusNetwork {
   readonly commandTimeoutMs: number;
   readonly logger: Logger;
   private readonly values = new Map<string, { value: string; expiresAt: number }>();
+  private readonly sets = new Map<string, Set<string>>();
   private readonly buses = new Set<MemoryBus>();
   private state: NetworkState = 'up';
   /** @internal hashes, sorted sets and locks of the session records and the sweeper */
@@ -67,6 +68,7 @@ export class MemoryBusNetwork {
   bringUp({ empty = false }: { empty?: boolean } = {}): void {
     if (empty) {
       this.values.clear();
+      this.sets.clear();
       this.records.clear();
     }
     this.state = 'up';
@@ -106,12 +108,33 @@ export class MemoryBusNetwork {
 
   /** @internal */
   keys(prefix: string): string[] {
-    return [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null).concat(this.records.keys(prefix));
+    const live = [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null);
+    return [...live, ...[...this.sets.keys()].filter((key) => key.startsWith(prefix)), ...this.records.keys(prefix)];
   }
 
   /** @internal */
   del(key: string): void {
     this.values.delete(key);
+    this.sets.delete(key);
+  }
+
+  /** @internal */
+  setAdd(key: string, member: string): void {
+    let set = this.sets.get(key);
+    if (set === undefined) this.sets.set(key, (set = new Set()));
+    set.add(member);
+  }
+
+  /** @internal */
+  setMembers(key: string): string[] {
+    return [...(this.sets.get(key) ?? [])];
+  }
+
+  /** @internal */
+  setRemove(key: string, member: string): void {
+    const set = this.sets.get(key);
+    set?.delete(member);
+    if (set?.size === 0) this.sets.delete(key);
   }
 }
 
@@ -202,6 +225,18 @@ export class MemoryBus implements FleetBus {
 
   releaseLock(fence: Fence): Promise<boolean> {
     return this.command('releaseLock', () => this.network.records.releaseLock(fence));
+  }
+
+  setAdd(key: string, member: string): Promise<void> {
+    return this.command('setAdd', () => this.network.setAdd(key, member));
+  }
+
+  setMembers(key: string): Promise<string[]> {
+    return this.command('setMembers', () => this.network.setMembers(key));
+  }
+
+  setRemove(key: string, member: string): Promise<void> {
+    return this.command('setRemove', () => this.network.setRemove(key, member));
   }
 
   async close(): Promise<void> {

@@ -177,6 +177,18 @@ export class RedisBus implements FleetBus {
     return this.call('releaseLock', () => records.releaseLock(this.commands, fence));
   }
 
+  async setAdd(key: string, member: string): Promise<void> {
+    await this.call('setAdd', () => this.commands.sadd(key, member));
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.call('setMembers', () => this.commands.smembers(key));
+  }
+
+  async setRemove(key: string, member: string): Promise<void> {
+    await this.call('setRemove', () => this.commands.srem(key, member));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import type { Context } from 'mocha';
 import { BusUnavailableError, type BusStatus, type FleetBus } from '../../lib/fleet/bus.js';
 import { MemoryBusNetwork, type MemoryBus } from '../../lib/fleet/memory-bus.js';
-import { RedisBus } from '../../lib/fleet/redis-bus.js';
+import { RedisBus, redactRedisUrl } from '../../lib/fleet/redis-bus.js';
 import { createTestClock, type TestClock } from '../../lib/testing/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { RedisServer, requireRedisServer } from '../support/redis-server.js';
@@ -111,6 +111,9 @@ const EVERY_CALL: Record<string, (bus: FleetBus) => Promise<unknown>> = {
   getMany: (bus) => bus.getMany(['k']),
   keys: (bus) => bus.keys('k'),
   del: (bus) => bus.del('k'),
+  setAdd: (bus) => bus.setAdd('s', 'm'),
+  setMembers: (bus) => bus.setMembers('s'),
+  setRemove: (bus) => bus.setRemove('s', 'm'),
 };
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -175,6 +178,21 @@ function behaviourTable(name: string, setUp: (context: Context) => Promise<Harne
       await bus.del(k1);
       await bus.del(missing);
       expect(await bus.getMany([k1, k2])).to.deep.equal([null, 'v2']);
+    });
+
+    it('setAdd, setMembers, setRemove: a set of distinct members, empty when missing, gone with del', async () => {
+      const bus = await h.bus();
+      const set = unique('set');
+      expect(await bus.setMembers(set)).to.deep.equal([]);
+      await bus.setAdd(set, 'a');
+      await bus.setAdd(set, 'b');
+      await bus.setAdd(set, 'a');
+      expect((await bus.setMembers(set)).sort()).to.deep.equal(['a', 'b']);
+      await bus.setRemove(set, 'a');
+      await bus.setRemove(set, 'not there');
+      expect(await bus.setMembers(set)).to.deep.equal(['b']);
+      await bus.del(set);
+      expect(await bus.setMembers(set)).to.deep.equal([]);
     });
 
     it('a key expires at its TTL', async () => {
@@ -287,6 +305,8 @@ describe('RedisBus (real redis-server)', function () {
     }
     const error = await rejection(bus.publish('c', 'm'));
     expect(String((error as Error).message)).to.not.include('s3cret');
+    expect(redactRedisUrl('redis://:s3cret@redis.internal:6380/2')).to.equal('redis://:***@redis.internal:6380/2');
+    expect(redactRedisUrl('redis://redis.internal:6380')).to.equal('redis://redis.internal:6380');
   });
 
   it('refuses a URL that is not redis:// or rediss://, naming the option', () => {

@@ -64,6 +64,7 @@ export async function createFleet(nodeIds: string[] = ['a', 'b', 'c']): Promise<
       return node;
     },
     async cleanup() {
+      network.bringUp(); // a stalled network would hold leave() until its deadline, on a clock nobody moves
       for (const node of Object.values(nodes)) {
         await node.fleet.leave();
       }

@@ -50,6 +50,17 @@ describe('fleet membership', () => {
     expect((await f.nodes.a!.fleet.members()).map((m) => m.nodeId)).to.deep.equal(['a', 'b']);
     await f.t.tickAsync(1);
     expect((await f.nodes.a!.fleet.members()).map((m) => m.nodeId)).to.deep.equal(['a']);
+    expect(await f.nodes.a!.bus.setMembers('ws-timeouts:nodes'), 'the index forgets it too').to.deep.equal(['a']);
+  });
+
+  it('reading the fleet never scans the keyspace (a Redis shared with sessions or caches stays cheap)', async () => {
+    f = await createFleet(['a', 'b']);
+    const scans = sinon.spy(f.nodes.a!.bus, 'keys');
+    for (let i = 0; i < 1000; i++) await f.nodes.a!.bus.setWithTtl(`sess:${i}`, 'x', 60_000);
+    await f.t.tickAsync(TTL_MS);
+    await f.nodes.a!.fleet.members();
+    await f.nodes.a!.fleet.broadcast('m');
+    expect(scans.callCount).to.equal(0);
   });
 
   it('leave() removes the node at once', async () => {
