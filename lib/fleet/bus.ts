@@ -65,8 +65,10 @@ export interface FleetBus {
   releaseLock(fence: Fence): Promise<boolean>;
 }
 
-/** One change of {@link FleetBus.write}: Redis HSET, HDEL, ZADD or ZREM. */
+/** One change of {@link FleetBus.write}: Redis HSET, HDEL, ZADD, ZREM, SADD or SREM. */
 export type BusWrite =
+  | { op: 'sadd'; key: string; member: string }
+  | { op: 'srem'; key: string; member: string }
   | { op: 'hset'; key: string; field: string; value: string }
   | { op: 'hdel'; key: string; field: string }
   | { op: 'zadd'; key: string; member: string; score: number }

@@ -1,15 +1,18 @@
 /**
  * The hashes, sorted sets and lock of the session records and the sweeper lock, as the
  * in-memory network (./memory-bus.ts) keeps them: the same semantics as the Lua scripts of the
- * Redis bus (./redis-records.ts). Plain values with a TTL (the lock) live in the network's
- * key-value store, passed in as `values`.
+ * Redis bus (./redis-records.ts). Plain values with a TTL (the lock) and sets live in the
+ * network's own store, passed in as `values`.
  */
 import type { BusWrite, Fence } from './bus.js';
 
+/** The network's own store: values with a TTL (the lock) and sets (the session instances). */
 export interface TtlValues {
   get(key: string): string | null;
   set(key: string, value: string, ttlMs: number): void;
   del(key: string): void;
+  setAdd(key: string, member: string): void;
+  setRemove(key: string, member: string): void;
 }
 
 export class MemoryRecords {
@@ -35,6 +38,12 @@ export class MemoryRecords {
     if (fence && this.values.get(fence.key) !== fence.value) return false;
     for (const write of writes) {
       switch (write.op) {
+        case 'sadd':
+          this.values.setAdd(write.key, write.member);
+          break;
+        case 'srem':
+          this.values.setRemove(write.key, write.member);
+          break;
         case 'hset':
           this.collection(this.hashes, write.key).set(write.field, write.value);
           break;

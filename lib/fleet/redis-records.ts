@@ -35,6 +35,8 @@ if KEYS[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 for i = 2, #KEYS do
   local op, a, b = ARGV[3 * i - 4], ARGV[3 * i - 3], ARGV[3 * i - 2]
   if op == 'hset' then redis.call('HSET', KEYS[i], a, b)
+  elseif op == 'sadd' then redis.call('SADD', KEYS[i], a)
+  elseif op == 'srem' then redis.call('SREM', KEYS[i], a)
   elseif op == 'hdel' then redis.call('HDEL', KEYS[i], a)
   elseif op == 'zadd' then redis.call('ZADD', KEYS[i], b, a)
   elseif op == 'zrem' then redis.call('ZREM', KEYS[i], a)
@@ -63,7 +65,7 @@ export async function write(redis: Redis, writes: readonly BusWrite[], fence?: F
     if (w.op === 'hset') args.push(w.op, w.field, w.value);
     else if (w.op === 'hdel') args.push(w.op, w.field, '');
     else if (w.op === 'zadd') args.push(w.op, w.member, w.score);
-    else args.push(w.op, w.member, '');
+    else args.push(w.op, w.member, ''); // zrem, sadd, srem
   }
   return (await redis.eval(WRITE, keys.length, ...keys, ...args)) === 1;
 }

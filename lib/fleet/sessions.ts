@@ -10,7 +10,8 @@
  *
  * Layout (`P` is the fleet prefix): `P:sessions:<instance>` is a hash, connection id → JSON
  * record, one per node instance (`<nodeId>@<startedAt>`, so a node restarted under the same id
- * never mixes its records with those of its dead predecessor); `P:session-activity` is a sorted
+ * never mixes its records with those of its dead predecessor), listed in the set
+ * `P:session-instances` (written with them: the sweeper never scans the keyspace); `P:session-activity` is a sorted
  * set of `<instance>/<connectionId>` by last activity (what the sweeper's session timeout reads);
  * `P:session-claims` marks the records a sweeper is reaping (see ./sweeper.ts).
  */
@@ -44,8 +45,8 @@ export function sessionKeys(prefix: string) {
   return {
     /** Hash of one node instance's records, connection id → JSON. */
     records: (instance: string) => `${prefix}:sessions:${instance}`,
-    /** What every records hash starts with (the sweeper lists instances with it). */
-    recordsPrefix: `${prefix}:sessions:`,
+    /** Set of the instances that have (or had) records. */
+    instances: `${prefix}:session-instances`,
     /** Sorted set of `<instance>/<connectionId>` by last activity. */
     activity: `${prefix}:session-activity`,
     /** Hash `<instance>/<connectionId>` → fencing token of the sweeper reaping it. */
@@ -199,7 +200,7 @@ export class SessionTracker {
     for (let start = 0; start < changes.length; start += WRITES_PER_COMMAND) {
       const chunk = changes.slice(start, start + WRITES_PER_COMMAND);
       try {
-        await this.bus.write(chunk.flatMap((change) => change.writes));
+        await this.bus.write([{ op: 'sadd', key: this.keys.instances, member: this.instance }, ...chunk.flatMap((change) => change.writes)]);
       } catch (error) {
         if (!this.failing) this.logger.warn('Session records not written; retrying every flush', { error, pending: changes.length - start });
         this.failing = true;

@@ -206,7 +206,7 @@ export class Sweeper {
     let failure: unknown;
     try {
       const live = await this.options.liveInstances();
-      const instances = (await this.options.bus.keys(this.keys.recordsPrefix)).map((key) => key.slice(this.keys.recordsPrefix.length));
+      const instances = await this.options.bus.setMembers(this.keys.instances);
       for (const instance of instances) {
         if (!live.has(instance)) await this.reapInstance(lock, instance, result);
       }
@@ -237,7 +237,10 @@ export class Sweeper {
     const key = this.keys.records(instance);
     for (;;) {
       const entries = await this.options.bus.hashSample(key, this.batchSize);
-      if (entries.length === 0) return;
+      if (entries.length === 0) {
+        await this.fencedWrite(lock, [{ op: 'srem', key: this.keys.instances, member: instance }]);
+        return;
+      }
       result.checked += entries.length;
       await this.reapBatch(lock, instance, entries, 'node_gone', result);
     }

@@ -81,6 +81,7 @@ export async function seedDeadSessions(redis: Redis, prefix: string, nodeId: str
   const keys = sessionKeys(prefix);
   const instance = instanceOf(nodeId, startedAt);
   const pipeline = redis.pipeline();
+  pipeline.sadd(keys.instances, instance);
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const record: SessionRecord = {

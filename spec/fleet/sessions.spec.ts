@@ -68,6 +68,7 @@ describe('SessionTracker (session records)', () => {
       },
     });
     expect(await bus.rangeByScore(keys.activity, Infinity, 0, 10)).to.deep.equal([`node-a@${STARTED_AT}/${manager.id}`]);
+    expect(await bus.setMembers(keys.instances), 'the instances the sweeper looks at').to.deep.equal([`node-a@${STARTED_AT}`]);
   });
 
   it('removes the record within one flush interval of the close', async () => {
@@ -95,7 +96,7 @@ describe('SessionTracker (session records)', () => {
     await t.tickAsync(FLUSH_MS);
     expect(write.callCount).to.equal(1);
     const writes = write.firstCall.args[0];
-    expect(writes.map((w) => w.op)).to.deep.equal(['hset', 'zadd']);
+    expect(writes.map((w) => w.op), 'the instance listed, its record and activity').to.deep.equal(['sadd', 'hset', 'zadd']);
     expect((await recordsInRedis())[a.manager.id]!.lastActivityAt).to.equal(a.manager.lastActivityAt);
     await t.tickAsync(FLUSH_MS * 5);
     expect(write.callCount, 'no activity, nothing written').to.equal(1);

@@ -71,12 +71,18 @@ function commandTable(name: string, setUp: () => Promise<Backend>, shortTtlMs: n
       const fence = { key: lock, value: '1/node-a' };
       const hash = `${name}:hash:${n}`;
       const zset = `${name}:zset:${n}`;
-      expect(await bus.write([{ op: 'hset', key: hash, field: 'f1', value: 'v1' }, { op: 'zadd', key: zset, member: 'm1', score: 5 }], fence)).to.equal(true);
+      const set = `${name}:set:${n}`;
+      expect(
+        await bus.write([{ op: 'sadd', key: set, member: 's1' }, { op: 'hset', key: hash, field: 'f1', value: 'v1' }, { op: 'zadd', key: zset, member: 'm1', score: 5 }], fence),
+      ).to.equal(true);
       await bus.releaseLock(fence);
       await bus.acquireLock(lock, counter, 'node-b', 60_000);
       expect(
-        await bus.write([{ op: 'hset', key: hash, field: 'f2', value: 'v2' }, { op: 'hdel', key: hash, field: 'f1' }, { op: 'zrem', key: zset, member: 'm1' }], fence),
+        await bus.write([{ op: 'hset', key: hash, field: 'f2', value: 'v2' }, { op: 'hdel', key: hash, field: 'f1' }, { op: 'zrem', key: zset, member: 'm1' }, { op: 'srem', key: set, member: 's1' }], fence),
       ).to.equal(false);
+      expect(await bus.setMembers(set)).to.deep.equal(['s1']);
+      expect(await bus.write([{ op: 'srem', key: set, member: 's1' }])).to.equal(true);
+      expect(await bus.setMembers(set)).to.deep.equal([]);
       expect(await bus.hashGet(hash, ['f1', 'f2'])).to.deep.equal(['v1', null]);
       expect(await bus.rangeByScore(zset, Infinity, 0, 10)).to.deep.equal(['m1']);
     });

@@ -74,12 +74,13 @@ describe('Sweeper (fake time, in-memory bus)', () => {
 
   async function seed(instance: string, count: number, lastActivityAt?: number): Promise<SessionRecord[]> {
     const records = Array.from({ length: count }, (_, i) => record(instance, i, lastActivityAt));
-    await network.bus().write(
-      records.flatMap((r): BusWrite[] => [
+    await network.bus().write([
+      { op: 'sadd', key: keys.instances, member: instance },
+      ...records.flatMap((r): BusWrite[] => [
         { op: 'hset', key: keys.records(instance), field: r.connectionId, value: JSON.stringify(r) },
         { op: 'zadd', key: keys.activity, member: sessionMember(instance, r.connectionId), score: r.lastActivityAt },
       ]),
-    );
+    ]);
     return records;
   }
 
@@ -96,7 +97,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
     const result = await sweeperOf('node-a', {}, bus).sweep();
     expect(result).to.deep.include({ fencingToken: 1, checked: 25, reaped: 25, errors: 0, repeated: 0, lockLost: false });
     expect(sample.args.map(([, count]) => count)).to.deep.equal([10, 10, 10, 10]);
-    expect(write.args.map(([writes]) => writes.length), 'claim writes of 10, 10, 5, each followed by its delete write').to.deep.equal([10, 30, 10, 30, 5, 15]);
+    expect(write.args.map(([writes]) => writes.length), 'claim writes of 10, 10, 5, each followed by its delete write, then the instance unlisted').to.deep.equal([10, 30, 10, 30, 5, 15, 1]);
     expect(write.args.every(([, fence]) => fence?.value.startsWith('1/node-a#')), 'every write fenced').to.equal(true);
     for (const r of dead) {
       expect(runsOf(r.fleetId), r.fleetId).to.have.length(1);
@@ -107,6 +108,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
     expect(await left(LIVE), 'a live node keeps its records').to.equal(5);
     expect(await network.bus().rangeByScore(keys.activity, Infinity, 0, 100)).to.have.length(5);
     expect(await network.bus().keys(keys.claims)).to.deep.equal([]);
+    expect(await network.bus().setMembers(keys.instances)).to.deep.equal([LIVE]);
   });
 
   it('logs and counts each reaped session as a local close, and the run as a cleanup run', async () => {
