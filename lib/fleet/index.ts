@@ -29,15 +29,5 @@ export {
   type FleetUserSendResult,
   type JoinFleetOptions,
 } from './node.js';
-export { SessionTracker, type SessionRecord, type SessionTrackerOptions } from './sessions.js';
-export { SweeperLock, type HeldLock, type SweeperLockOptions } from './sweeper-lock.js';
-export {
-  Sweeper,
-  trackSessions,
-  type FleetSessions,
-  type ReapInfo,
-  type RemoteClose,
-  type SweepResult,
-  type SweeperOptions,
-  type TrackSessionsOptions,
-} from './sweeper.js';
+export type { SessionRecord } from './sessions.js';
+export { trackSessions, type FleetSessions, type ReapInfo, type SweepResult, type TrackSessionsOptions } from './sweeper.js';

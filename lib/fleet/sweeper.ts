@@ -35,27 +35,18 @@ export interface ReapInfo extends DisconnectInfo {
   repeated: boolean;
 }
 
-/** A remote close (FleetNode.close): closes `fleetId` on its node as a local close. */
+/** @internal a remote close (FleetNode.close): closes `fleetId` on its node as a local close. */
 export type RemoteClose = (
   fleetId: string,
   options: { code: number; reason: string; notice?: unknown },
 ) => Promise<'closed' | 'gone' | 'unknown' | 'unavailable'>;
 
-export interface SweeperOptions {
-  bus: FleetBus;
-  /** This node's id (the lock's owner in logs). */
-  nodeId: string;
-  /**
-   * The live node instances (`<nodeId>@<startedAt>`) of the fleet, read from membership.
-   * Must reject when membership cannot be read: an empty answer would reap every session.
-   */
-  liveInstances: () => Promise<ReadonlySet<string>>;
+/** What {@link trackSessions} takes. */
+export interface TrackSessionsOptions {
   /** The app's disconnect hook for reaped sessions. Errors and rejections are logged and counted. */
   onDisconnect?: (session: SessionRecord, info: ReapInfo) => void | Promise<void>;
-  /** Closes a session past the timeout on its live node; without it such sessions are left to their node. */
-  close?: RemoteClose;
-  /** @default 'ws-timeouts' */
-  prefix?: string;
+  /** How often records of new connections, activity and removals are written, ms. @default 2000 */
+  flushIntervalMs?: number;
   /** How often the lock holder sweeps, ms. @default 10000 */
   intervalMs?: number;
   /** The lock's TTL: a dead sweeper is replaced within it, ms. @default 15000 */
@@ -68,7 +59,24 @@ export interface SweeperOptions {
   hookTimeoutMs?: number;
   /** The label counted as a session's role. @default 'role' */
   roleLabel?: string;
+  /** Where reaped sessions and sweeps are counted (the registry's). @default none */
   metrics?: TimeoutMetrics;
+}
+
+/** @internal what a {@link Sweeper} takes: the options of trackSessions, and what it wires in. */
+export interface SweeperOptions extends Omit<TrackSessionsOptions, 'flushIntervalMs'> {
+  bus: FleetBus;
+  /** This node's id (the lock's owner in logs). */
+  nodeId: string;
+  /**
+   * The live node instances (`<nodeId>@<startedAt>`) of the fleet, read from membership.
+   * Must reject when membership cannot be read: an empty answer would reap every session.
+   */
+  liveInstances: () => Promise<ReadonlySet<string>>;
+  /** Closes a session past the timeout on its live node; without it such sessions are left to their node. */
+  close?: RemoteClose;
+  /** @default 'ws-timeouts' */
+  prefix?: string;
   clock?: Clock;
   logger?: Logger;
 }
@@ -405,17 +413,12 @@ function brokenRecord(instance: string, connectionId: string, now: number): Sess
   return { fleetId: `${nodeId}:${connectionId}`, nodeId, instance, connectionId, userId: null, labels: {}, openedAt: now, lastActivityAt: now };
 }
 
-/** What {@link trackSessions} takes: the sweeper's options, and how often records are flushed. */
-export interface TrackSessionsOptions
-  extends Pick<SweeperOptions, 'onDisconnect' | 'intervalMs' | 'lockTtlMs' | 'batchSize' | 'sessionTimeoutMs' | 'hookTimeoutMs' | 'roleLabel' | 'metrics'> {
-  /** How often records of new connections, activity and removals are written, ms. @default 2000 */
-  flushIntervalMs?: number;
-}
-
 /** The session records of one node and its sweeper, started together by {@link trackSessions}. */
 export interface FleetSessions {
-  readonly tracker: SessionTracker;
-  readonly sweeper: Sweeper;
+  /** Writes the records' changes now instead of at the next flush. Never rejects. */
+  flush(): Promise<void>;
+  /** Sweeps now if this node holds (or can take) the lock; null when another node holds it. Never rejects. */
+  sweep(): Promise<SweepResult | null>;
   /**
    * Writes the last removals, stops sweeping and releases the lock. Call it after the registry's
    * connections were closed (their own hooks ran) and before `fleet.leave()`. Never rejects.
@@ -452,8 +455,8 @@ export function trackSessions(fleet: FleetNode, registry: ConnectionRegistry, op
   tracker.start();
   sweeper.start();
   return {
-    tracker,
-    sweeper,
+    flush: () => tracker.flush(),
+    sweep: () => sweeper.sweep(),
     async stop() {
       await tracker.stop();
       await sweeper.stop();

@@ -8,13 +8,13 @@
  *
  * It tells the parent over IPC: `{ type: 'ready', port, nodeId, pid }` once listening, and
  * `{ type: 'sweep', token, startedAt, endedAt, reaped, repeated, lockLost }` after each sweep
- * it made. The parent SIGKILLs or SIGSTOPs it; a disconnect of the IPC channel ends it.
+ * it made (read from the sweep's log line). The parent SIGKILLs or SIGSTOPs it; a disconnect of the IPC channel ends it.
  */
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { joinFleet } from '../../lib/fleet/node.js';
 import { trackSessions } from '../../lib/fleet/sweeper.js';
-import { ConnectionRegistry, silentLogger } from '../../lib/index.js';
+import { ConnectionRegistry, silentLogger, type Logger } from '../../lib/index.js';
 import { startWsServer } from '../../spec/support/ws-server.js';
 
 const env = (name: string, fallback?: string): string => {
@@ -28,8 +28,29 @@ const PREFIX = env('PREFIX', 'ws-timeouts');
 const HOOK_MS = Number(env('HOOK_MS', '0'));
 const num = (name: string, fallback: string): number => Number(env(name, fallback));
 
+// Tells the parent about every sweep this node made, from the sweeper's own log line.
+const logger: Logger = {
+  ...silentLogger,
+  info: (message, meta) => void report(message, meta, false),
+  warn: (message, meta) => void report(message, meta, true),
+};
+function report(message: string, meta: Record<string, unknown> | undefined, lockLost: boolean): void {
+  if (!meta || !process.connected) return;
+  if (message !== 'Session sweep completed' && message !== 'Session sweep stopped: the sweeper lock was lost') return;
+  const endedAt = Date.now();
+  process.send!({
+    type: 'sweep',
+    token: meta.fencingToken,
+    startedAt: endedAt - Math.round(meta.durationMs as number),
+    endedAt,
+    reaped: meta.cleanupCount,
+    repeated: meta.repeatedHooks,
+    lockLost,
+  });
+}
+
 const registry = new ConnectionRegistry({
-  logger: silentLogger,
+  logger,
   config: { idleTimeoutMs: 0, connectionTimeoutMs: 0, pingIntervalMs: 60_000, pongTimeoutMs: 120_000, resolutionMs: 100 },
 });
 const server = await startWsServer((ws, req) => {
@@ -61,17 +82,6 @@ const sessions = trackSessions(fleet, registry, {
     await store.rpush(`${PREFIX}:test:hooks`, JSON.stringify({ ...entry, phase: 'end', at: Date.now() }));
   },
 });
-
-// Report every sweep this node made (the parent checks that no two overlap).
-const sweep = sessions.sweeper.sweep.bind(sessions.sweeper);
-sessions.sweeper.sweep = async () => {
-  const startedAt = Date.now();
-  const result = await sweep();
-  if (result && process.connected) {
-    process.send!({ type: 'sweep', token: result.fencingToken, startedAt, endedAt: Date.now(), reaped: result.reaped, repeated: result.repeated, lockLost: result.lockLost });
-  }
-  return result;
-};
 
 process.send!({ type: 'ready', port: (server.http.address() as AddressInfo).port, nodeId: NODE_ID, pid: process.pid });
 process.once('disconnect', () => {
