@@ -24,7 +24,7 @@ async function watchFencedWrites(redis: Redis): Promise<{ writes: Array<{ token:
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     const command = args[0]?.toLowerCase();
     if (source === 'lua') {
-      if (current && ['hset', 'hdel', 'zadd', 'zrem'].includes(command ?? '')) current.applied = true;
+      if (current && ['hset', 'hdel', 'zadd', 'zrem', 'sadd', 'srem'].includes(command ?? '')) current.applied = true;
       return;
     }
     current = null;
@@ -107,7 +107,7 @@ describe(report.name, function () {
     fenced.stop();
     const applied = fenced.writes.filter((w) => w.applied).map((w) => w.token);
     const backwards = applied.filter((token, i) => i > 0 && token < applied[i - 1]!).length;
-    expect(applied.length, 'fenced writes seen').to.be.at.least(2 * ROUNDS);
+    expect(applied.length, 'fenced writes seen: claim, delete, unlist per round').to.be.at.least(3 * ROUNDS);
     expect(backwards, 'applied fenced writes with an older token than the one before').to.equal(0);
     const refusedWrites = fenced.writes.filter((w) => !w.applied).length;
     const effective = sweeps.filter((s) => s.reaped > 0);
