@@ -111,7 +111,7 @@ export interface SweepResult {
 
 function checkWhole(name: string, value: unknown, min: number, unit = 'milliseconds'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
-    throw new RangeError(`startSweeper: ${name} must be a whole number of ${unit} from ${min} to 2147483647, got ${String(value)}`);
+    throw new RangeError(`trackSessions: ${name} must be a whole number of ${unit} from ${min} to 2147483647, got ${String(value)}`);
   }
   return value;
 }
@@ -149,7 +149,7 @@ export class Sweeper {
     this.sessionTimeoutMs = checkWhole('sessionTimeoutMs', options.sessionTimeoutMs ?? SWEEPER_DEFAULTS.sessionTimeoutMs, 0);
     this.hookTimeoutMs = checkWhole('hookTimeoutMs', options.hookTimeoutMs ?? SWEEPER_DEFAULTS.hookTimeoutMs, 1);
     if (options.onDisconnect !== undefined && typeof options.onDisconnect !== 'function') {
-      throw new TypeError(`startSweeper: onDisconnect must be a function, got ${typeof options.onDisconnect}`);
+      throw new TypeError(`trackSessions: onDisconnect must be a function, got ${typeof options.onDisconnect}`);
     }
     this.roleLabel = options.roleLabel ?? SWEEPER_DEFAULTS.roleLabel;
     this.clock = options.clock ?? systemClock;
