@@ -9,7 +9,6 @@
  * whole keyspace of a Redis shared with sessions or caches. Readers drop ids whose key expired.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-import type { Logger } from '../logger.js';
 import type { FleetBus } from './bus.js';
 
 /** One live node, as its membership key says. */
@@ -38,7 +37,6 @@ export interface MembershipOptions {
   ttlMs: number;
   version: string;
   clock: Clock;
-  logger: Logger;
   /** This node's counts now (read at each refresh). */
   counts: () => MemberCounts;
   /** Runs after each refresh tick (whatever its outcome): the node's other periodic work. */

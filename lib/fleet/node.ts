@@ -243,7 +243,6 @@ export class FleetNode {
       ttlMs: this.membershipTtlMs,
       version: options.version ?? LIBRARY_VERSION,
       clock: this.clock,
-      logger: this.logger,
       counts: () => this.counts(),
       onTick: () => this.periodic(),
       onBusError: (op, error) => this.busError(op, error),
