@@ -112,10 +112,12 @@ const TESTING_TYPES = [
   'VanishOptions',
 ];
 
-const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'joinFleet'];
+const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'joinFleet', 'trackSessions'];
 
 const FLEET_TYPES = [
   'BusStatus',
+  'BusWrite',
+  'Fence',
   'FleetBroadcastOptions',
   'FleetBroadcastResult',
   'FleetBus',
@@ -125,11 +127,16 @@ const FLEET_TYPES = [
   'FleetMember',
   'FleetSendOptions',
   'FleetSendResult',
+  'FleetSessions',
   'FleetUserCloseResult',
   'FleetUserSendResult',
   'JoinFleetOptions',
   'MemoryBusNetworkOptions',
+  'ReapInfo',
   'RedisBusOptions',
+  'SessionRecord',
+  'SweepResult',
+  'TrackSessionsOptions',
 ];
 
 const ENTRIES = { root: '../lib/index.ts', testing: '../lib/testing/index.ts', fleet: '../lib/fleet/index.ts' };

@@ -41,6 +41,43 @@ export interface FleetBus {
   setRemove(key: string, member: string): Promise<void>;
   /** Closes the bus for good; later calls reject. Never rejects. */
   close(): Promise<void>;
+
+  // Session records and the sweeper lock (./sessions.ts, ./sweeper-lock.ts, ./sweeper.ts).
+  /**
+   * Applies `writes` in order, all or nothing; with `fence`, only while `fence.key` holds
+   * `fence.value` (resolves false, nothing written, when it does not).
+   */
+  write(writes: readonly BusWrite[], fence?: Fence): Promise<boolean>;
+  /** The values of `fields` of hash `key`, in order; null for a missing one. */
+  hashGet(key: string, fields: readonly string[]): Promise<Array<string | null>>;
+  /** Up to `count` distinct [field, value] pairs of hash `key`, any of them. */
+  hashSample(key: string, count: number): Promise<Array<[string, string]>>;
+  /** Members of sorted set `key` with a score up to `maxScore`, lowest first, from `offset`, at most `count`. */
+  rangeByScore(key: string, maxScore: number, offset: number, count: number): Promise<string[]>;
+  /**
+   * Sets `key` to `<token>/<owner>` for `ttlMs` if it does not exist, `token` being the next
+   * value of the counter `counterKey` (INCR); resolves the token, or null when `key` exists.
+   */
+  acquireLock(key: string, counterKey: string, owner: string, ttlMs: number): Promise<number | null>;
+  /** Sets the TTL of `fence.key` to `ttlMs` if it still holds `fence.value`; false when it does not. */
+  renewLock(fence: Fence, ttlMs: number): Promise<boolean>;
+  /** Deletes `fence.key` if it still holds `fence.value`; false when it does not. */
+  releaseLock(fence: Fence): Promise<boolean>;
+}
+
+/** One change of {@link FleetBus.write}: Redis HSET, HDEL, ZADD, ZREM, SADD or SREM. */
+export type BusWrite =
+  | { op: 'sadd'; key: string; member: string }
+  | { op: 'srem'; key: string; member: string }
+  | { op: 'hset'; key: string; field: string; value: string }
+  | { op: 'hdel'; key: string; field: string }
+  | { op: 'zadd'; key: string; member: string; score: number }
+  | { op: 'zrem'; key: string; member: string };
+
+/** A write is fenced by a lock: done only while `key` holds `value` (the holder's lock value). */
+export interface Fence {
+  key: string;
+  value: string;
 }
 
 /** A bus call that could not be done: the bus is down, stalled, or closed. */

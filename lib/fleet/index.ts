@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-export { BusUnavailableError, type BusStatus, type FleetBus } from './bus.js';
+export { BusUnavailableError, type BusStatus, type BusWrite, type Fence, type FleetBus } from './bus.js';
 export { MemoryBus, MemoryBusNetwork, type MemoryBusNetworkOptions } from './memory-bus.js';
 export { RedisBus, type RedisBusOptions } from './redis-bus.js';
 export type { FleetMember } from './membership.js';
@@ -29,3 +29,5 @@ export {
   type FleetUserSendResult,
   type JoinFleetOptions,
 } from './node.js';
+export type { SessionRecord } from './sessions.js';
+export { trackSessions, type FleetSessions, type ReapInfo, type SweepResult, type TrackSessionsOptions } from './sweeper.js';

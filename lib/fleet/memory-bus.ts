@@ -11,7 +11,8 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type FleetBus } from './bus.js';
+import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type BusWrite, type Fence, type FleetBus } from './bus.js';
+import { MemoryRecords } from './memory-records.js';
 
 export interface MemoryBusNetworkOptions {
   /** The clock keys expire on and deadlines run on. @default systemClock */
@@ -33,6 +34,8 @@ export class MemoryBusNetwork {
   private readonly sets = new Map<string, Set<string>>();
   private readonly buses = new Set<MemoryBus>();
   private state: NetworkState = 'up';
+  /** @internal hashes, sorted sets and locks of the session records and the sweeper */
+  readonly records = new MemoryRecords(this);
 
   constructor(options: MemoryBusNetworkOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -66,6 +69,7 @@ export class MemoryBusNetwork {
     if (empty) {
       this.values.clear();
       this.sets.clear();
+      this.records.clear();
     }
     this.state = 'up';
     for (const bus of this.buses) bus.networkChanged();
@@ -105,7 +109,7 @@ export class MemoryBusNetwork {
   /** @internal */
   keys(prefix: string): string[] {
     const live = [...this.values.keys()].filter((key) => key.startsWith(prefix) && this.get(key) !== null);
-    return [...live, ...[...this.sets.keys()].filter((key) => key.startsWith(prefix))];
+    return [...live, ...[...this.sets.keys()].filter((key) => key.startsWith(prefix)), ...this.records.keys(prefix)];
   }
 
   /** @internal */
@@ -193,6 +197,34 @@ export class MemoryBus implements FleetBus {
 
   del(key: string): Promise<void> {
     return this.command('del', () => this.network.del(key));
+  }
+
+  write(writes: readonly BusWrite[], fence?: Fence): Promise<boolean> {
+    return this.command('write', () => this.network.records.write(writes, fence));
+  }
+
+  hashGet(key: string, fields: readonly string[]): Promise<Array<string | null>> {
+    return this.command('hashGet', () => this.network.records.hashGet(key, fields));
+  }
+
+  hashSample(key: string, count: number): Promise<Array<[string, string]>> {
+    return this.command('hashSample', () => this.network.records.hashSample(key, count));
+  }
+
+  rangeByScore(key: string, maxScore: number, offset: number, count: number): Promise<string[]> {
+    return this.command('rangeByScore', () => this.network.records.rangeByScore(key, maxScore, offset, count));
+  }
+
+  acquireLock(key: string, counterKey: string, owner: string, ttlMs: number): Promise<number | null> {
+    return this.command('acquireLock', () => this.network.records.acquireLock(key, counterKey, owner, ttlMs));
+  }
+
+  renewLock(fence: Fence, ttlMs: number): Promise<boolean> {
+    return this.command('renewLock', () => this.network.records.renewLock(fence, ttlMs));
+  }
+
+  releaseLock(fence: Fence): Promise<boolean> {
+    return this.command('releaseLock', () => this.network.records.releaseLock(fence));
   }
 
   setAdd(key: string, member: string): Promise<void> {

@@ -200,7 +200,8 @@ export class FleetNode {
   private readonly routeLabel: string;
   private readonly roleLabel: string;
   private readonly ownsBus: boolean;
-  private readonly membership: Membership;
+  /** @internal its start time names this run of the node; session records and the sweeper read the members */
+  readonly membership: Membership;
   private readonly allChannel: string;
   private readonly inbox: string;
   private readonly pending = new Map<string, Pending>();

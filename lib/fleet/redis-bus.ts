@@ -15,7 +15,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type FleetBus } from './bus.js';
+import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type BusWrite, type Fence, type FleetBus } from './bus.js';
+import * as records from './redis-records.js';
 
 export interface RedisBusOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). Logged with the password masked. */
@@ -146,6 +147,34 @@ export class RedisBus implements FleetBus {
 
   async del(key: string): Promise<void> {
     await this.call('del', () => this.commands.del(key));
+  }
+
+  write(writes: readonly BusWrite[], fence?: Fence): Promise<boolean> {
+    return this.call('write', () => records.write(this.commands, writes, fence));
+  }
+
+  hashGet(key: string, fields: readonly string[]): Promise<Array<string | null>> {
+    return this.call('hashGet', () => records.hashGet(this.commands, key, fields));
+  }
+
+  hashSample(key: string, count: number): Promise<Array<[string, string]>> {
+    return this.call('hashSample', () => records.hashSample(this.commands, key, count));
+  }
+
+  rangeByScore(key: string, maxScore: number, offset: number, count: number): Promise<string[]> {
+    return this.call('rangeByScore', () => records.rangeByScore(this.commands, key, maxScore, offset, count));
+  }
+
+  acquireLock(key: string, counterKey: string, owner: string, ttlMs: number): Promise<number | null> {
+    return this.call('acquireLock', () => records.acquireLock(this.commands, key, counterKey, owner, ttlMs));
+  }
+
+  renewLock(fence: Fence, ttlMs: number): Promise<boolean> {
+    return this.call('renewLock', () => records.renewLock(this.commands, fence, ttlMs));
+  }
+
+  releaseLock(fence: Fence): Promise<boolean> {
+    return this.call('releaseLock', () => records.releaseLock(this.commands, fence));
   }
 
   async setAdd(key: string, member: string): Promise<void> {

@@ -35,6 +35,9 @@ const ORDER = [
   'Node SIGKILL',
   'Deaf subscriber',
   'Rolling drain',
+  'Node crash',
+  'Sweeper lock',
+  'Sweeper crash',
 ];
 
 const cases = new Map<string, CaseRecord>();
