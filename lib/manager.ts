@@ -12,6 +12,7 @@ import {
   type TimeoutReason,
 } from './close-codes.js';
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
+import { managerLogsConnections, type ConnectionObserver } from './connection-observer.js';
 import * as rules from './deadlines.js';
 import { withDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
@@ -37,8 +38,8 @@ export interface ManagerOptions {
   /** Connection id for logs. @default a process-unique `c<n>` */
   id?: string;
   /**
-   * Log one line when the connection opens and one when it closes. `ConnectionRegistry` turns
-   * this off and logs those lines itself, with the connection count.
+   * Log one line when the connection opens and one when it closes. A `ConnectionRegistry`'s
+   * managers leave those lines to the registry, which logs them with the connection count.
    * @default true
    */
   logConnections?: boolean;
@@ -80,6 +81,8 @@ export interface ManagerOptions {
   pingPhase?: number | 'random';
   /** @internal the scheduler `start()` registers with (the registry's); default: one shared per clock and resolution */
   scheduler?: Scheduler;
+  /** @internal told of timeouts, pongs and closes before the callbacks below (the registry's books) */
+  observer?: ConnectionObserver;
   /**
    * When set, messages go to this callback instead of the receive queue
    * (then `receiveWithTimeout` only ever resolves `null`).
@@ -248,7 +251,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
-    else if (this.options.logConnections) this.logger.info('WebSocket connected', this.logMeta());
+    else if (managerLogsConnections(this.options)) this.logger.info('WebSocket connected', this.logMeta());
   }
 
   /** Connection id used in logs. */
@@ -520,9 +523,11 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.pingOutstandingSince = -1;
     this.lastRttMs = rtt;
     this.smoothedRttMs = this.smoothedRttMs < 0 ? rtt : this.smoothedRttMs + RTT_SMOOTHING * (rtt - this.smoothedRttMs);
-    if (this.options.onPong) {
+    const { observer, onPong } = this.options;
+    if (observer?.pong || onPong) {
       try {
-        this.options.onPong(rtt, this);
+        observer?.pong?.(this, rtt);
+        onPong?.(rtt, this);
       } catch (err) {
         this.logger.error('onPong callback threw', this.logMeta({ error: err }));
       }
@@ -649,6 +654,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   private notifyTimeout(reason: TimeoutReason): void {
     try {
+      this.options.observer?.timedOut(this, reason);
       this.options.onTimeout?.(reason, this);
     } catch (err) {
       this.logger.error('onTimeout callback threw', this.logMeta({ reason, error: err }));
@@ -778,10 +784,11 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     this.finishClose = null;
     this.resolveClosed?.();
     const reason = reasonBuffer.toString();
-    if (this.options.logConnections) {
+    if (managerLogsConnections(this.options)) {
       this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
     }
     try {
+      this.options.observer?.closed(this, code, reason);
       this.options.onClose?.(code, reason, this);
     } catch (err) {
       this.logger.error('onClose callback threw', this.logMeta({ error: err }));
