@@ -24,7 +24,7 @@ import type { TimeoutMetrics } from './metrics.js';
 import { broadcast, type BroadcastOptions, type BroadcastResult } from './registry/broadcast.js';
 import { checkMs, checkPositiveInteger, checkSessionCount } from './registry/checks.js';
 import { SessionCleanup } from './registry/cleanup.js';
-import { DisconnectHooks, type DisconnectHook } from './registry/disconnect-hooks.js';
+import { DisconnectHooks, type DisconnectInfo } from './registry/disconnect-hooks.js';
 import { LiveSet } from './registry/live-set.js';
 import { sessionMetrics, snapshotOf, type ConnectionSnapshot, type SessionMetrics } from './registry/reporting.js';
 import { sharedScheduler, type Scheduler } from './scheduler.js';
@@ -79,7 +79,7 @@ export interface RegistryOptions {
    * the sweep or the close. A throw or rejection is logged (as a `SessionStoreError` with the
    * cause), counted in `getSessionMetrics().hookErrors`, and never propagates.
    */
-  onDisconnect?: DisconnectHook;
+  onDisconnect?: (manager: WebSocketTimeoutManager, info: DisconnectInfo) => void | Promise<void>;
   /** Runs when `start()` starts background expiry (a start-up hook); errors are logged. */
   onStart?: (registry: ConnectionRegistry) => void | Promise<void>;
   /** Runs at the end of `stop()` (a shutdown hook); awaited, errors are logged. */
