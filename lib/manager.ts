@@ -1,6 +1,7 @@
 /**
- * `WebSocketTimeoutManager`: one server socket's deadlines, receive queue, sends, heartbeat
- * and close. The rules live in ./deadlines.ts; this module does the I/O.
+ * `WebSocketTimeoutManager`: binds one server socket to its `ConnectionCore`. The rules (every
+ * deadline, the ping phase, the close lifecycle's state) live in ./connection-core.ts; this
+ * module does the I/O: socket listeners, the receive queue, sends, timers, logs and callbacks.
  */
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import {
@@ -12,8 +13,8 @@ import {
   type TimeoutReason,
 } from './close-codes.js';
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
+import { ConnectionCore, CoreState } from './connection-core.js';
 import { managerLogsConnections, type ConnectionObserver } from './connection-observer.js';
-import * as rules from './deadlines.js';
 import { withDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { initSchedulerEntry, sharedScheduler, type Scheduler } from './scheduler.js';
@@ -113,22 +114,65 @@ const MANAGER_DEFAULTS = Object.freeze({
   pingPhase: 0,
 } satisfies ManagerOptions);
 
-type ResolvedOptions = Readonly<WithDefaults<ManagerOptions, typeof MANAGER_DEFAULTS>>;
+/**
+ * Everything a manager reads from its options, defaults merged, config resolved and scheduler
+ * chosen: kept in one object, so a registry's managers share it and each manager holds one link.
+ */
+type ResolvedOptions = Readonly<
+  WithDefaults<ManagerOptions, typeof MANAGER_DEFAULTS> & { config: TimeoutConfig; logger: Logger; scheduler: Scheduler }
+>;
 
 /** Frozen options objects resolved so far: a registry's one object, shared by every manager, stays one object. */
 const resolvedShared = new WeakMap<ManagerOptions, ResolvedOptions>();
 
 /** `options` over {@link MANAGER_DEFAULTS}; a frozen object is resolved once, whatever the number of managers. */
 function resolveOptions(options: ManagerOptions): ResolvedOptions {
-  if (!Object.isFrozen(options)) return withDefaults(MANAGER_DEFAULTS, options);
+  if (!Object.isFrozen(options)) return resolve(options);
   let resolved = resolvedShared.get(options);
-  if (resolved === undefined) resolvedShared.set(options, (resolved = Object.freeze(withDefaults(MANAGER_DEFAULTS, options))));
+  if (resolved === undefined) resolvedShared.set(options, (resolved = resolve(options)));
   return resolved;
+}
+
+function resolve(options: ManagerOptions): ResolvedOptions {
+  const merged = withDefaults(MANAGER_DEFAULTS, options);
+  const config = isTimeoutConfig(options.config) ? options.config : resolveTimeoutConfig(defaultTimeoutConfig(), options.config);
+  return Object.freeze({
+    ...merged,
+    config,
+    logger: options.logger ?? defaultLogger(),
+    scheduler: options.scheduler ?? sharedScheduler(merged.clock, config.resolutionMs),
+  });
 }
 
 type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
 /** A send waiting for room under `maxBufferedBytes`, or handed to the socket and not yet flushed. */
 type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
+
+/**
+ * The receive and send queues, allocated on first use: a socket served by `onMessage` that
+ * never waits for room under `maxBufferedBytes` never pays for them.
+ */
+interface Queues {
+  /** Messages no `receiveWithTimeout` has taken yet. */
+  messages: Message[];
+  /** `receiveWithTimeout` calls waiting for a message, oldest first. */
+  waiters: Waiter[];
+  /** Sends waiting for `bufferedAmount` to fall to `maxBufferedBytes`, oldest first; null when none. */
+  sends: Send[] | null;
+  /** The socket was paused because `messages` reached `maxQueuedMessages`. */
+  paused: boolean;
+}
+
+/** The I/O of the close lifecycle, allocated by `gracefulClose`, a bounded closing handshake or `whenClosed`. */
+interface Closing {
+  /** `gracefulClose`'s one promise; null until it is called. */
+  outcome: Promise<CloseOutcome> | null;
+  finish: ((outcome: CloseOutcome) => void) | null;
+  /** Terminates a closing handshake that outlives `closeTimeoutMs`. */
+  timer: TimerHandle;
+  signal: Promise<void> | null;
+  resolveSignal: (() => void) | null;
+}
 
 const MANAGER = Symbol('ws-timeouts.manager');
 const SOCKET_CLOSE = Symbol('ws-timeouts.socketClose');
@@ -165,44 +209,16 @@ function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): v
 
 let nextConnectionSeq = 0;
 const noop = (): void => undefined;
-/** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
-const RTT_SMOOTHING = 0.125;
 
-export class WebSocketTimeoutManager implements rules.DeadlineState {
+export class WebSocketTimeoutManager {
   readonly ws: ManagedSocket;
-  readonly config: TimeoutConfig;
-  readonly userId: string | undefined;
-  readonly connectedAt: number;
-  lastActivityAt: number;
-  lastPingAt: number;
-  pingOutstandingSince = -1;
-  lastPongAt = -1;
-  /** Round-trip time of the last answered ping, ms; -1 before the first. */
-  lastRttMs = -1;
-  /** Exponentially smoothed round-trip time, ms; -1 before the first. */
-  smoothedRttMs = -1;
-  readonly lifetimeMs: number;
-  reconnectNoticeAt = -1;
-  /** Free-form labels (e.g. `{ role: 'speaker' }`) for metrics and the registry. */
-  labels: Record<string, string> | undefined;
-
   private readonly options: ResolvedOptions;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
+  private readonly connection: ConnectionCore;
   private readonly seq: number;
-  private queue: Message[] | null = null;
-  private waiters: Waiter[] | null = null;
-  /** Sends waiting for `bufferedAmount` to fall to `maxBufferedBytes`, oldest first. */
-  private waiting: Send[] | null = null;
-  private paused = false;
-  private closed = false;
-  private closing: Promise<CloseOutcome> | null = null;
-  private finishClose: ((outcome: CloseOutcome) => void) | null = null;
-  private closeTimer: TimerHandle = undefined;
-  private closeBounded = false;
-  private scheduler: Scheduler | null = null;
-  private closedSignal: Promise<void> | null = null;
-  private resolveClosed: (() => void) | null = null;
+  /** `start()` was called and `stop()` was not since: the scheduler enforces the deadlines. */
+  private enforcing = false;
+  private queues: Queues | null = null;
+  private closing: Closing | null = null;
   // The scheduler's intrusive links (lib/scheduler.ts), set by initSchedulerEntry in the constructor.
   /** @internal */ declare schedulerNext: null;
   /** @internal */ declare schedulerPrev: null;
@@ -223,22 +239,15 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       );
     }
     this.ws = ws;
-    this.options = resolveOptions(options);
-    this.clock = this.options.clock;
-    this.logger = this.options.logger ?? defaultLogger();
-    this.userId = options.userId;
-    this.labels = options.labels;
+    const resolved = (this.options = resolveOptions(options));
     this.seq = ++nextConnectionSeq;
-    this.config = isTimeoutConfig(options.config)
-      ? options.config
-      : resolveTimeoutConfig(defaultTimeoutConfig(), options.config);
-    const now = this.clock.now();
-    this.connectedAt = now;
-    this.lastActivityAt = now;
-    this.lifetimeMs = this.jitteredLifetime();
-    this.lastPingAt = now - this.pingOffset();
-    const noticeMs = this.options.reconnectNoticeMs;
-    if (noticeMs > 0 && this.lifetimeMs > noticeMs) this.reconnectNoticeAt = now + this.lifetimeMs - noticeMs;
+    this.connection = new ConnectionCore(
+      resolved.config,
+      resolved.clock.now(),
+      jitteredLifetime(resolved),
+      pingOffset(resolved),
+      resolved.reconnectNoticeMs,
+    );
 
     const tagged = ws as Tagged;
     tagged[MANAGER] = this;
@@ -251,7 +260,12 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
-    else if (managerLogsConnections(this.options)) this.logger.info('WebSocket connected', this.logMeta());
+    else if (managerLogsConnections(resolved)) this.logger.info('WebSocket connected', this.logMeta());
+  }
+
+  /** @internal the rules of this connection: what the registry's snapshot and cleanup ask */
+  get core(): ConnectionCore {
+    return this.connection;
   }
 
   /** Connection id used in logs. */
@@ -259,14 +273,96 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     return this.options.id ?? `c${this.seq}`;
   }
 
+  /** Shown in every log line of this connection. */
+  get userId(): string | undefined {
+    return this.options.userId;
+  }
+
+  /** Free-form labels (e.g. `{ role: 'speaker' }`) for metrics and the registry. */
+  get labels(): Record<string, string> | undefined {
+    return this.options.labels;
+  }
+
+  /** The resolved timeout config (ms) this connection runs on. */
+  get config(): TimeoutConfig {
+    return this.options.config;
+  }
+
   get state(): 'open' | 'closing' | 'closed' {
-    if (this.closed) return 'closed';
-    return this.closing || this.ws.readyState === ReadyState.CLOSING ? 'closing' : 'open';
+    const state = this.connection.state;
+    if (state === CoreState.Closed) return 'closed';
+    return state === CoreState.Closing || this.ws.readyState === ReadyState.CLOSING ? 'closing' : 'open';
+  }
+
+  /** When the connection was accepted, ms since the epoch. */
+  get connectedAt(): number {
+    return this.connection.connectedAt;
+  }
+
+  /** Last inbound or outbound application message, ms since the epoch. Ping/pong never move it. */
+  get lastActivityAt(): number {
+    return this.connection.lastActivityAt;
+  }
+
+  /** When the last ping went out, ms since the epoch. */
+  get lastPingAt(): number {
+    return this.connection.lastPingAt;
+  }
+
+  /** When the ping now awaiting its pong went out, ms since the epoch; -1 when none is outstanding. */
+  get pingOutstandingSince(): number {
+    return this.connection.pingOutstandingSince;
+  }
+
+  /** When the last pong arrived, ms since the epoch; -1 before the first. */
+  get lastPongAt(): number {
+    return this.connection.lastPongAt;
+  }
+
+  /** Round-trip time of the last answered ping, ms; -1 before the first. */
+  get lastRttMs(): number {
+    return this.connection.lastRttMs;
+  }
+
+  /** Exponentially smoothed round-trip time, ms; -1 before the first. */
+  get smoothedRttMs(): number {
+    return this.connection.smoothedRttMs;
+  }
+
+  /** This connection's lifetime (`connectionTimeoutMs` minus its jitter), ms; 0 is unlimited. */
+  get lifetimeMs(): number {
+    return this.connection.lifetimeMs;
+  }
+
+  /** When the reconnect notice is due, ms since the epoch; -1 when it is off or was sent. */
+  get reconnectNoticeAt(): number {
+    return this.connection.reconnectNoticeAt;
   }
 
   /** Messages waiting for `receiveWithTimeout`. */
   get queuedMessages(): number {
-    return this.queue?.length ?? 0;
+    return this.queues?.messages.length ?? 0;
+  }
+
+  private get clock(): Clock {
+    return this.options.clock;
+  }
+
+  private get logger(): Logger {
+    return this.options.logger;
+  }
+
+  /** `gracefulClose` was called (whether or not the connection has closed since). */
+  private get closeRequested(): boolean {
+    return this.closing?.outcome != null;
+  }
+
+  private get closed(): boolean {
+    return this.connection.state === CoreState.Closed;
+  }
+
+  private queue(): Queues {
+    return (this.queues ??= { messages: [], waiters: [], sends: null, paused: false });
   }
 
   // ---------------------------------------------------------------- receiving
@@ -278,7 +374,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    */
   receiveWithTimeout(timeoutMs: number = this.config.heartbeatIntervalMs): Promise<Message | null> {
     checkTimeout('timeoutMs', timeoutMs);
-    const queued = this.queue?.shift();
+    const queued = this.queues?.messages.shift();
     if (queued !== undefined) {
       this.resumeIfDrained();
       return Promise.resolve(queued);
@@ -286,14 +382,15 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     if (this.closed) return Promise.resolve(null);
     return new Promise((resolve) => {
       const waiter: Waiter = { resolve, timer: undefined };
+      const waiters = this.queue().waiters;
       if (timeoutMs !== Infinity) {
         waiter.timer = this.clock.setTimeout(() => {
-          const i = this.waiters?.indexOf(waiter) ?? -1;
-          if (i >= 0) this.waiters!.splice(i, 1);
+          const i = waiters.indexOf(waiter);
+          if (i >= 0) waiters.splice(i, 1);
           resolve(null);
         }, timeoutMs);
       }
-      (this.waiters ??= []).push(waiter);
+      waiters.push(waiter);
     });
   }
 
@@ -313,26 +410,28 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       if (message === 'pong') return this.handlePong();
       if (message === 'ping') return void this.trySend('pong');
     }
-    this.lastActivityAt = this.clock.now();
-    const waiter = this.waiters?.shift();
+    this.connection.activity(this.clock.now());
+    const waiter = this.queues?.waiters.shift();
     if (waiter) {
       this.clock.clearTimeout(waiter.timer);
       waiter.resolve(message);
     } else if (this.options.onMessage) {
       this.options.onMessage(message, this);
     } else {
-      (this.queue ??= []).push(message);
-      if (!this.paused && this.queue.length >= this.options.maxQueuedMessages && this.ws.pause) {
+      const queues = this.queue();
+      queues.messages.push(message);
+      if (!queues.paused && queues.messages.length >= this.options.maxQueuedMessages && this.ws.pause) {
         // Backpressure: stop reading from the peer rather than let the queue grow.
-        this.paused = true;
+        queues.paused = true;
         this.ws.pause();
       }
     }
   }
 
   private resumeIfDrained(): void {
-    if (this.paused && this.queue!.length <= this.options.maxQueuedMessages / 2) {
-      this.paused = false;
+    const queues = this.queues!;
+    if (queues.paused && queues.messages.length <= this.options.maxQueuedMessages / 2) {
+      queues.paused = false;
       this.ws.resume?.();
     }
   }
@@ -360,24 +459,28 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** Sends a text frame; same contract as {@link sendJsonWithTimeout}. */
   sendTextWithTimeout(text: string, timeoutMs: number = this.config.messageTimeoutMs): Promise<boolean> {
     checkTimeout('timeoutMs', timeoutMs);
-    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
-    this.lastActivityAt = this.clock.now();
+    if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
+    this.connection.activity(this.clock.now());
     return new Promise((resolve) => {
       const send: Send = { text, timeoutMs, resolve, timer: undefined, settled: false };
-      if (this.waiting === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) return this.write(send);
+      if (this.waitingSends() === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) return this.write(send);
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
-      (this.waiting ??= []).push(send);
+      (this.queue().sends ??= []).push(send);
       this.startDeadline(send);
     });
+  }
+
+  private waitingSends(): Send[] | null {
+    return this.queues?.sends ?? null;
   }
 
   private write(send: Send): void {
     const done = (err?: Error | null): void => {
       if (err && !send.settled) this.logger.warn('WebSocket send failed', this.logMeta({ error: err }));
       this.settle(send, !err);
-      if (this.waiting !== null) this.sendWaiting();
+      if (this.waitingSends() !== null) this.sendWaiting();
     };
     try {
       this.ws.send(send.text, done);
@@ -397,18 +500,20 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     send.timer = this.clock.setTimeout(() => {
       if (send.settled) return;
       this.settle(send, false);
-      const i = this.waiting?.indexOf(send) ?? -1;
-      if (i >= 0) this.waiting!.splice(i, 1);
-      if (!this.closing && !this.closed) {
+      const waiting = this.waitingSends();
+      const i = waiting?.indexOf(send) ?? -1;
+      if (i >= 0) waiting!.splice(i, 1);
+      const ending = this.closeRequested || this.closed;
+      if (!ending) {
         this.slowConsumer({
           messageTimeoutMs: send.timeoutMs,
           bufferedAmount: this.ws.bufferedAmount,
           maxBufferedBytes: this.options.maxBufferedBytes,
-          waitingSends: this.waiting?.length ?? 0,
+          waitingSends: waiting?.length ?? 0,
         });
       }
       // Once the connection is closing, the sends behind this one can never go out.
-      if (this.closing || this.closed || this.waiting?.length === 0) this.failWaiting();
+      if (this.closeRequested || this.closed || this.waitingSends()?.length === 0) this.failWaiting();
     }, send.timeoutMs);
   }
 
@@ -421,17 +526,19 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   /** Hands waiting sends to the socket, in order, while it holds no more than the limit. */
   private sendWaiting(): void {
-    const waiting = this.waiting;
+    const waiting = this.waitingSends();
     if (waiting === null) return;
-    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
+    if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
     while (waiting.length > 0 && this.ws.bufferedAmount <= this.options.maxBufferedBytes) this.write(waiting.shift()!);
-    if (waiting.length === 0 && this.waiting === waiting) this.waiting = null;
+    if (waiting.length === 0 && this.queues!.sends === waiting) this.queues!.sends = null;
   }
 
   /** Waiting sends can no longer go out (the connection is closing or closed): each resolves `false` now. */
   private failWaiting(): void {
-    const waiting = this.waiting?.splice(0) ?? [];
-    this.waiting = null;
+    const queues = this.queues;
+    if (queues === null) return;
+    const waiting = queues.sends?.splice(0) ?? [];
+    queues.sends = null;
     for (const send of waiting) this.settle(send, false);
   }
 
@@ -439,7 +546,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private trySend(text: string): boolean {
     if (this.ws.readyState !== ReadyState.OPEN) return false;
     try {
-      this.ws.send(text, this.waiting === null ? noop : () => this.sendWaiting());
+      this.ws.send(text, this.waitingSends() === null ? noop : () => this.sendWaiting());
       return true;
     } catch {
       return false;
@@ -448,7 +555,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   private slowConsumer(meta: Record<string, unknown>): void {
     this.logger.warn('WebSocket slow consumer', this.logMeta({ reason: 'send_timeout', cause: 'send_deadline', ...meta }));
-    if (this.options.slowConsumerPolicy === 'close' && !this.closing && !this.closed) {
+    if (this.options.slowConsumerPolicy === 'close' && !this.closeRequested && !this.closed) {
       this.notifyTimeout('send_timeout');
       void this.gracefulClose(CloseCode.SendTimeout, CloseReason.send_timeout);
     }
@@ -458,32 +565,32 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   /** Marks application activity now (inbound and outbound messages do this by themselves). */
   updateActivity(): void {
-    this.lastActivityAt = this.clock.now();
+    this.connection.activity(this.clock.now());
   }
 
   /** No application message for `idleTimeoutMs` (always false when idle is disabled). */
   isIdle(): boolean {
-    return rules.isIdle(this, this.config, this.clock.now());
+    return this.connection.isIdle(this.clock.now());
   }
 
   /** A ping has gone unanswered for `pongTimeoutMs`. */
   isPongTimeout(): boolean {
-    return rules.isPongOverdue(this, this.config, this.clock.now());
+    return this.connection.isPongOverdue(this.clock.now());
   }
 
   /** No ping is outstanding and `pingIntervalMs` has passed since the last one. */
   shouldPing(): boolean {
-    return rules.shouldPing(this, this.config, this.clock.now());
+    return this.connection.shouldPing(this.clock.now());
   }
 
   /** Milliseconds since the connection was accepted. */
   connectionAge(): number {
-    return this.clock.now() - this.connectedAt;
+    return this.connection.age(this.clock.now());
   }
 
   /** The connection has lived `connectionTimeoutMs` (minus its jitter); false when disabled. */
   isConnectionTimeout(): boolean {
-    return rules.isLifetimeExceeded(this, this.clock.now());
+    return this.connection.isLifetimeOver(this.clock.now());
   }
 
   /**
@@ -491,19 +598,18 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * due. Resolves `false` once the peer is gone, `true` while the connection is usable.
    */
   async handleHeartbeat(): Promise<boolean> {
-    if (this.closed || this.closing || this.ws.readyState !== ReadyState.OPEN) return false;
-    if (this.isPongTimeout()) {
+    if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return false;
+    const now = this.clock.now();
+    if (this.connection.isPongOverdue(now)) {
       this.expire('pong_timeout');
       return false;
     }
-    const now = this.clock.now();
-    if (rules.shouldPing(this, this.config, now)) return this.sendPing(now);
-    return true;
+    if (!this.connection.shouldPing(now)) return true;
+    this.connection.pingSent(now);
+    return this.sendPing();
   }
 
-  private sendPing(now: number): boolean {
-    this.lastPingAt = now;
-    this.pingOutstandingSince = now;
+  private sendPing(): boolean {
     if (this.options.heartbeatMode === 'application') return this.trySend('ping');
     try {
       this.ws.ping();
@@ -516,21 +622,14 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
 
   /** @internal a pong frame (or `"pong"` text in application mode) arrived */
   handlePong(): void {
-    const now = this.clock.now();
-    this.lastPongAt = now;
-    if (this.pingOutstandingSince < 0) return;
-    const rtt = now - this.pingOutstandingSince;
-    this.pingOutstandingSince = -1;
-    this.lastRttMs = rtt;
-    this.smoothedRttMs = this.smoothedRttMs < 0 ? rtt : this.smoothedRttMs + RTT_SMOOTHING * (rtt - this.smoothedRttMs);
+    const rtt = this.connection.pongReceived(this.clock.now());
     const { observer, onPong } = this.options;
-    if (observer?.pong || onPong) {
-      try {
-        observer?.pong?.(this, rtt);
-        onPong?.(rtt, this);
-      } catch (err) {
-        this.logger.error('onPong callback threw', this.logMeta({ error: err }));
-      }
+    if (rtt < 0 || !(observer?.pong || onPong)) return;
+    try {
+      observer?.pong?.(this, rtt);
+      onPong?.(rtt, this);
+    } catch (err) {
+      this.logger.error('onPong callback threw', this.logMeta({ error: err }));
     }
   }
 
@@ -541,21 +640,29 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * scheduler: on expiry the notice is sent, the socket closed with its code and `onTimeout` told.
    */
   start(): this {
-    if (this.closed || this.closeBounded || this.scheduler) return this;
-    this.scheduler = this.options.scheduler ?? sharedScheduler(this.clock, this.config.resolutionMs);
-    this.scheduler.schedule(this, rules.nextCheckAt(this, this.config));
+    if (this.connection.state !== CoreState.Open || this.enforcing) return this;
+    this.enforcing = true;
+    this.scheduleCheck();
     return this;
   }
 
   /** Stops automatic enforcement; the manual methods keep working. */
   stop(): void {
-    this.scheduler?.cancel(this);
-    this.scheduler = null;
+    if (!this.enforcing) return;
+    this.enforcing = false;
+    this.options.scheduler.cancel(this);
+  }
+
+  private scheduleCheck(): void {
+    // A callback may have stopped enforcement during this check.
+    if (!this.enforcing) return;
+    this.options.scheduler.schedule(this, this.connection.nextCheckAt());
   }
 
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
-    if (this.closed || this.closing) return;
+    const core = this.connection;
+    if (core.state !== CoreState.Open) return;
     // Closing without a close() the manager saw (e.g. ws got the peer's FIN): no verdict on a
     // connection that is already ending, only the bound on its end.
     if (this.ws.readyState === ReadyState.CLOSING) return this.handleClosing();
@@ -567,33 +674,25 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
         this.logger.error('onCheck callback threw', this.logMeta({ error: err }));
       }
     }
-    for (let decision = rules.decide(this, this.config, now); decision; decision = rules.decide(this, this.config, now)) {
-      if (decision === 'pong_timeout' && stalled) {
-        // After an event-loop stall, give pending input one more turn to be read before judging.
-        this.scheduler?.schedule(this, now);
-        return;
-      }
-      if (decision === 'ping') {
-        // Stay on this connection's ping phase even when the tick ran late: after a stall,
-        // every overdue socket pings in the same tick, but their next pings spread out again.
-        const late = now - this.lastPingAt - this.config.pingIntervalMs;
-        if (!this.sendPing(now)) return;
-        this.lastPingAt = now - (late % this.config.pingIntervalMs);
-      } else if (decision === 'reconnect_notice') {
-        this.reconnectNoticeAt = -1;
+    for (let verdict = core.due(now, stalled); verdict !== null; verdict = core.due(now, stalled)) {
+      if (verdict === 'ping') {
+        core.pingSent(now, true);
+        if (!this.sendPing()) return;
+      } else if (verdict === 'reconnect_notice') {
+        core.reconnectNoticeSent();
         this.trySend(
           JSON.stringify({
             type: 'reconnectAdvised',
             reason: 'max_lifetime',
-            closeInSeconds: (this.connectedAt + this.lifetimeMs - now) / 1000,
+            closeInSeconds: (core.connectedAt + core.lifetimeMs - now) / 1000,
             timestamp: now,
           }),
         );
       } else {
-        return this.expire(decision);
+        return this.expire(verdict);
       }
     }
-    this.scheduler?.schedule(this, rules.nextCheckAt(this, this.config));
+    this.scheduleCheck();
   }
 
   private expire(reason: Exclude<TimeoutReason, 'send_timeout'>): void {
@@ -642,7 +741,7 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private timeoutMeta(reason: TimeoutReason): Record<string, number> {
     switch (reason) {
       case 'idle':
-        return { idleTimeoutMs: this.config.idleTimeoutMs, idleMs: this.clock.now() - this.lastActivityAt };
+        return { idleTimeoutMs: this.config.idleTimeoutMs, idleMs: this.connection.idleFor(this.clock.now()) };
       case 'max_lifetime':
         return { connectionTimeoutMs: this.config.connectionTimeoutMs, lifetimeMs: this.lifetimeMs };
       case 'pong_timeout':
@@ -661,23 +760,6 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
     }
   }
 
-  private pingOffset(): number {
-    const { pingPhase: phase, random } = this.options;
-    if (phase === 'random') return Math.floor(random() * this.config.pingIntervalMs);
-    if (typeof phase !== 'number' || !(phase >= 0 && phase < 1)) {
-      throw new RangeError(`pingPhase must be a fraction in [0, 1) of pingIntervalMs, or 'random'; got ${String(phase)}`);
-    }
-    return Math.floor(phase * this.config.pingIntervalMs);
-  }
-
-  private jitteredLifetime(): number {
-    const lifetime = this.config.connectionTimeoutMs;
-    const { lifetimeJitterMs, random } = this.options;
-    const jitter = Math.min(lifetimeJitterMs, lifetime - 1);
-    if (lifetime === 0 || jitter <= 0) return lifetime;
-    return lifetime - Math.floor(random() * jitter);
-  }
-
   // ---------------------------------------------------------------- closing
 
   /**
@@ -686,15 +768,16 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * a peer that is already gone resolves `'already_closed'`.
    */
   gracefulClose(code: number = CloseCode.NormalClosure, reason: string = CloseReason.normal_closure): Promise<CloseOutcome> {
-    if (this.closing) return this.closing;
-    if (this.closed) return (this.closing = Promise.resolve('already_closed'));
+    const closing = this.closingState();
+    if (closing.outcome) return closing.outcome;
+    if (this.closed) return (closing.outcome = Promise.resolve('already_closed'));
     this.stop();
     if (!isSendableCloseCode(code)) {
       this.logger.warn('gracefulClose: invalid close code, using 1000', this.logMeta({ code }));
       code = CloseCode.NormalClosure;
     }
-    this.closing = new Promise<CloseOutcome>((resolve) => {
-      this.finishClose = resolve;
+    closing.outcome = new Promise<CloseOutcome>((resolve) => {
+      closing.finish = resolve;
     });
     if (this.ws.readyState === ReadyState.OPEN) {
       try {
@@ -707,12 +790,16 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       this.terminate();
     }
     this.boundClosingHandshake(true);
-    return this.closing;
+    return closing.outcome;
+  }
+
+  private closingState(): Closing {
+    return (this.closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
   }
 
   /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
   handleClosing(): void {
-    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closing !== null);
+    if (this.ws.readyState === ReadyState.CLOSING) this.boundClosingHandshake(this.closeRequested);
   }
 
   /**
@@ -722,18 +809,18 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
    * the deadline; a later `gracefulClose` keeps it.
    */
   private boundClosingHandshake(byGracefulClose: boolean): void {
-    if (this.closed || this.closeBounded) return;
-    this.closeBounded = true;
+    if (!this.connection.closing()) return;
     this.stop();
-    this.closeTimer = this.clock.setTimeout(() => {
+    const closing = this.closingState();
+    closing.timer = this.clock.setTimeout(() => {
       this.logger.warn(
         byGracefulClose
           ? 'WebSocket peer did not answer the close frame, terminating'
           : 'WebSocket close handshake did not finish in time, terminating',
         this.logMeta({ closeTimeoutMs: this.config.closeTimeoutMs }),
       );
-      this.finishClose?.('terminated');
-      this.finishClose = null;
+      closing.finish?.('terminated');
+      closing.finish = null;
       this.terminate();
     }, this.config.closeTimeoutMs);
   }
@@ -750,17 +837,16 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   /** Resolves once the socket has closed (immediately if it already has). */
   whenClosed(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    return (this.closedSignal ??= new Promise((resolve) => {
-      this.resolveClosed = resolve;
+    const closing = this.closingState();
+    return (closing.signal ??= new Promise((resolve) => {
+      closing.resolveSignal = resolve;
     }));
   }
 
   /** @internal the socket closed, whoever closed it */
   handleClose(code: number, reasonBuffer: Buffer): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.connection.closed()) return;
     this.stop();
-    this.clock.clearTimeout(this.closeTimer);
     const ws = this.ws as Tagged;
     ws.off('message', onSocketMessage);
     ws.off('pong', onSocketPong);
@@ -773,19 +859,22 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
       if (ws.close !== own) ws.close = own; // it was the socket's own property, not its class's method
       delete ws[SOCKET_CLOSE];
     }
-    const waiters = this.waiters;
-    this.waiters = null;
-    for (const waiter of waiters ?? []) {
+    const waiters = this.queues?.waiters.splice(0) ?? [];
+    for (const waiter of waiters) {
       this.clock.clearTimeout(waiter.timer);
       waiter.resolve(null);
     }
     this.failWaiting();
-    this.finishClose?.('closed');
-    this.finishClose = null;
-    this.resolveClosed?.();
+    const closing = this.closing;
+    if (closing !== null) {
+      this.clock.clearTimeout(closing.timer);
+      closing.finish?.('closed');
+      closing.finish = null;
+      closing.resolveSignal?.();
+    }
     const reason = reasonBuffer.toString();
     if (managerLogsConnections(this.options)) {
-      this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.clock.now() - this.connectedAt }));
+      this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.connection.age(this.clock.now()) }));
     }
     try {
       this.options.observer?.closed(this, code, reason);
@@ -803,6 +892,23 @@ export class WebSocketTimeoutManager implements rules.DeadlineState {
   private logMeta(extra?: Record<string, unknown>): Record<string, unknown> {
     return { connectionId: this.id, userId: this.userId, ...this.labels, ...extra };
   }
+}
+
+/** This connection's ping offset in the interval: see {@link ManagerOptions.pingPhase}. */
+function pingOffset({ pingPhase: phase, random, config }: ResolvedOptions): number {
+  if (phase === 'random') return Math.floor(random() * config.pingIntervalMs);
+  if (typeof phase !== 'number' || !(phase >= 0 && phase < 1)) {
+    throw new RangeError(`pingPhase must be a fraction in [0, 1) of pingIntervalMs, or 'random'; got ${String(phase)}`);
+  }
+  return Math.floor(phase * config.pingIntervalMs);
+}
+
+/** `connectionTimeoutMs` minus a random part of `lifetimeJitterMs`, so a fleet does not reconnect at once. */
+function jitteredLifetime({ config, lifetimeJitterMs, random }: ResolvedOptions): number {
+  const lifetime = config.connectionTimeoutMs;
+  const jitter = Math.min(lifetimeJitterMs, lifetime - 1);
+  if (lifetime === 0 || jitter <= 0) return lifetime;
+  return lifetime - Math.floor(random() * jitter);
 }
 
 function checkTimeout(name: string, value: number): void {

@@ -175,9 +175,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('resolves false after messageTimeoutMs for a slow consumer and closes it with 4003', async () => {
-      const { client, manager } = setup({ config: { messageTimeoutMs: 1_000 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { messageTimeoutMs: 1_000 } });
       client.stopReading();
       let result: unknown = 'pending';
       void manager.sendJsonWithTimeout({ big: 'x' }).then((r) => (result = r));
@@ -322,9 +321,8 @@ describe('WebSocketTimeoutManager', () => {
 
   describe('#start()', () => {
     it('sends the notice and closes with 4001 when the idle timeout elapses, within one resolution', async () => {
-      const { client, manager } = setup({ config: { idleTimeoutMs: 60_000, resolutionMs: 100 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 60_000, resolutionMs: 100 } });
       manager.start();
       await t.tickAsync(59_999);
       expect(client.closeFrame).to.equal(null);
@@ -564,9 +562,8 @@ describe('WebSocketTimeoutManager', () => {
     }
 
     it('is terminated closeTimeoutMs after the close frame when the peer keeps the connection open, and is no timeout', async () => {
-      const { client, manager } = setup({ config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, closeTimeoutMs: 500 } });
       manager.start();
       peerClosesAndLingers(client);
       await t.flush();
@@ -583,12 +580,11 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('gives no pong or idle verdict while the close is pending, however long closeTimeoutMs is', async () => {
+      const reasons: string[] = [];
       const { client, manager } = setup(
-        { config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
+        { onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 1_500, pingIntervalMs: 1_000, pongTimeoutMs: 200, closeTimeoutMs: 5_000, resolutionMs: 100 } },
         { autoPong: false },
       );
-      const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
       manager.start();
       await t.tickAsync(1_100);
       expect(client.pings).to.equal(1); // its pong would be overdue at 1.3 s, and the idle close due at 1.5 s
@@ -616,9 +612,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('bounds a closing state it did not see start (readyState only) from its next scheduler check', async () => {
-      const { server, manager } = setup({ config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { server, manager } = setup({ onTimeout: (reason) => reasons.push(reason), config: { idleTimeoutMs: 1_000, pingIntervalMs: 10_000, closeTimeoutMs: 500 } });
       manager.start();
       server.readyState = 2; // CLOSING, with no close() call the manager could see
       await t.tickAsync(1_100); // the idle check finds the socket closing: no verdict, the bound starts
@@ -663,9 +658,8 @@ describe('WebSocketTimeoutManager', () => {
     });
 
     it('closes a client that stopped reading with 4003 at the deadline of its oldest send, holding at most the limit plus one message meanwhile', async () => {
-      const { client, manager, server } = setup({ maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
       const reasons: string[] = [];
-      (manager as unknown as { options: ManagerOptions }).options.onTimeout = (reason) => reasons.push(reason);
+      const { client, manager, server } = setup({ onTimeout: (reason) => reasons.push(reason), maxBufferedBytes: LIMIT, config: { messageTimeoutMs: 1_000 } });
       client.stopReading();
       const { results, all } = sendMany(manager, 20);
       await t.tickAsync(500);

@@ -12,7 +12,7 @@ import type { WebSocketTimeoutManager } from '../manager.js';
 import type { TimeoutMetrics } from '../metrics.js';
 import type { LiveSet } from './live-set.js';
 import { connectionMeta } from './log-meta.js';
-import { estimatedBytes, idleFor, toMb } from './reporting.js';
+import { estimatedBytes, toMb } from './reporting.js';
 
 export interface SessionCleanupOptions {
   live: LiveSet;
@@ -127,7 +127,7 @@ export class SessionCleanup {
             // Closed, closing or removed since the snapshot: someone else handles it.
             if (manager.state !== 'open' || !live.has(manager)) continue;
             checked++;
-            if (idleFor(manager, now) < maxAgeMs) continue;
+            if (!manager.core.isIdleFor(now, maxAgeMs)) continue;
             const bytes = estimatedBytes(manager);
             closes.push(
               this.expire(manager, now, maxAgeMs).then(
@@ -169,7 +169,7 @@ export class SessionCleanup {
   /** The idle close: the notice (best effort, bounded by the send deadline), then 4001. */
   private async expire(manager: WebSocketTimeoutManager, now: number, maxAgeMs: number): Promise<void> {
     this.options.live.timedOut(manager, 'idle');
-    this.options.logger.warn('WebSocket timeout', connectionMeta(manager, { reason: 'idle', source: 'cleanup', maxAgeMs, idleMs: idleFor(manager, now) }));
+    this.options.logger.warn('WebSocket timeout', connectionMeta(manager, { reason: 'idle', source: 'cleanup', maxAgeMs, idleMs: manager.core.idleFor(now) }));
     if (this.options.timeoutNotice) {
       // Not awaited: the close frame queues behind the notice, and gracefulClose bounds both.
       void manager.sendJsonWithTimeout({

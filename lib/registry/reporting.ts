@@ -49,7 +49,10 @@ export interface SessionMetrics {
   cleanupSchedulerRunning: boolean;
 }
 
-/** One connection, as the dashboard shows it. All times in ms. */
+/**
+ * One connection, as the dashboard shows it. All times in ms. The times and what is left of each
+ * deadline come from the connection's core (`manager.core`), where the timeout rules live.
+ */
 export interface ConnectionSnapshot {
   id: string;
   userId: string | null;
@@ -70,34 +73,24 @@ export interface ConnectionSnapshot {
   state: 'open' | 'closing' | 'closed';
 }
 
-/**
- * ms since `manager`'s last application message in or out.
- * TODO(core): ask the connection core (`manager.core`) once it exists, and delete this copy.
- */
-export function idleFor(manager: WebSocketTimeoutManager, now: number): number {
-  return now - manager.lastActivityAt;
-}
-
-/**
- * A session a cleanup run with `maxAgeMs` would end: closing already, or inactive that long (0: none).
- */
+/** A session a cleanup run with `maxAgeMs` would end: closing already, or inactive that long (0: none). */
 export function isExpired(manager: WebSocketTimeoutManager, now: number, maxAgeMs: number): boolean {
-  return manager.state !== 'open' || (maxAgeMs > 0 && idleFor(manager, now) >= maxAgeMs);
+  return manager.state !== 'open' || manager.core.isIdleFor(now, maxAgeMs);
 }
 
 /** `manager` as the dashboard shows it at `now`. */
 export function snapshotOf(manager: WebSocketTimeoutManager, now: number): ConnectionSnapshot {
-  // TODO(core): the two remaining times are the core's `remaining(now)`; delete this copy of the deadlines.
-  const idleTimeoutMs = manager.config.idleTimeoutMs;
+  const core = manager.core;
+  const remaining = core.remaining(now);
   return {
     id: manager.id,
     userId: manager.userId ?? null,
     labels: { ...manager.labels },
     connectedAt: manager.connectedAt,
-    ageMs: now - manager.connectedAt,
-    idleMs: idleFor(manager, now),
-    idleRemainingMs: idleTimeoutMs > 0 ? Math.max(0, manager.lastActivityAt + idleTimeoutMs - now) : null,
-    lifetimeRemainingMs: manager.lifetimeMs > 0 ? Math.max(0, manager.connectedAt + manager.lifetimeMs - now) : null,
+    ageMs: core.age(now),
+    idleMs: core.idleFor(now),
+    idleRemainingMs: remaining.idleMs,
+    lifetimeRemainingMs: remaining.lifetimeMs,
     lastRttMs: manager.lastRttMs < 0 ? null : manager.lastRttMs,
     smoothedRttMs: manager.smoothedRttMs < 0 ? null : Math.round(manager.smoothedRttMs * 10) / 10,
     state: manager.state,
