@@ -82,7 +82,7 @@ export class LiveSet implements ConnectionObserver {
     this.endingReasons.delete(manager);
     if (!this.managers.delete(manager)) return;
     const { clock, logger, metrics, hooks } = this.options;
-    const durationMs = clock.now() - manager.connectedAt;
+    const durationMs = manager.core.age(clock.now());
     this.closedCount++;
     this.closedDurationMs += durationMs;
     metrics?.connectionClosed(durationMs, timeoutReason);
