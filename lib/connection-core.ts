@@ -47,6 +47,20 @@ const NONE = -1;
  * before the origin); still a small integer.
  */
 const UNSET = -(2 ** 30);
+/**
+ * `now` relative to `origin`. The difference of two epoch times comes out as a heap number even
+ * when it is a small integer, and one heap number stored in a field makes V8 box that field in
+ * every connection: `| 0` gives V8 the small integer (only when it is exact, so nothing wraps).
+ */
+function sinceOrigin(now: number): number {
+  return small(now - origin);
+}
+
+function small(n: number): number {
+  const int = n | 0;
+  return int === n ? int : n;
+}
+
 /** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
 const RTT_SMOOTHING = 0.125;
 
@@ -75,7 +89,7 @@ export class ConnectionCore {
    */
   constructor(limits: CoreLimits, now: number, lifetimeMs: number, pingOffsetMs = 0, reconnectNoticeMs = 0) {
     if (origin !== origin) origin = now;
-    const at = now - origin;
+    const at = sinceOrigin(now);
     this.limits = limits;
     this.lifetimeMs = lifetimeMs;
     this.connected = at;
@@ -123,7 +137,7 @@ export class ConnectionCore {
 
   /** An application message went in or out. */
   activity(now: number): void {
-    this.lastActivity = now - origin;
+    this.lastActivity = sinceOrigin(now);
   }
 
   /**
@@ -132,7 +146,7 @@ export class ConnectionCore {
    * pings in the same tick, but their next pings spread out again.
    */
   pingSent(now: number, keepPhase = false): void {
-    const at = now - origin;
+    const at = sinceOrigin(now);
     const late = at - this.lastPing - this.limits.pingIntervalMs;
     this.pingOutstanding = at;
     this.lastPing = keepPhase && late > 0 ? at - (late % this.limits.pingIntervalMs) : at;
@@ -140,14 +154,14 @@ export class ConnectionCore {
 
   /** A pong arrived. Returns the round-trip time of the ping it answers, or -1 when none was outstanding. */
   pongReceived(now: number): number {
-    const at = now - origin;
+    const at = sinceOrigin(now);
     this.lastPong = at;
     if (this.pingOutstanding === UNSET) return NONE;
     const rtt = at - this.pingOutstanding;
     this.pingOutstanding = UNSET;
     this.rttMs = rtt;
-    const us = Math.round(rtt * 1000);
-    this.smoothedRttUs = this.smoothedRttUs === NONE ? us : Math.round(this.smoothedRttUs + RTT_SMOOTHING * (us - this.smoothedRttUs));
+    const us = small(Math.round(rtt * 1000));
+    this.smoothedRttUs = small(this.smoothedRttUs === NONE ? us : Math.round(this.smoothedRttUs + RTT_SMOOTHING * (us - this.smoothedRttUs)));
     return rtt;
   }
 

@@ -176,10 +176,51 @@ interface Closing {
 
 const MANAGER = Symbol('ws-timeouts.manager');
 const SOCKET_CLOSE = Symbol('ws-timeouts.socketClose');
-type Tagged = ManagedSocket & { [MANAGER]?: WebSocketTimeoutManager; [SOCKET_CLOSE]?: ManagedSocket['close'] };
+const SOCKET_EMIT = Symbol('ws-timeouts.socketEmit');
+type Emit = (event: string | symbol, ...args: unknown[]) => boolean;
+type Tagged = ManagedSocket & {
+  emit?: Emit;
+  listenerCount?: (event: string) => number;
+  [MANAGER]?: WebSocketTimeoutManager;
+  [SOCKET_CLOSE]?: ManagedSocket['close'];
+  [SOCKET_EMIT]?: Emit;
+};
 
-// Listeners are shared by every socket and find their manager through a symbol on the socket:
-// no closure per connection, and `off()` removes exactly what `on()` added.
+/**
+ * Stands in for the socket's own `emit()` while a manager wraps it: the manager hears
+ * 'message', 'pong', 'close' and 'error' first, then the socket's listeners do. Four listeners
+ * would each take a slot in the socket's event table, about 200 B per connection — as much as
+ * the manager itself (bench/heap-breakdown.ts); one shared function costs one property.
+ */
+function emitToManager(this: Tagged, event: string | symbol, a?: unknown, b?: unknown): boolean {
+  const manager = this[MANAGER];
+  if (manager !== undefined) {
+    if (event === 'message') manager.handleMessage(a as Buffer, b as boolean);
+    else if (event === 'pong') manager.handlePong();
+    else if (event === 'close') manager.handleClose(a as number, b as Buffer);
+    else if (event === 'error') {
+      manager.handleError(a as Error);
+      // The manager listens: an error with no other listener must not throw, as it would in emit().
+      if (this.listenerCount!('error') === 0) return true;
+    }
+  }
+  // `this` may have been unwrapped by the 'close' just handled: the original is then its own again.
+  const emit = this[SOCKET_EMIT] ?? this.emit!;
+  // Forwarded with the arguments it got, and without a rest array on every message.
+  switch (arguments.length) {
+    case 1:
+      return emit.call(this, event);
+    case 2:
+      return emit.call(this, event, a);
+    case 3:
+      return emit.call(this, event, a, b);
+    default:
+      return emit.apply(this, arguments as unknown as [string, ...unknown[]]);
+  }
+}
+
+// Sockets without an `emit()` (a `ManagedSocket` of the user's own) get listeners instead:
+// shared by every socket, they find their manager through a symbol on the socket.
 function onSocketMessage(this: Tagged, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
   this[MANAGER]?.handleMessage(data, isBinary);
 }
@@ -191,6 +232,45 @@ function onSocketClose(this: Tagged, code: number, reason: Buffer): void {
 }
 function onSocketError(this: Tagged, err: Error): void {
   this[MANAGER]?.handleError(err);
+}
+
+/** Hooks `ws` up to `manager`: its `close()` (see {@link closeAndBound}) and its events. */
+function wrapSocket(ws: Tagged, manager: WebSocketTimeoutManager): void {
+  ws[MANAGER] = manager;
+  if (ws.close !== closeAndBound) {
+    ws[SOCKET_CLOSE] = ws.close;
+    ws.close = closeAndBound;
+  }
+  if (ws.emit === emitToManager) return;
+  if (typeof ws.emit === 'function' && typeof ws.listenerCount === 'function') {
+    ws[SOCKET_EMIT] = ws.emit;
+    ws.emit = emitToManager;
+    return;
+  }
+  ws.on('message', onSocketMessage);
+  ws.on('pong', onSocketPong);
+  ws.on('close', onSocketClose);
+  ws.on('error', onSocketError);
+}
+
+/** Gives `ws` back its own `close()` and `emit()` (or removes the listeners). */
+function unwrapSocket(ws: Tagged): void {
+  delete ws[MANAGER];
+  restore(ws, 'close', closeAndBound, SOCKET_CLOSE);
+  if (ws.emit === emitToManager) return restore(ws, 'emit', emitToManager, SOCKET_EMIT);
+  ws.off('message', onSocketMessage);
+  ws.off('pong', onSocketPong);
+  ws.off('close', onSocketClose);
+  ws.off('error', onSocketError);
+}
+
+function restore(ws: Tagged, name: 'close' | 'emit', wrapper: unknown, saved: typeof SOCKET_CLOSE | typeof SOCKET_EMIT): void {
+  const socket = ws as unknown as Record<string | symbol, unknown>;
+  if (socket[name] !== wrapper) return;
+  const own = socket[saved];
+  delete socket[name];
+  if (socket[name] !== own) socket[name] = own; // it was the socket's own property, not its class's method
+  delete socket[saved];
 }
 
 /**
@@ -249,16 +329,7 @@ export class WebSocketTimeoutManager {
       resolved.reconnectNoticeMs,
     );
 
-    const tagged = ws as Tagged;
-    tagged[MANAGER] = this;
-    if (ws.close !== closeAndBound) {
-      tagged[SOCKET_CLOSE] = ws.close;
-      ws.close = closeAndBound;
-    }
-    ws.on('message', onSocketMessage);
-    ws.on('pong', onSocketPong);
-    ws.on('close', onSocketClose);
-    ws.on('error', onSocketError);
+    wrapSocket(ws, this);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
     else if (managerLogsConnections(resolved)) this.logger.info('WebSocket connected', this.logMeta());
   }
@@ -847,18 +918,7 @@ export class WebSocketTimeoutManager {
   handleClose(code: number, reasonBuffer: Buffer): void {
     if (!this.connection.closed()) return;
     this.stop();
-    const ws = this.ws as Tagged;
-    ws.off('message', onSocketMessage);
-    ws.off('pong', onSocketPong);
-    ws.off('close', onSocketClose);
-    ws.off('error', onSocketError);
-    delete ws[MANAGER];
-    if (ws.close === closeAndBound) {
-      const own = ws[SOCKET_CLOSE]!;
-      delete (ws as Partial<Tagged>).close;
-      if (ws.close !== own) ws.close = own; // it was the socket's own property, not its class's method
-      delete ws[SOCKET_CLOSE];
-    }
+    unwrapSocket(this.ws);
     const waiters = this.queues?.waiters.splice(0) ?? [];
     for (const waiter of waiters) {
       this.clock.clearTimeout(waiter.timer);

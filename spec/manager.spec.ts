@@ -55,6 +55,64 @@ describe('WebSocketTimeoutManager', () => {
     });
   });
 
+  describe("the socket's events", () => {
+    it("reach the manager first, then the socket's own listeners, with the same arguments", async () => {
+      const { server, client, manager } = setup();
+      const seen: unknown[][] = [];
+      server.on('message', (...args: unknown[]) => seen.push([...args.map(String), manager.queuedMessages]));
+      client.send('hello');
+      await t.flush();
+      expect(seen).to.deep.equal([['hello', 'false', 1]]);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('hello');
+    });
+
+    it("log an 'error' with the connection id, and do not throw when nothing else listens", () => {
+      const { server, manager } = setup();
+      expect(server.emit('error', Object.assign(new Error('boom'), { code: 'EBOOM' }))).to.equal(true);
+      expect(logs.find('WebSocket error')?.meta).to.include({ connectionId: manager.id, errorCode: 'EBOOM' });
+      const heard: Error[] = [];
+      server.on('error', (err: Error) => heard.push(err));
+      server.emit('error', new Error('again'));
+      expect(heard.map((e) => e.message)).to.deep.equal(['again']);
+    });
+
+    it('reach the manager through listeners on a socket of your own with no emit()', async () => {
+      const { server } = createSocketPair();
+      const listeners = new Map<string, Array<(...args: any[]) => void>>();
+      // Only what ManagedSocket promises: on/off, no emit.
+      const own = {
+        get readyState() {
+          return server.readyState;
+        },
+        get bufferedAmount() {
+          return server.bufferedAmount;
+        },
+        send: server.send.bind(server),
+        ping: server.ping.bind(server),
+        close: server.close.bind(server),
+        terminate: server.terminate.bind(server),
+        on(event: string, listener: (...args: any[]) => void) {
+          listeners.set(event, [...(listeners.get(event) ?? []), listener]);
+          return own;
+        },
+        off(event: string, listener: (...args: any[]) => void) {
+          listeners.set(event, (listeners.get(event) ?? []).filter((l) => l !== listener));
+          return own;
+        },
+        fire(event: string, ...args: unknown[]) {
+          for (const listener of listeners.get(event) ?? []) listener.apply(own, args);
+        },
+      };
+      const manager = new WebSocketTimeoutManager(own, { clock: t.clock, logger: logs.logger, scheduler: new Scheduler({ clock: t.clock, resolutionMs: 100 }) });
+      expect([...listeners.keys()].sort()).to.deep.equal(['close', 'error', 'message', 'pong']);
+      own.fire('message', Buffer.from('hi'), false);
+      expect(await settles(t, manager.receiveWithTimeout(10), 'receive')).to.equal('hi');
+      own.fire('close', 1000, Buffer.from('bye'));
+      expect(manager.state).to.equal('closed');
+      expect([...listeners.values()].flat()).to.deep.equal([]);
+    });
+  });
+
   describe('#receiveWithTimeout()', () => {
     it('resolves a message that arrived before anyone called receive', async () => {
       const { client, manager } = setup();
@@ -541,14 +599,15 @@ describe('WebSocketTimeoutManager', () => {
       expect(Buffer.byteLength(client.closeFrame!.reason)).to.equal(122);
     });
 
-    it('removes every listener and timer the manager added', async () => {
+    it('removes every hook and timer the manager added', async () => {
       const { server, manager, scheduler } = setup({ config: { idleTimeoutMs: 1_000 } });
       manager.start();
       void manager.receiveWithTimeout(60_000);
-      expect(server.listenerCount('message')).to.equal(1);
+      expect(Object.hasOwn(server, 'emit'), 'the manager hears the socket through its emit()').to.equal(true);
       await settles(t, manager.gracefulClose(), 'gracefulClose');
       for (const event of ['message', 'pong', 'close', 'error']) expect(server.listenerCount(event)).to.equal(0);
       expect(Object.hasOwn(server, 'close'), 'the socket is left with its own close()').to.equal(false);
+      expect(Object.hasOwn(server, 'emit'), 'the socket is left with its own emit()').to.equal(false);
       expect(scheduler.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
     });
