@@ -14,6 +14,7 @@ import {
 } from './close-codes.js';
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
 import { ConnectionCore, CoreState } from './connection-core.js';
+import { managerLogsConnections, type ConnectionObserver } from './connection-observer.js';
 import { withDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { pacerOf } from './close-pacer.js';
@@ -40,8 +41,8 @@ export interface ManagerOptions {
   /** Connection id for logs. @default a process-unique `c<n>` */
   id?: string;
   /**
-   * Log one line when the connection opens and one when it closes. `ConnectionRegistry` turns
-   * this off and logs those lines itself, with the connection count.
+   * Log one line when the connection opens and one when it closes. A `ConnectionRegistry`'s
+   * managers leave those lines to the registry, which logs them with the connection count.
    * @default true
    */
   logConnections?: boolean;
@@ -90,6 +91,8 @@ export interface ManagerOptions {
   pingPhase?: number | 'random';
   /** @internal the scheduler `start()` registers with (the registry's); default: one shared per clock and resolution */
   scheduler?: Scheduler;
+  /** @internal told of timeouts, pongs and closes before the callbacks below (the registry's books) */
+  observer?: ConnectionObserver;
   /**
    * When set, messages go to this callback instead of the receive queue
    * (then `receiveWithTimeout` only ever resolves `null`).
@@ -341,7 +344,7 @@ export class WebSocketTimeoutManager {
 
     wrapSocket(ws, this);
     if (ws.readyState === ReadyState.CLOSED) this.handleClose(1006, Buffer.alloc(0));
-    else if (resolved.logConnections) this.logger.info('WebSocket connected', this.logMeta());
+    else if (managerLogsConnections(resolved)) this.logger.info('WebSocket connected', this.logMeta());
   }
 
   /** @internal the rules of this connection: what the registry's snapshot and cleanup ask */
@@ -707,9 +710,11 @@ export class WebSocketTimeoutManager {
     if (rtt < 0) return;
     // The check waited for the pong deadline; now it is the next ping (or an earlier deadline).
     this.scheduleCheck();
-    if (!this.options.onPong) return;
+    const { observer, onPong } = this.options;
+    if (!(observer?.pong || onPong)) return;
     try {
-      this.options.onPong(rtt, this);
+      observer?.pong?.(this, rtt);
+      onPong?.(rtt, this);
     } catch (err) {
       this.logger.error('onPong callback threw', this.logMeta({ error: err }));
     }
@@ -843,6 +848,7 @@ export class WebSocketTimeoutManager {
 
   private notifyTimeout(reason: TimeoutReason): void {
     try {
+      this.options.observer?.timedOut(this, reason);
       this.options.onTimeout?.(reason, this);
     } catch (err) {
       this.logger.error('onTimeout callback threw', this.logMeta({ reason, error: err }));
@@ -951,10 +957,11 @@ export class WebSocketTimeoutManager {
       closing.resolveSignal?.();
     }
     const reason = reasonBuffer.toString();
-    if (this.options.logConnections) {
+    if (managerLogsConnections(this.options)) {
       this.logger.info('WebSocket closed', this.logMeta({ code, reason, durationMs: this.connection.age(this.clock.now()) }));
     }
     try {
+      this.options.observer?.closed(this, code, reason);
       this.options.onClose?.(code, reason, this);
     } catch (err) {
       this.logger.error('onClose callback threw', this.logMeta({ error: err }));

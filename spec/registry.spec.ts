@@ -160,6 +160,46 @@ describe('ConnectionRegistry', () => {
       expect(registry.size).to.equal(0);
     });
 
+    it("keeps its books before the user's callbacks run: onTimeout sees the timeout counted, onClose the connection gone", async () => {
+      const seen: unknown[] = [];
+      const registry = createRegistry({
+        managerOptions: {
+          onTimeout: (reason, manager) => seen.push(['timeout', reason, registry.timeoutsByReason[reason], registry.size, manager.id]),
+          onClose: (code, _reason, manager) => seen.push(['close', code, registry.size, manager.id]),
+        },
+      });
+      const { manager } = connect(registry);
+      await t.tickAsync(60_000 + 100);
+      await t.flush();
+      expect(seen).to.deep.equal([
+        ['timeout', 'idle', 1, 1, manager.id],
+        ['close', 4001, 0, manager.id],
+      ]);
+    });
+
+    it('writes one connect and one close line per connection, with totalConnections, whatever managerOptions.logConnections says', async () => {
+      for (const logConnections of [true, false, undefined]) {
+        logs = captureLogs();
+        const registry = createRegistry({ managerOptions: { logConnections } });
+        const { client } = connect(registry, { userId: 'dan' });
+        connect(registry, { logConnections: true });
+        client.close(1000);
+        await t.flush();
+        const lines = logs.entries.filter((e) => e.message === 'WebSocket connected' || e.message === 'WebSocket closed');
+        expect(lines.map((e) => [e.message, e.meta?.totalConnections]), `logConnections: ${String(logConnections)}`).to.deep.equal([
+          ['WebSocket connected', 1],
+          ['WebSocket connected', 2],
+          ['WebSocket closed', 1],
+        ]);
+      }
+    });
+
+    it("keeps the registry's managerOptions value for a per-connection option set to undefined", () => {
+      const registry = createRegistry({ managerOptions: { labels: { role: 'listener' } } });
+      const { manager } = connect(registry, { userId: 'erin', labels: undefined });
+      expect(manager.labels).to.deep.equal({ role: 'listener' });
+    });
+
     it('keeps enforcing a socket whose onCheck or onPong callback throws, and logs it', async () => {
       const boom = () => {
         throw new Error('metrics backend down');

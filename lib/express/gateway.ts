@@ -8,7 +8,7 @@
  * written to the client as a real HTTP response, and the socket is then closed: it is never
  * accepted. Only when the chain reaches `websocket(handler)` is the socket handed to the one
  * `WebSocketServer` (`noServer` mode) of this HTTP server, and the handler gets a ready
- * `WebSocketTimeoutManager`.
+ * `WebSocketTimeoutManager`, made by the accept functions the testing kit shares (./accept.ts).
  *
  * This is what express-ws gets wrong (express-ws #47: the upgrade completes before any
  * middleware runs, so auth can only close an already-open socket).
@@ -21,10 +21,12 @@ import type { ParamsDictionary, Query } from 'express-serve-static-core';
 import { WebSocketServer, type ServerOptions, type VerifyClientCallbackAsync, type VerifyClientCallbackSync, type WebSocket } from 'ws';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
-import { resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
 import { withDefaults, type WithDefaults } from '../defaults.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
+import type { ManagerOptions, WebSocketTimeoutManager } from '../manager.js';
+import { accept, acceptOptions, pathOf, type AnyHandler, type AnyRequest, type ManagerSink } from './accept.js';
+
+export type { ManagerSink } from './accept.js';
 
 /**
  * What a route handler gets: a ready manager (enforcing its timeouts) and the Express request.
@@ -40,23 +42,11 @@ export type WebSocketHandler<
   LocalsObj extends Record<string, any> = Record<string, any>,
 > = (manager: WebSocketTimeoutManager, req: Request<P, ResBody, ReqBody, ReqQuery, LocalsObj>) => void | Promise<void>;
 
-/** @internal a handler of any route, as the gateway stores and calls it */
-export type AnyWebSocketHandler = WebSocketHandler<any, any, any, any, any>;
-/** @internal a request of any route */
-type AnyRequest = Request<any, any, any, any, any>;
-
-/**
- * Where the gateway creates managers when one is given: `ConnectionRegistry` fits, so `/health`,
- * `/metrics` and the dashboard see every connection. `add` must return a started manager.
- */
-export interface ManagerSink {
-  add(ws: WebSocket, options: ManagerOptions): WebSocketTimeoutManager;
-}
-
 export interface AttachWebSocketsOptions {
   /**
    * When given, managers are created with `registry.add(ws, options)` (which tracks them and
    * starts automatic enforcement); otherwise with `new WebSocketTimeoutManager(ws, options).start()`.
+   * A `ConnectionRegistry` fits, so `/health`, `/metrics` and the dashboard see every connection.
    */
   registry?: ManagerSink;
   /** Options for the one `WebSocketServer` (e.g. `maxPayload`, `perMessageDeflate`, `handleProtocols`). */
@@ -378,7 +368,7 @@ export class WebSocketGateway {
   // ---------------------------------------------------------------- 2. the chain reached websocket()
 
   /** @internal called by `websocket()` with the request the chain delivered */
-  accept(ctx: UpgradeContext, req: AnyRequest, res: Response, handler: AnyWebSocketHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
+  accept(ctx: UpgradeContext, req: AnyRequest, res: Response, handler: AnyHandler, route: ManagerOptions, next: (err?: unknown) => void): void {
     if (ctx.state !== 'routing') return; // the client left, or the chain already answered
     if (ctx.res.headersSent) {
       // A middleware answered and still called next() (`res.status(401).send(); next()`): its
@@ -398,9 +388,9 @@ export class WebSocketGateway {
     }
 
     // Config problems become a 500 through Express's error handling, before anything is accepted.
-    let config: Partial<TimeoutConfig> | undefined;
+    let options: ManagerOptions;
     try {
-      config = routeConfig(req.wsTimeouts, route.config);
+      options = acceptOptions(req, res, route, { clock: this.options.clock, logger: this.options.logger });
     } catch (err) {
       ctx.refusal = { reason: 'invalid_route_config', details: { error: err } };
       return next(err);
@@ -421,7 +411,6 @@ export class WebSocketGateway {
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
     const head = ctx.head.length === 1 ? ctx.head[0]! : Buffer.concat(ctx.head);
     ctx.head = [];
-    const options = this.managerOptions(req, res, route, config);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ctx.state = 'open';
       res.statusCode = 101; // what a logger listening on the response sees
@@ -466,50 +455,29 @@ export class WebSocketGateway {
     return { verifyClient };
   }
 
-  private managerOptions(req: Request, res: Response, route: ManagerOptions, config: Partial<TimeoutConfig> | undefined): ManagerOptions {
-    const options: ManagerOptions = { ...route, labels: { ...route.labels, route: routeLabel(req) } };
-    const userId = userIdOf(req, res) ?? route.userId;
-    if (userId !== undefined) options.userId = userId;
-    else delete options.userId;
-    if (config !== undefined) options.config = config;
-    else delete options.config;
-    options.clock = route.clock ?? this.options.clock;
-    const logger = route.logger ?? this.options.logger;
-    if (logger !== undefined) options.logger = logger;
-    else delete options.logger; // leave a registry's own logger in place
-    return options;
-  }
-
   // ---------------------------------------------------------------- 3. the socket is open
 
-  private opened(ws: WebSocket, req: AnyRequest, handler: AnyWebSocketHandler, options: ManagerOptions): void {
-    let manager: WebSocketTimeoutManager;
+  private opened(ws: WebSocket, req: AnyRequest, handler: AnyHandler, options: ManagerOptions): void {
     try {
-      manager = this.options.registry ? this.options.registry.add(ws, options) : new WebSocketTimeoutManager(ws, options).start();
+      accept(ws, req, handler, options, {
+        sink: this.options.registry,
+        logger: this.logger,
+        opened: (manager) => {
+          managed.add(ws);
+          this.open.add(manager);
+          void manager.whenClosed().then(() => {
+            this.open.delete(manager);
+            managed.delete(ws);
+          });
+          if (!this.closed) return true;
+          void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
+          return false;
+        },
+      });
     } catch (err) {
+      // Creating the manager threw (a handler's own errors are accept()'s).
       this.logger.error('WebSocket manager could not be created', { userId: options.userId, ...options.labels, error: err });
       ws.close(CloseCode.InternalError, CloseReason.internal_error);
-      return;
-    }
-    managed.add(ws);
-    this.open.add(manager);
-    void manager.whenClosed().then(() => {
-      this.open.delete(manager);
-      managed.delete(ws);
-    });
-    if (this.closed) {
-      void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
-      return;
-    }
-    const failed = (err: unknown): void => {
-      this.logger.error('WebSocket handler failed', { connectionId: manager.id, userId: manager.userId, ...manager.labels, error: err });
-      void manager.gracefulClose(CloseCode.InternalError, CloseReason.internal_error);
-    };
-    try {
-      const result = handler(manager, req);
-      if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).then(undefined, failed);
-    } catch (err) {
-      failed(err);
     }
   }
 }
@@ -546,41 +514,10 @@ export function upgradeContextOf(req: IncomingMessage): UpgradeContext | undefin
 
 export type { UpgradeContext };
 
-/** Route options (`websocket(handler, { config })`) on top of `req.wsTimeouts`, validated now. */
-function routeConfig(fromRequest: TimeoutConfig | undefined, fromRoute: Partial<TimeoutConfig> | undefined): Partial<TimeoutConfig> | undefined {
-  if (fromRequest === undefined) return fromRoute;
-  return resolveTimeoutConfig(fromRequest, fromRoute);
-}
-
-/**
- * @internal shared with the testing kit
- * Who the connection belongs to, for logs, metrics and the dashboard: `res.locals.userId` (set it
- * in your auth middleware), else `req.user.id` (passport and friends). Strings and numbers only.
- */
-export function userIdOf(req: Request, res: Response): string | undefined {
-  const fromLocals: unknown = res.locals?.userId;
-  if (typeof fromLocals === 'string' || typeof fromLocals === 'number') return String(fromLocals);
-  const fromUser: unknown = (req as { user?: { id?: unknown } }).user?.id;
-  if (typeof fromUser === 'string' || typeof fromUser === 'number') return String(fromUser);
-  return undefined;
-}
-
-/** The route pattern (`/rooms/:room`, with its mount path), not the concrete URL: low cardinality for metrics. */
-function routeLabel(req: Request): string {
-  const pattern = (req.route as { path?: unknown } | undefined)?.path;
-  const label = `${req.baseUrl ?? ''}${typeof pattern === 'string' ? pattern : ''}`;
-  return label === '' ? pathOf(req.originalUrl ?? req.url) : label;
-}
-
 /** The app answered instead of reaching `websocket()`: Express's 404 when no route matched the path. */
 function appReason(req: IncomingMessage, status: number): RefusalReason {
   const matchedRoute = (req as Partial<Request>).route !== undefined;
   return status === 404 && !matchedRoute ? 'no_route' : 'middleware_response';
-}
-
-function pathOf(url: string | undefined): string {
-  const path = (url ?? '/').split('?')[0]!;
-  return path === '' ? '/' : path;
 }
 
 function checkTimeout(value: number): void {

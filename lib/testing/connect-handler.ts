@@ -3,23 +3,23 @@
  * in-memory pair, with an Express request carrying the path, query, params, headers and the
  * `WS_*` config, so a test exercises the very handler the app ships — no server, no port.
  *
- * It does what the Express gateway does once the middleware chain reaches `websocket()`:
- * `req.wsTimeouts` as `wsTimeouts(config, { env })` would set it, the manager configured from it
- * (route options on top), `userId` from `res.locals.userId` or `req.user.id`, `labels.route`,
- * the manager started, `handler(manager, req)` called, and a throwing or rejecting handler
- * logged and closed with `1011 internal_error`.
+ * It builds the request as Express would (`req.wsTimeouts` as `wsTimeouts(config, { env })`
+ * would set it, `req.route` for the route pattern), then accepts it with the gateway's own
+ * accept functions (lib/express/accept.ts): the manager configured from `req.wsTimeouts` (route
+ * options on top), `userId` from `res.locals.userId` or `req.user.id`, `labels.route`, the
+ * manager started, `handler(manager, req)` called, and a throwing or rejecting handler logged and
+ * closed with `1011 internal_error`.
  */
 import { randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
 import type { Clock } from '../clock.js';
-import { CloseCode, CloseReason } from '../close-codes.js';
 import { loadTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from '../config.js';
-import { userIdOf } from '../express/gateway.js';
+import { accept, acceptOptions } from '../express/accept.js';
 import type { WebSocketHandler } from '../express/index.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { WebSocketTimeoutManager, type ManagerOptions } from '../manager.js';
+import type { ManagerOptions, WebSocketTimeoutManager } from '../manager.js';
 import type { ManagedSocket } from '../socket.js';
 import { installedTestClock } from './clock.js';
 import { createSocketPair, type InMemoryServerSocket, type TestClient } from './socket-pair.js';
@@ -61,13 +61,18 @@ export interface ConnectHandlerOptions {
    */
   registry?: { readonly clock?: Clock; add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager };
   /**
-   * The clock of the manager and of the pair: `createTestClock()`'s result or its `.clock`.
+   * The clock of the pair, and of the manager unless `managerOptions.clock` sets one (as
+   * `attachWebSockets`' `clock`): `createTestClock()`'s result or its `.clock`.
    * With a `registry`, it must be the registry's own clock (else this throws a `TypeError`):
    * the registry's managers run on that one whatever is passed here.
    * @default the registry's clock, else the `installTestClock()` in force, else the global timers
    */
   clock?: Clock | { readonly clock: Clock };
-  /** The manager's logger (try `captureLogs().logger`). @default silent */
+  /**
+   * The manager's logger unless `managerOptions.logger` sets one, as `attachWebSockets`' `logger`
+   * (try `captureLogs().logger`); also where a failing handler is logged.
+   * @default silent; with a `registry`, the registry's own logger for the manager
+   */
   logger?: Logger;
   /** The client answers pings by itself. @default true */
   autoPong?: boolean;
@@ -97,6 +102,9 @@ export interface ConnectedHandler {
 }
 
 let app: Express | undefined;
+
+/** Express's route class, as `req.route` holds it (not in Express's types; built without compiling the pattern). */
+const { Route } = express as unknown as { Route: new (path: string) => { readonly path: string } };
 
 /** One bare app gives requests their Express prototype and default settings (the query parser). */
 function expressApp(): Express {
@@ -164,7 +172,9 @@ function buildRequest(options: ConnectHandlerOptions, wsTimeouts: TimeoutConfig)
   const req = Object.setPrototypeOf(message, app.request) as Request;
   const res = Object.setPrototypeOf(new ServerResponse(message), app.response) as Response;
   res.locals = { ...options.locals, ...(options.userId !== undefined ? { userId: options.userId } : {}) };
-  Object.assign(req, { res, originalUrl: url, baseUrl: '', params: { ...options.params }, wsTimeouts });
+  // `req.route` as Express sets it for the matched route: the manager's `labels.route` is its path.
+  const route = new Route(options.route ?? options.path ?? '/');
+  Object.assign(req, { res, originalUrl: url, baseUrl: '', route, params: { ...options.params }, wsTimeouts });
   Object.assign(res, { req });
   return { req, res };
 }
@@ -193,38 +203,16 @@ export function connectHandler(handler: WebSocketHandler<any, any, any, any, any
   const { req, res } = buildRequest(options, wsTimeouts);
   options.prepare?.(req, res);
 
-  const route = options.managerOptions ?? {};
-  const managerOptions: ManagerOptions = { ...route, labels: { ...route.labels, route: options.route ?? options.path ?? '/' } };
-  // Silent by default, except that a registry keeps its own logger unless one is given.
-  const logger = options.logger ?? route.logger ?? (options.registry ? undefined : silentLogger);
-  if (logger !== undefined) managerOptions.logger = logger;
-  else delete managerOptions.logger;
-  const config = req.wsTimeouts === undefined ? route.config : resolveTimeoutConfig(req.wsTimeouts, route.config);
-  if (config !== undefined) managerOptions.config = config;
-  const userId = userIdOf(req, res) ?? route.userId;
-  if (userId !== undefined) managerOptions.userId = userId;
-  if (clock !== undefined) managerOptions.clock = clock;
+  // As the gateway's own `logger` and `clock`, under the route's: silent by default, except that a
+  // registry keeps its own logger unless one is given.
+  const logger = options.logger ?? (options.registry ? undefined : silentLogger);
+  const managerOptions = acceptOptions(req, res, options.managerOptions ?? {}, { clock, logger });
 
   const { server, client } = createSocketPair({ autoPong: options.autoPong, answerClose: options.answerClose, clock });
-  let manager: WebSocketTimeoutManager;
-  if (options.registry) {
-    manager = options.registry.add(server, managerOptions);
-  } else {
-    manager = new WebSocketTimeoutManager(server, managerOptions);
-    if (options.start !== false) manager.start();
-  }
-
-  const failed = (err: unknown): never => {
-    (logger ?? silentLogger).error('WebSocket handler failed', { connectionId: manager.id, userId: manager.userId, ...manager.labels, error: err });
-    void manager.gracefulClose(CloseCode.InternalError, CloseReason.internal_error);
-    throw err;
-  };
-  let done: Promise<void>;
-  try {
-    done = Promise.resolve(handler(manager, req)).then(() => undefined, failed);
-  } catch (err) {
-    done = Promise.reject(err as Error).catch(failed);
-  }
-  done.catch(() => undefined); // the test may not await it: never an unhandled rejection
+  const { manager, done } = accept(server, req, handler, managerOptions, {
+    sink: options.registry,
+    start: options.start,
+    logger: options.logger ?? managerOptions.logger ?? silentLogger,
+  });
   return { client, server, manager, request: req, response: res, done };
 }

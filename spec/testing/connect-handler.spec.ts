@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import express, { type Request } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import WebSocket from 'ws';
 import {
   attachWebSockets,
@@ -12,9 +12,12 @@ import {
   silentLogger,
   websocket,
   wsTimeouts,
+  WebSocketTimeoutManager,
+  type ManagedSocket,
+  type ManagerOptions,
   type WebSocketHandler,
-  type WebSocketTimeoutManager,
 } from '../../lib/index.js';
+import { closed, openClient, startExpress } from '../support/express-server.js';
 import { captureLogs, connectHandler, createTestClock, installTestClock, type TestClock } from '../../lib/testing/index.js';
 
 /** What a handler can see of its connection: compared between a real upgrade and connectHandler(). */
@@ -93,6 +96,66 @@ describe('connectHandler()', () => {
     expect(seen[1]).to.deep.equal(seen[0]);
     expect(seen[0]).to.deep.include({ path: '/ws/rooms/lobby', params: { room: 'lobby' }, query: { token: 'abc', tag: ['a', 'b'] }, userId: 'alice' });
     expect(seen[0]!.config).to.include({ idleTimeoutMs: 5_000, pingIntervalMs: 10_000, messageTimeoutMs: 2_000 });
+  });
+
+  it('creates the manager with the very options the gateway gives it for the same request: one accept path', async () => {
+    // Each path hands its manager options to a sink that records them; nothing else differs.
+    const logs = captureLogs();
+    const recorded: ManagerOptions[] = [];
+    const sink = {
+      clock: t.clock,
+      add(ws: ManagedSocket, options: ManagerOptions): WebSocketTimeoutManager {
+        recorded.push(options);
+        return new WebSocketTimeoutManager(ws, options).start();
+      },
+    };
+    const route: ManagerOptions = { config: { messageTimeoutMs: 2_000 }, labels: { role: 'speaker' }, heartbeatMode: 'application', userId: 'fallback' };
+    const capture: WebSocketHandler = (manager) => void manager.gracefulClose();
+    const authenticate: RequestHandler = (req, _res, next) => {
+      Object.assign(req, { user: { id: 42 } });
+      next();
+    };
+
+    const app = express();
+    const rooms = express.Router();
+    rooms.get('/rooms/:room', wsTimeouts({ idleTimeoutMs: 5_000 }, { env: { WS_PING_INTERVAL: '10' } }), authenticate, websocket(capture, route));
+    app.use('/ws', rooms);
+    const server = await startExpress(app, { registry: sink, clock: t.clock, logger: logs.logger });
+    try {
+      await closed(await openClient(`${server.wsUrl}/ws/rooms/lobby?token=abc`));
+    } finally {
+      await server.close();
+    }
+
+    connectHandler(capture, {
+      path: '/ws/rooms/lobby',
+      route: '/ws/rooms/:room',
+      params: { room: 'lobby' },
+      query: { token: 'abc' },
+      env: { WS_PING_INTERVAL: '10' },
+      config: { idleTimeoutMs: 5_000 },
+      prepare: (req, res) => authenticate(req, res, () => undefined),
+      managerOptions: route,
+      registry: sink,
+      clock: t,
+      logger: logs.logger,
+    });
+
+    expect(recorded).to.have.length(2);
+    expect(recorded[1]).to.deep.equal(recorded[0]);
+    expect(recorded[0]).to.deep.include({ userId: '42', labels: { role: 'speaker', route: '/ws/rooms/:room' }, heartbeatMode: 'application' });
+    expect(recorded[0]!.config).to.include({ idleTimeoutMs: 5_000, pingIntervalMs: 10_000, messageTimeoutMs: 2_000 });
+    expect(recorded[0]!.clock).to.equal(t.clock);
+    expect(recorded[0]!.logger).to.equal(logs.logger);
+  });
+
+  it("lets the route's own logger win over the logger option, as websocket(handler, { logger }) wins over attachWebSockets' logger", async () => {
+    const kit = captureLogs();
+    const fromRoute = captureLogs();
+    connectHandler(() => undefined, { clock: t, logger: kit.logger, config: { idleTimeoutMs: 1_000 }, managerOptions: { logger: fromRoute.logger } });
+    await t.tickAsync(2_000);
+    expect(fromRoute.find('WebSocket timeout')?.meta).to.include({ reason: 'idle' });
+    expect(kit.find('WebSocket timeout')).to.equal(undefined);
   });
 
   it('parses env as the wsTimeouts() middleware does, with config on top, into req.wsTimeouts', () => {
