@@ -260,6 +260,19 @@ function behaviourTable(name: string, setUp: (context: Context) => Promise<Harne
       expect(onB.heard).to.not.include('lost');
     });
 
+    it('stalled: a publish that got no answer by its deadline is still delivered after the stall (it reached Redis)', async () => {
+      const [a, b] = [await h.bus(), await h.bus()];
+      const channel = unique('ch');
+      const onB = await listen(b, channel);
+      h.stall();
+      const pending = rejection(a.publish(channel, 'frozen'));
+      await h.wait(DEADLINE_MS);
+      expect(await pending).to.be.instanceOf(BusUnavailableError);
+      expect(onB.heard).to.deep.equal([]);
+      h.resume();
+      await h.eventually(() => onB.heard.includes('frozen'), 'the frozen publish delivered after the stall');
+    });
+
     it('a deaf subscription hears nothing; subscribing again hears', async () => {
       const [a, b] = [await h.bus(), await h.bus()];
       const channel = unique('ch');
