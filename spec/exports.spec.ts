@@ -112,7 +112,7 @@ const TESTING_TYPES = [
   'VanishOptions',
 ];
 
-const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'joinFleet'];
+const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FLEET_ENV', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'explainFleetSettings', 'joinFleet', 'loadFleetSettings'];
 
 const FLEET_TYPES = [
   'BusStatus',
@@ -125,6 +125,9 @@ const FLEET_TYPES = [
   'FleetMember',
   'FleetSendOptions',
   'FleetSendResult',
+  'FleetSettingValue',
+  'FleetSettings',
+  'FleetSettingsExplained',
   'FleetUserCloseResult',
   'FleetUserSendResult',
   'JoinFleetOptions',

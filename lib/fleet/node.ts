@@ -23,7 +23,8 @@ import { checkDeadline, type BusStatus, type FleetBus } from './bus.js';
 import { checkNodeId, defaultNodeId, fleetConnectionId, parseFleetConnectionId } from './ids.js';
 import { Membership, memberKey, type FleetMember, type MemberCounts } from './membership.js';
 import { FleetMetrics } from './metrics.js';
-import { RedisBus, redactRedisUrl } from './redis-bus.js';
+import { RedisBus } from './redis-bus.js';
+import { FLEET_DEFAULTS, PREFIX_PATTERN, redactRedisUrl } from './settings.js';
 
 export interface JoinFleetOptions {
   /** The registry of this process: its connections are this node's. */
@@ -120,19 +121,6 @@ export interface FleetHealth {
   /** Why it is `unavailable`. */
   reason?: string;
 }
-
-/** The defaults, declared once. */
-export const FLEET_DEFAULTS = Object.freeze({
-  prefix: 'ws-timeouts',
-  membershipTtlMs: 15_000,
-  requestTimeoutMs: 1_000,
-  routeLabel: 'route',
-  roleLabel: 'role',
-  /** Canaries missed in a row before the subscriber is called deaf. */
-  canaryMisses: 2,
-});
-
-const PREFIX_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
 
 /**
  * What a node asks: to all (`fan`) or one node (`req`); what it answers (`ack`); its canary.
