@@ -7,8 +7,9 @@
  * - `GET /health`     JSON status and connection counts; `GET /metrics` Prometheus text
  * - `POST /api/connections/:id/close`  closes one connection: 200 closed, 410 Gone
  *
- * With `REDIS_URL` set the server is one node of a fleet on that Redis (./fleet-settings.ts:
- * `NODE_ID`, `WS_FLEET_PREFIX`): a posted scan reaches the scanners of every node, a connection
+ * With `REDIS_URL` set the server is one node of a fleet on that Redis (`loadFleetSettings` reads
+ * `NODE_ID`, default `<hostname>-<port>` here, `WS_FLEET_PREFIX`, `WS_FLEET_TTL`,
+ * `WS_FLEET_REQUEST_TIMEOUT`; see guides/fleet.md): a posted scan reaches the scanners of every node, a connection
  * held by any node can be closed from any node, and `/health` and the dashboard show the fleet.
  * `npm run fleet` starts a local Redis and three nodes (scripts/fleet.ts).
  *
@@ -20,6 +21,7 @@
  * stderr and exits 1 before anything listens.
  */
 import { createServer } from 'node:http';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
@@ -43,7 +45,7 @@ import {
   type TimeoutConfig,
 } from '../lib/index.js';
 import type { FleetNode } from '../lib/fleet/index.js';
-import { readFleetSettings, type FleetSettings } from './fleet-settings.js';
+import { explainFleetSettings, type FleetSettings } from '../lib/fleet/settings.js'; // no ioredis behind it
 import { loadDotEnv } from './shared/settings.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
@@ -61,7 +63,10 @@ function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: nu
   const rawPort = env.PORT?.trim() || '3000';
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort) || port > 65_535) problems.push({ name: 'PORT', value: env.PORT, reason: 'expected a whole number from 0 to 65535' });
-  const fleetSettings = readFleetSettings(env, port, problems);
+  const fleet = explainFleetSettings(env);
+  problems.push(...fleet.problems);
+  // Without NODE_ID: `<hostname>-<port>`, stable across restarts of the same node (joinFleet's default has the pid).
+  const fleetSettings = fleet.settings && { nodeId: `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}-${port}`, ...fleet.settings };
   if (problems.length > 0) {
     console.error(formatConfigProblems(problems, 'The example server cannot start'));
     process.exit(1);

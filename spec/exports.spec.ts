@@ -112,7 +112,7 @@ const TESTING_TYPES = [
   'VanishOptions',
 ];
 
-const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'joinFleet', 'trackSessions'];
+const FLEET_VALUES = ['BusUnavailableError', 'FLEET_DEFAULTS', 'FLEET_ENV', 'FleetNode', 'MemoryBus', 'MemoryBusNetwork', 'RedisBus', 'explainFleetSettings', 'joinFleet', 'loadFleetSettings', 'trackSessions'];
 
 const FLEET_TYPES = [
   'BusStatus',
@@ -128,6 +128,9 @@ const FLEET_TYPES = [
   'FleetSendOptions',
   'FleetSendResult',
   'FleetSessions',
+  'FleetSettingValue',
+  'FleetSettings',
+  'FleetSettingsExplained',
   'FleetUserCloseResult',
   'FleetUserSendResult',
   'JoinFleetOptions',

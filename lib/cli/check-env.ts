@@ -1,10 +1,12 @@
 /**
  * `ws-timeouts check-env`: resolves the `WS_*` variables of an environment exactly as the library
  * does, prints every value with its unit and where it came from, and names every problem, so an
- * operator can check a deployment's variables without starting a server.
+ * operator can check a deployment's variables without starting a server. The fleet's variables
+ * (`ws-timeouts/fleet`) are listed too: all of them once `REDIS_URL` is set, else the ones set.
  */
 import { PROFILE_ENV, RECONNECT_RATE, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
 import { formatConfigProblems } from '../errors.js';
+import { FLEET_ENV, explainFleetSettings } from '../fleet/settings.js';
 
 /** Where output goes (`process.stdout`, `process.stderr`, or a test's buffer). */
 export interface TextSink {
@@ -54,14 +56,20 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
   }
   const rate = RECONNECT_RATE.env;
   rows.push([rate, explained.reconnectRate === undefined ? JSON.stringify(env[rate]) : String(explained.reconnectRate), '/s', env[rate]?.trim() ? (explained.reconnectRate === undefined ? 'variable (invalid)' : 'variable') : 'default']);
+  const fleet = explainFleetSettings(env);
+  const fleetOn = env[FLEET_ENV.redisUrl]?.trim();
+  for (const value of fleet.values) {
+    if (fleetOn || value.variable === FLEET_ENV.redisUrl || env[value.variable]?.trim()) rows.push([value.variable, value.value, value.unit, value.source]);
+  }
   out.write(table(rows));
 
-  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV), RECONNECT_RATE.env]);
+  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV), RECONNECT_RATE.env, ...Object.values(FLEET_ENV)]);
   const ignored = Object.keys(env).filter((name) => name.startsWith('WS_') && !known.has(name)).sort();
   if (ignored.length > 0) err.write(`Not read by ws-timeouts (misspelt?): ${ignored.join(', ')}\n`);
 
-  if (explained.problems.length > 0) {
-    err.write(`${formatConfigProblems(explained.problems)}\n`);
+  const problems = [...explained.problems, ...fleet.problems];
+  if (problems.length > 0) {
+    err.write(`${formatConfigProblems(problems)}\n`);
     return 1;
   }
   out.write('The configuration is valid.\n');

@@ -16,6 +16,14 @@ export { RedisBus, type RedisBusOptions } from './redis-bus.js';
 export type { FleetMember } from './membership.js';
 export {
   FLEET_DEFAULTS,
+  FLEET_ENV,
+  explainFleetSettings,
+  loadFleetSettings,
+  type FleetSettings,
+  type FleetSettingsExplained,
+  type FleetSettingValue,
+} from './settings.js';
+export {
   FleetNode,
   joinFleet,
   type FleetBroadcastOptions,

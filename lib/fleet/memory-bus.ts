@@ -7,7 +7,9 @@
  * It keeps the promises of the Redis bus: messages are delivered asynchronously and at most
  * once; a call while the network is down rejects at once; a call while it is stalled rejects at
  * the op deadline, after which the bus is `unavailable` and rejects at once until the network
- * answers again; subscriptions come back by themselves.
+ * answers again; subscriptions come back by themselves. A message published into a stalled
+ * network is still delivered when it thaws (its call rejected, yet it reached "Redis"), as a
+ * PUBLISH sent to a frozen Redis is run after SIGCONT.
  */
 import { systemClock, type Clock } from '../clock.js';
 import { defaultLogger, type Logger } from '../logger.js';
@@ -36,6 +38,8 @@ export class MemoryBusNetwork {
   private state: NetworkState = 'up';
   /** @internal hashes, sorted sets and locks of the session records and the sweeper */
   readonly records = new MemoryRecords(this);
+  /** Publishes that reached the network while it was stalled: run when it thaws, lost when it goes down. */
+  private frozen: Array<() => void> = [];
 
   constructor(options: MemoryBusNetworkOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -53,10 +57,11 @@ export class MemoryBusNetwork {
   /** Like a killed Redis: every call of every bus rejects at once, every bus turns `unavailable`. */
   takeDown(): void {
     this.state = 'down';
+    this.frozen = [];
     for (const bus of this.buses) bus.networkChanged();
   }
 
-  /** Like a frozen Redis (SIGSTOP): calls get no answer and reject at the op deadline. */
+  /** Like a frozen Redis (SIGSTOP): calls get no answer and reject at the op deadline; publishes are delivered when it thaws. */
   stall(): void {
     this.state = 'stalled';
   }
@@ -71,13 +76,21 @@ export class MemoryBusNetwork {
       this.sets.clear();
       this.records.clear();
     }
+    const thawed = empty ? [] : this.frozen;
+    this.frozen = [];
     this.state = 'up';
+    for (const run of thawed) run();
     for (const bus of this.buses) bus.networkChanged();
   }
 
   /** @internal */
   get current(): NetworkState {
     return this.state;
+  }
+
+  /** @internal a publish that reached the stalled network */
+  freeze(run: () => void): void {
+    this.frozen.push(run);
   }
 
   /** @internal */
@@ -168,10 +181,9 @@ export class MemoryBus implements FleetBus {
   }
 
   publish(channel: string, message: string): Promise<void> {
-    return this.command('publish', () => {
-      // Delivered after the caller's turn, as a message from Redis arrives in a later I/O callback.
-      queueMicrotask(() => this.network.deliver(channel, message));
-    });
+    // Delivered after the caller's turn, as a message from Redis arrives in a later I/O callback.
+    const run = (): void => queueMicrotask(() => this.network.deliver(channel, message));
+    return this.command('publish', run, { runsWhenThawed: true });
   }
 
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
@@ -256,12 +268,13 @@ export class MemoryBus implements FleetBus {
   }
 
   /** Runs `run` as Redis would answer it now: at once, never (stalled: the deadline), or refused. */
-  private command<T>(op: string, run: () => T): Promise<T> {
+  private command<T>(op: string, run: () => T, { runsWhenThawed = false } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new BusUnavailableError(`MemoryBus: ${op} after close()`));
     if (this.status === 'unavailable' || this.network.current === 'down') {
       return Promise.reject(new BusUnavailableError(`MemoryBus: ${op} refused, the bus is unavailable`));
     }
     if (this.network.current === 'stalled') {
+      if (runsWhenThawed) this.network.freeze(run);
       const timeoutMs = this.network.commandTimeoutMs;
       return new Promise((_resolve, reject) => {
         this.network.clock.setTimeout(() => {

@@ -23,7 +23,8 @@ import { checkDeadline, type BusStatus, type FleetBus } from './bus.js';
 import { checkNodeId, defaultNodeId, fleetConnectionId, parseFleetConnectionId } from './ids.js';
 import { Membership, memberKey, type FleetMember, type MemberCounts } from './membership.js';
 import { FleetMetrics } from './metrics.js';
-import { RedisBus, redactRedisUrl } from './redis-bus.js';
+import { RedisBus } from './redis-bus.js';
+import { FLEET_DEFAULTS, PREFIX_PATTERN, redactRedisUrl } from './settings.js';
 
 export interface JoinFleetOptions {
   /** The registry of this process: its connections are this node's. */
@@ -121,23 +122,14 @@ export interface FleetHealth {
   reason?: string;
 }
 
-/** The defaults, declared once. */
-export const FLEET_DEFAULTS = Object.freeze({
-  prefix: 'ws-timeouts',
-  membershipTtlMs: 15_000,
-  requestTimeoutMs: 1_000,
-  routeLabel: 'route',
-  roleLabel: 'role',
-  /** Canaries missed in a row before the subscriber is called deaf. */
-  canaryMisses: 2,
-});
-
-const PREFIX_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
-
-/** What a node asks: to all (`fan`) or one node (`req`); what it answers (`ack`); its canary. */
+/**
+ * What a node asks: to all (`fan`) or one node (`req`); what it answers (`ack`); its canary.
+ * A request carries `until`, its sender's deadline (the sender's clock, ms since the epoch): a
+ * node that gets it later drops it, since its sender has answered `unavailable` or `unknown` already.
+ */
 type Header =
-  | { t: 'fan'; id: string; from: string; op: 'broadcast' | 'close'; route?: string; labels?: Record<string, string>; userId?: string; sendMs?: number; code?: number; reason?: string }
-  | { t: 'req'; id: string; from: string; op: 'send' | 'close'; connectionId: string; sendMs?: number; code?: number; reason?: string }
+  | { t: 'fan'; id: string; from: string; until: number; op: 'broadcast' | 'close'; route?: string; labels?: Record<string, string>; userId?: string; sendMs?: number; code?: number; reason?: string }
+  | { t: 'req'; id: string; from: string; until: number; op: 'send' | 'close'; connectionId: string; sendMs?: number; code?: number; reason?: string }
   | { t: 'ack'; id: string; from: string; sent?: number; failed?: number; result?: FleetSendResult | FleetCloseResult }
   | { t: 'canary'; from: string; seq: number };
 
@@ -364,11 +356,11 @@ export class FleetNode {
   /** Runs `op` here and on every other live node; sums the answers. */
   private async fanOut(
     op: string,
-    request: Omit<Extract<Header, { t: 'fan' }>, 't' | 'id' | 'from'>,
+    request: Omit<Extract<Header, { t: 'fan' }>, 't' | 'id' | 'from' | 'until'>,
     body: string,
     timeoutMs: number,
   ): Promise<FleetBroadcastResult> {
-    const header: Header = { t: 'fan', id: this.nextId(), from: this.nodeId, ...request };
+    const header: Header = { t: 'fan', id: this.nextId(), from: this.nodeId, until: this.clock.now() + timeoutMs, ...request };
     const local = this.runFan(header, body);
     if (this.left || this.bus.status !== 'ready') {
       const { sent, failed } = await local;
@@ -401,13 +393,13 @@ export class FleetNode {
   private async remote(
     op: 'send' | 'close',
     fleetId: string,
-    request: Omit<Extract<Header, { t: 'req' }>, 't' | 'id' | 'from' | 'connectionId'>,
+    request: Omit<Extract<Header, { t: 'req' }>, 't' | 'id' | 'from' | 'until' | 'connectionId'>,
     body: string,
     timeoutMs: number,
   ): Promise<FleetSendResult | FleetCloseResult> {
     const target = parseFleetConnectionId(fleetId);
     if (target === null) return this.done(op, 'gone', { fleetId });
-    const header: Header = { t: 'req', id: this.nextId(), from: this.nodeId, connectionId: target.connectionId, ...request };
+    const header: Header = { t: 'req', id: this.nextId(), from: this.nodeId, until: this.clock.now() + timeoutMs, connectionId: target.connectionId, ...request };
     if (target.nodeId === this.nodeId) return this.done(op, await this.runRequest(header, body), { fleetId });
     if (this.left || this.bus.status !== 'ready') return this.done(op, 'unavailable', { fleetId });
     const pending = this.track(header.id, timeoutMs);
@@ -501,12 +493,29 @@ export class FleetNode {
         return;
       case 'fan':
         if (header.from === this.nodeId) return; // own echo: delivered locally already
+        if (this.expired(header)) return;
         void this.runFan(header, body).then(({ sent, failed }) => this.answer(header, { sent, failed }));
         return;
       case 'req':
+        if (this.expired(header)) return;
         void this.runRequest(header, body).then((result) => this.answer(header, { result }));
         return;
     }
+  }
+
+  /**
+   * Whether a request arrived past its sender's deadline (Redis stalled, then thawed): then it is
+   * dropped, logged and counted (result `expired`) and not answered, so that `unavailable` and
+   * `unknown` mean "not run". The deadline is on the sender's clock: nodes' clocks must agree
+   * within a small fraction of the deadline (see guides/fleet.md).
+   */
+  private expired(header: Extract<Header, { t: 'fan' | 'req' }>): boolean {
+    const lateMs = this.clock.now() - header.until;
+    if (!(lateMs >= 0)) return false;
+    const op = header.t === 'req' ? header.op : header.userId === undefined ? 'broadcast' : header.op === 'close' ? 'closeUser' : 'sendToUser';
+    this.metrics?.operations.inc({ op, result: 'expired' });
+    this.logger.warn('Fleet request dropped: past its deadline, its sender has answered already', { nodeId: this.nodeId, op, from: header.from, requestId: header.id, lateMs });
+    return true;
   }
 
   private answer(request: { id: string; from: string }, fields: Omit<Ack, 't' | 'id' | 'from'>): void {

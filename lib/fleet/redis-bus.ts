@@ -17,6 +17,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { BusUnavailableError, checkDeadline, StatusListeners, Subscriptions, type BusStatus, type BusWrite, type Fence, type FleetBus } from './bus.js';
 import * as records from './redis-records.js';
+import { redactRedisUrl } from './settings.js';
 
 export interface RedisBusOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). Logged with the password masked. */
@@ -31,17 +32,6 @@ export interface RedisBusOptions {
   clock?: Clock;
   /** @default the shared JSON winston logger */
   logger?: Logger;
-}
-
-/** `url` with its password masked, for logs and errors. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '[unparsable Redis URL]';
-  }
 }
 
 /** SCAN MATCH treats `*?[]\` as glob characters: escape them so a prefix is a plain prefix. */

@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import type { Context } from 'mocha';
 import { BusUnavailableError, type BusStatus, type FleetBus } from '../../lib/fleet/bus.js';
 import { MemoryBusNetwork, type MemoryBus } from '../../lib/fleet/memory-bus.js';
-import { RedisBus, redactRedisUrl } from '../../lib/fleet/redis-bus.js';
+import { RedisBus } from '../../lib/fleet/redis-bus.js';
+import { redactRedisUrl } from '../../lib/fleet/settings.js';
 import { createTestClock, type TestClock } from '../../lib/testing/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { RedisServer, requireRedisServer } from '../support/redis-server.js';
@@ -258,6 +259,19 @@ function behaviourTable(name: string, setUp: (context: Context) => Promise<Harne
         return onB.heard.includes('after the stall');
       }, 'the subscription heard a message published after the stall');
       expect(onB.heard).to.not.include('lost');
+    });
+
+    it('stalled: a publish that got no answer by its deadline is still delivered after the stall (it reached Redis)', async () => {
+      const [a, b] = [await h.bus(), await h.bus()];
+      const channel = unique('ch');
+      const onB = await listen(b, channel);
+      h.stall();
+      const pending = rejection(a.publish(channel, 'frozen'));
+      await h.wait(DEADLINE_MS);
+      expect(await pending).to.be.instanceOf(BusUnavailableError);
+      expect(onB.heard).to.deep.equal([]);
+      h.resume();
+      await h.eventually(() => onB.heard.includes('frozen'), 'the frozen publish delivered after the stall');
     });
 
     it('a deaf subscription hears nothing; subscribing again hears', async () => {

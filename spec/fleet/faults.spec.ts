@@ -45,6 +45,38 @@ describe('fleet faults', () => {
     expect(await counter(f, 'fleet_bus_errors_total', { op: 'broadcast' })).to.equal(1);
   });
 
+  it('bus stalled: requests that reached frozen Redis and are delivered after it thaws are dropped, not run: "unavailable" meant not acted on', async () => {
+    f = await createFleet(['a', 'b']);
+    const byId = f.nodes.b!.connect();
+    const bob = f.nodes.b!.connect({ userId: 'bob' });
+    const a = f.nodes.a!.fleet;
+    f.network.stall();
+    const answers = Promise.all([a.close(f.nodes.b!.fleet.idOf(byId.manager)), a.broadcast('late'), a.closeUser('bob')]);
+    const [close, broadcast, closeUser] = await settles(f.t, answers, 'the operations', REQUEST_MS);
+    expect(close).to.equal('unavailable');
+    expect(broadcast).to.include({ status: 'unavailable' });
+    expect(closeUser).to.include({ status: 'unavailable' });
+    await f.t.tickAsync(1_000); // frozen for a while longer
+    f.network.bringUp(); // thawed: what reached it is delivered now
+    await f.t.flush();
+    expect(byId.manager.state, 'the socket whose close answered unavailable').to.equal('open');
+    expect(bob.manager.state, "bob's socket, whose closeUser answered unavailable").to.equal('open');
+    expect(byId.client.received).to.deep.equal([]);
+    expect(await counter(f, 'fleet_operations_total', { result: 'expired' })).to.equal(3);
+    const dropped = f.logs.entries.filter((e) => e.message === 'Fleet request dropped: past its deadline, its sender has answered already');
+    expect(dropped.map((e) => e.meta?.op).sort()).to.deep.equal(['broadcast', 'close', 'closeUser']);
+    expect(dropped[0]).to.include({ level: 'warn' });
+    expect(dropped[0]!.meta).to.include({ nodeId: 'b', from: 'a' });
+    expect(dropped[0]!.meta.lateMs).to.be.at.least(1_000);
+  });
+
+  it('a request delivered before its deadline is run, however short the deadline', async () => {
+    f = await createFleet(['a', 'b']);
+    const { manager } = f.nodes.b!.connect();
+    expect(await f.nodes.a!.fleet.close(f.nodes.b!.fleet.idOf(manager), { timeoutMs: 1 })).to.equal('closed');
+    expect(manager.state).to.not.equal('open');
+  });
+
   it('health: unavailable with the reason while the bus is down, ok again once it is back; the instance is degraded, not down', async () => {
     f = await createFleet(['a', 'b']);
     const { fleet, registry } = f.nodes.a!;

@@ -20,7 +20,7 @@ function runBin(args: string[], env: Record<string, string> = {}): Promise<Run> 
   const bin = PACKAGE.bin?.['ws-timeouts'];
   if (bin === undefined) throw new Error('package.json has no "bin" entry "ws-timeouts"');
   // Plain node, as a user's: no tsx loader from the runner's NODE_OPTIONS.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WS_') && k !== 'NODE_OPTIONS'));
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WS_') && !['NODE_OPTIONS', 'REDIS_URL', 'NODE_ID'].includes(k)));
   return new Promise((resolve) => {
     execFile(process.execPath, [bin, ...args], { cwd: ROOT, env: { ...base, ...env }, timeout: 15_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
@@ -30,7 +30,7 @@ function runBin(args: string[], env: Record<string, string> = {}): Promise<Run> 
 
 /** The table's rows by variable: `[value, unit, source]`. */
 function rows(stdout: string): Record<string, string[]> {
-  const lines = stdout.split('\n').filter((line) => /^WS_/.test(line));
+  const lines = stdout.split('\n').filter((line) => /^(WS_|REDIS_URL |NODE_ID )/.test(line));
   return Object.fromEntries(lines.map((line) => line.split(/ {2,}/)).map(([name, ...cells]) => [name!, cells]));
 }
 
@@ -53,7 +53,8 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
     expect(table.WS_TIMER_RESOLUTION![0]).to.equal('1');
     expect(table.WS_TIMER_RESOLUTION![2]).to.match(/^derived/);
     expect(table.WS_FLEET_RECONNECT_RATE).to.deep.equal(['200', '/s', 'default']);
-    expect(Object.keys(table)).to.have.length(10);
+    expect(table.REDIS_URL).to.deep.equal(['(unset)', '-', 'unset: one process, no fleet']);
+    expect(Object.keys(table)).to.have.length(11);
     expect(run.stdout).to.include('The configuration is valid.');
   });
 
@@ -97,6 +98,36 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
     const run = await runBin(['check-env'], { WS_IDLE_TIMOUT: '3' });
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stderr).to.include('Not read by ws-timeouts (misspelt?): WS_IDLE_TIMOUT');
+  });
+
+  it('lists the fleet variables once REDIS_URL is set (its password masked), with their units, and does not call them unknown', async () => {
+    const run = await runBin(['check-env'], { REDIS_URL: 'redis://:s3cret@127.0.0.1:6390', NODE_ID: 'web-1', WS_FLEET_TTL: '4.5' });
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stderr).to.equal('');
+    expect(run.stdout).to.not.include('s3cret');
+    const table = rows(run.stdout);
+    expect(table.REDIS_URL).to.deep.equal(['redis://:***@127.0.0.1:6390', '-', 'variable']);
+    expect(table.NODE_ID).to.deep.equal(['web-1', '-', 'variable']);
+    expect(table.WS_FLEET_PREFIX).to.deep.equal(['ws-timeouts', '-', 'default']);
+    expect(table.WS_FLEET_TTL).to.deep.equal(['4.5', 's', 'variable']);
+    expect(table.WS_FLEET_REQUEST_TIMEOUT).to.deep.equal(['1', 's', 'default']);
+  });
+
+  it('exits 1 naming the fleet problems with the timeout ones, all at once', async () => {
+    const run = await runBin(['check-env'], { REDIS_URL: 'redis://h', WS_FLEET_REQUEST_TIMEOUT: '500', WS_FLEET_PREFIX: 'a b', WS_IDLE_TIMEOUT: 'x' });
+    expect(run.code).to.equal(1);
+    expect(run.stderr).to.include('(3 problems):');
+    for (const fragment of ['WS_IDLE_TIMEOUT="x"', 'WS_FLEET_PREFIX="a b"', 'WS_FLEET_REQUEST_TIMEOUT="500": expected seconds from 0.001 to 60']) {
+      expect(run.stderr).to.include(fragment);
+    }
+    expect(rows(run.stdout).WS_FLEET_REQUEST_TIMEOUT).to.deep.equal(['"500"', 's', 'variable (invalid)']);
+  });
+
+  it('without REDIS_URL, a fleet variable that is set is shown as not used, not as misspelt', async () => {
+    const run = await runBin(['check-env'], { WS_FLEET_PREFIX: 'shop' });
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stderr).to.equal('');
+    expect(rows(run.stdout).WS_FLEET_PREFIX).to.deep.equal(['shop', '-', 'not used (REDIS_URL is unset)']);
   });
 
   it('prints its usage for --help, and exits 2 with the usage for an unknown command', async () => {
