@@ -125,10 +125,11 @@ describe('createLogger() redaction', () => {
   });
 
   describe('errors', () => {
+    // Their stacks carry file paths, so the secrets must be strings no checkout path holds (a clone in ci-clone2 holds "e2").
     it('keeps the name, message, code, stack and cause of an error in meta, each redacted', () => {
-      const cause = Object.assign(new Error('store said password=e1'), { code: 'ECONNRESET' });
-      const error = Object.assign(new Error('GET /ws?token=e2 failed with Authorization: Bearer e3'), { code: 'E_UPGRADE', cause });
-      const entry = logAndCheck('handler failed', { error }, ['e1', 'e2', 'e3']);
+      const cause = Object.assign(new Error('store said password=Secret-E1'), { code: 'ECONNRESET' });
+      const error = Object.assign(new Error('GET /ws?token=Secret-E2 failed with Authorization: Bearer Secret-E3'), { code: 'E_UPGRADE', cause });
+      const entry = logAndCheck('handler failed', { error }, ['Secret-E1', 'Secret-E2', 'Secret-E3']);
       const logged = entry.error as Record<string, unknown>;
       expect(logged).to.include({ name: 'Error', message: 'GET /ws?[redacted] failed with Authorization: [redacted]', code: 'E_UPGRADE' });
       expect(logged.stack).to.be.a('string').and.include('GET /ws?[redacted]').and.match(/\n\s+at /);
@@ -136,7 +137,7 @@ describe('createLogger() redaction', () => {
     });
 
     it('logs an error given as the message, redacted, instead of an empty line', () => {
-      const entry = logAndCheck(new Error('top-level failure, token=e4'), undefined, ['e4']);
+      const entry = logAndCheck(new Error('top-level failure, token=Secret-E4'), undefined, ['Secret-E4']);
       expect(entry.level).to.equal('error');
       expect(entry.message).to.equal('top-level failure, token=[redacted]');
       expect(entry.stack).to.be.a('string').and.include('token=[redacted]');
