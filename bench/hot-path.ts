@@ -38,6 +38,9 @@ export interface HotPathVariant {
   /** Median over rounds of this variant's figure / raw's figure in the same round (1 for raw). */
   cpuRatio: number;
   cpuRatioSpread: number;
+  /** The same against raw ws + send result, the baseline a send that reports its result is judged by (1 for it). */
+  ackCpuRatio: number;
+  ackCpuRatioSpread: number;
   rateRatio: number;
   rateRatioSpread: number;
   /** Server CPU per message in the closed loop (at each variant's own top speed), µs, median. */
@@ -111,11 +114,13 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
     }
 
     const raw = perRound.get('raw')!;
+    const rawAck = perRound.get('rawAck')!;
     const variants = HOT_PATH_VARIANTS.map((variant): HotPathVariant => {
       const rounds = perRound.get(variant)!;
       const cpu = rounds.map((e) => e.cpuUsPerMsg);
       const rate = rounds.map((e) => e.roundTripsPerSec);
       const cpuRatios = rounds.map((e, i) => e.cpuUsPerMsg / raw[i]!.cpuUsPerMsg);
+      const ackCpuRatios = rounds.map((e, i) => e.cpuUsPerMsg / rawAck[i]!.cpuUsPerMsg);
       const rateRatios = rounds.map((e, i) => e.roundTripsPerSec / raw[i]!.roundTripsPerSec);
       return {
         variant,
@@ -125,6 +130,8 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
         rateSpread: round(spread(rate), 3),
         cpuRatio: round(median(cpuRatios), 3),
         cpuRatioSpread: round(spread(cpuRatios), 3),
+        ackCpuRatio: round(median(ackCpuRatios), 3),
+        ackCpuRatioSpread: round(spread(ackCpuRatios), 3),
         rateRatio: round(median(rateRatios), 3),
         rateRatioSpread: round(spread(rateRatios), 3),
         closedCpuUsPerMsg: round(median(rounds.map((e) => e.closedCpuUsPerMsg)), 3),
