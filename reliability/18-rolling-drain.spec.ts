@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { busiestWindow } from '../spec/support/busiest-window.js';
 import { startExample, type ExampleServer } from '../spec/support/example-server.js';
 import { Fleet } from './support/fleet.js';
 import { ms, reliabilityCase } from './support/report.js';
@@ -17,17 +18,6 @@ const report = reliabilityCase('Rolling drain', {
   faults: 'SIGTERM to the server while every client is connected',
 });
 
-/** The most times any half-open window [a, a + windowMs) holds. */
-function busiestWindow(times: readonly number[], windowMs = 1000): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  let end = 0;
-  for (let start = 0; start < sorted.length; start++) {
-    while (end < sorted.length && sorted[end]! < sorted[start]! + windowMs) end++;
-    most = Math.max(most, end - start);
-  }
-  return most;
-}
 
 describe(report.name, () => {
   let fleet: Fleet | undefined;

@@ -5,18 +5,8 @@ import type { TimeoutConfig } from '../lib/config.js';
 import { createSocketPair, type TestClient } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
 import { captureLogs } from '../lib/testing/log-capture.js';
+import { busiestWindow } from './support/busiest-window.js';
 
-/** The most slots any half-open window [a, a + windowMs) holds (the worst window starts at a slot). */
-function busiestWindow(slots: readonly number[], windowMs = 1000): number {
-  const sorted = [...slots].sort((a, b) => a - b);
-  let most = 0;
-  let end = 0;
-  for (let start = 0; start < sorted.length; start++) {
-    while (end < sorted.length && sorted[end]! < sorted[start]! + windowMs) end++;
-    most = Math.max(most, end - start);
-  }
-  return most;
-}
 
 /** A repeatable sequence in [0, 1) (a linear congruential generator), so the arrivals are the same on every run. */
 function sequence(seed: number): () => number {
