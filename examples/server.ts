@@ -21,7 +21,6 @@
  * stderr and exits 1 before anything listens.
  */
 import { createServer } from 'node:http';
-import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
@@ -46,6 +45,7 @@ import {
 } from '../lib/index.js';
 import type { FleetNode } from '../lib/fleet/index.js';
 import { explainFleetSettings, type FleetSettings } from '../lib/fleet/settings.js'; // no ioredis behind it
+import { defaultNodeId } from '../lib/fleet/ids.js'; // nor behind this
 import { loadDotEnv } from './shared/settings.js';
 import { echoHandler, scansHandler, sendToScanners, type Scanners } from './handlers.js';
 
@@ -66,7 +66,7 @@ function readSettings(env: NodeJS.ProcessEnv): { config: TimeoutConfig; port: nu
   const fleet = explainFleetSettings(env);
   problems.push(...fleet.problems);
   // Without NODE_ID: `<hostname>-<port>`, stable across restarts of the same node (joinFleet's default has the pid).
-  const fleetSettings = fleet.settings && { nodeId: `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}-${port}`, ...fleet.settings };
+  const fleetSettings = fleet.settings && { nodeId: defaultNodeId(port), ...fleet.settings };
   if (problems.length > 0) {
     console.error(formatConfigProblems(problems, 'The example server cannot start'));
     process.exit(1);

@@ -16,10 +16,13 @@ export function checkNodeId(nodeId: unknown): string {
   return nodeId;
 }
 
-/** `${hostname}-${pid}`, with characters a node id may not hold replaced by `-`. */
-export function defaultNodeId(): string {
+/**
+ * `${hostname}-${suffix}`, with characters a node id may not hold replaced by `-`. The pid by
+ * default (unique per process); a server may pass its port for an id stable across restarts.
+ */
+export function defaultNodeId(suffix: string | number = process.pid): string {
   const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50) || 'node';
-  return `${host}-${process.pid}`;
+  return `${host}-${suffix}`;
 }
 
 export function fleetConnectionId(nodeId: string, connectionId: string): string {
