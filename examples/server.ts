@@ -231,6 +231,7 @@ const drainCheck = checkDrainBudget({
   rate: reconnectBudget.rate,
   timeoutMs: SHUTDOWN_TIMEOUT_MS,
   closeTimeoutMs: config.closeTimeoutMs,
+  jitterMs: reconnectBudget.jitterMs,
 });
 logger[drainCheck.ok ? 'info' : 'warn'](`Drain check: ${drainCheck.message}`, { ...drainCheck });
 

@@ -6,9 +6,9 @@
  * The slots keep the budget on paper; the pacer keeps it in fact. A timer that fires late (an
  * event loop busy sending a thousand notices, a loaded machine, a stall) finds several slots
  * overdue: it makes as many of those closes as twice the pace allows since the last close (four
- * at most in one go), and never so many that the closes actually made in any 1-s window (any `spacing` for rates below
- * 1/s) outnumber the slots the budget allows there. A budget in full use has no room to catch
- * up: a stall then delays the closes after it (never by more than the stall), and timers late by
+ * at most in one go), and never so many that the closes actually made in any 1-s window, or
+ * in any window of the budget's (1 s + `jitterMs`), outnumber the slots planned there (one
+ * window is one `spacing` for slower rates). A budget in full use has no room to catch up: a stall then delays the closes after it (never by more than the stall), and timers late by
  * δ every time delay them by δ per second.
  */
 import type { TimerHandle } from './clock.js';
@@ -97,19 +97,28 @@ export class ClosePacer {
     return Math.max(entry.slot, last === undefined ? -Infinity : last + entry.gapMs / 2, this.windowFreeAt(entry));
   }
 
-  /** When the budget's window has room for one more close. */
+  /**
+   * When there is room for one more close in both windows: the budget's (1 s + `jitterMs`), and
+   * 1 s at the planned pace, so catching up never takes the room kept for delivery jitter.
+   */
   private windowFreeAt(entry: Entry): number {
     const spacing = this.budget.spacingMs();
-    // A drain closing faster than the budget to meet its deadline is not held to the budget's window.
+    // A drain closing faster than the budget to meet its deadline is not held to the budget's windows.
     if (entry.gapMs < spacing) return -Infinity;
-    const allowed = this.windowSlots();
-    return this.recent.length < allowed ? -Infinity : this.recent[this.recent.length - allowed]! + Math.max(1000, spacing);
+    let free = -Infinity;
+    for (const windowMs of [1000, this.budget.windowMs()]) {
+      // For rates below one per window, the window is one spacing.
+      const span = Math.max(windowMs, spacing);
+      const allowed = slotsIn(span, spacing);
+      if (this.recent.length >= allowed) free = Math.max(free, this.recent[this.recent.length - allowed]! + span);
+    }
+    return free;
   }
 
-  /** Slots the budget puts in one window now: 1 s, or one spacing for rates below 1/s. */
+  /** Close times to remember: as many as the larger window allows. */
   private windowSlots(): number {
     const spacing = this.budget.spacingMs();
-    return Math.min(MAX_RECENT, Math.ceil(Math.max(1000, spacing) / spacing - 1e-9));
+    return slotsIn(Math.max(this.budget.windowMs(), spacing), spacing);
   }
 
   private arm(): void {
@@ -153,6 +162,11 @@ export class ClosePacer {
 
 /** Closes one late wakeup may make together: enough to keep a 200/s pace with timers 20 ms late. */
 const MAX_PER_WAKEUP = 4;
+
+/** The slots `spacing` apart that a window of `span` ms holds. */
+function slotsIn(span: number, spacing: number): number {
+  return Math.min(MAX_RECENT, Math.ceil(span / spacing - 1e-9));
+}
 
 /** At most this many close times are remembered: the window is enforced for node rates up to 10,000/s. */
 const MAX_RECENT = 10_000;

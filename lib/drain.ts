@@ -7,7 +7,7 @@ import { pacerOf } from './close-pacer.js';
 import { CloseCode, CloseReason } from './close-codes.js';
 import type { Logger } from './logger.js';
 import type { WebSocketTimeoutManager } from './manager.js';
-import { checkReconnectRate, type ReconnectBudget } from './reconnect-budget.js';
+import { ReconnectBudget } from './reconnect-budget.js';
 
 /** Notices sent before the drain yields to the event loop. */
 const NOTICE_BATCH = 100;
@@ -53,7 +53,7 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
   const pacer = pacerOf(budget);
   const close = (manager: WebSocketTimeoutManager, at = clock.now()): void => {
     if (manager.state !== 'open') return;
-    // closeAt: when the close was made, on the budget's clock (what its 1-s windows count).
+    // closeAt: when the close was made, on the budget's clock (what its windows count).
     logger.debug('Drain: closing', { connectionId: manager.id, userId: manager.userId, ...manager.labels, closeAt: at });
     void manager.gracefulClose(CloseCode.GoingAway, CloseReason.going_away);
   };
@@ -88,19 +88,21 @@ export interface DrainBudgetInput {
   timeoutMs?: number;
   /** How long the last close's handshake may take, ms (`WS_CLOSE_TIMEOUT`). @default 5_000 */
   closeTimeoutMs?: number;
+  /** The budget's `jitterMs` (see `ReconnectBudgetOptions`). @default 250 */
+  jitterMs?: number;
 }
 
 export interface DrainBudgetReport {
   /** Whether `connections` can be drained at the budget's pace within the timeout. */
   ok: boolean;
   connections: number;
-  /** This node's share of the rate, closes per second. */
+  /** This node's share of the rate: closes per 1 s + `jitterMs`. */
   nodeRate: number;
   /** How long closing every connection at that pace takes, ms. */
   drainMs: number;
   /** The time the drain has: the shutdown timeout less one close handshake, ms. */
   availableMs: number;
-  /** The per-node rate that would fit, closes per second. */
+  /** The share of the rate per node that would fit (closes per 1 s + `jitterMs`, as `nodeRate`). */
   neededRate: number;
   /** One sentence for the log, saying what to change when `ok` is false. */
   message: string;
@@ -115,7 +117,6 @@ export interface DrainBudgetReport {
  */
 export function checkDrainBudget(input: DrainBudgetInput): DrainBudgetReport {
   const { connections, nodes = 1, timeoutMs = 10_000, closeTimeoutMs = 5_000 } = input;
-  checkReconnectRate(input.rate, 'rate');
   const count = (name: string, value: number, min: number): void => {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
       throw new RangeError(`checkDrainBudget: ${name} must be a finite number >= ${min}, got ${String(value)}`);
@@ -125,14 +126,17 @@ export function checkDrainBudget(input: DrainBudgetInput): DrainBudgetReport {
   count('nodes', nodes, 1);
   count('timeoutMs', timeoutMs, 0);
   count('closeTimeoutMs', closeTimeoutMs, 0);
-  const nodeRate = input.rate / Math.floor(nodes);
-  const drainMs = round((connections / nodeRate) * 1000);
+  // The budget the node will drain with, so the arithmetic is its own.
+  const budget = new ReconnectBudget({ rate: input.rate, nodes: () => nodes, jitterMs: input.jitterMs });
+  const nodeRate = budget.nodeRate();
+  const drainMs = round(connections * budget.spacingMs());
   const availableMs = Math.max(0, timeoutMs - closeTimeoutMs);
-  const neededRate = availableMs === 0 ? Infinity : round((connections / availableMs) * 1000);
+  const neededRate = availableMs === 0 ? Infinity : round((connections / availableMs) * budget.windowMs());
   const ok = drainMs <= availableMs;
+  const pace = `${round(nodeRate)} per ${budget.windowMs()} ms`;
   const message = ok
-    ? `${connections} connection(s) drain in ${drainMs} ms at ${round(nodeRate)}/s, within the ${availableMs} ms the shutdown timeout leaves`
-    : `${connections} connection(s) take ${drainMs} ms to drain at ${round(nodeRate)}/s, more than the ${availableMs} ms ` +
+    ? `${connections} connection(s) drain in ${drainMs} ms at ${pace}, within the ${availableMs} ms the shutdown timeout leaves`
+    : `${connections} connection(s) take ${drainMs} ms to drain at ${pace}, more than the ${availableMs} ms ` +
       `the shutdown timeout (${timeoutMs} ms) leaves after one close handshake (${closeTimeoutMs} ms): the drain would close ` +
       `faster than the budget; raise WS_FLEET_RECONNECT_RATE to at least ${Math.ceil(neededRate * Math.floor(nodes))}, ` +
       `raise the shutdown timeout, or lower the connections per node`;

@@ -2,11 +2,17 @@
  * `ReconnectBudget`: when a node may close its next connection so that the clients it sends
  * away do not all come back at once.
  *
- * Pure arithmetic on a clock: slots are handed out evenly spaced, `1000 × nodes() / rate` ms
- * apart, so a node never plans two closes closer than that. Any half-open window of W ms then
- * holds at most ⌈W / spacing⌉ slots: with one node and a whole-number rate, no 1-s window holds
- * more than `rate`. An idle budget saves nothing up: after a quiet minute the next slot is
- * "now" and the one after it a full spacing later, never a burst.
+ * Pure arithmetic on a clock: slots are handed out evenly spaced, `(1000 + jitterMs) × nodes() /
+ * rate` ms apart, so a node never plans two closes closer than that. Any half-open window of W ms
+ * then holds at most ⌈W / spacing⌉ slots: with one node and a whole-number rate, no window of
+ * 1 s + `jitterMs` holds more than `rate`. An idle budget saves nothing up: after a quiet minute
+ * the next slot is "now" and the one after it a full spacing later, never a burst.
+ *
+ * Why `jitterMs`: the rate is what the clients see, and they see each close some time after the
+ * node makes it (the close handshake, both event loops, the network). When that delay varies by
+ * at most `jitterMs` between closes, a 1-s window at the clients holds closes the node made within
+ * 1 s + `jitterMs`, so the clients see at most `rate` in any 1-s window too. Delays that vary by
+ * more than that (a stalled client or node) can put more in one of the clients' windows.
  *
  * Fleet-wide, every node divides the rate by the live member count (`nodes`), so while
  * membership is stable the fleet closes at most `rate` per second on average, and in any 1-s
@@ -25,8 +31,34 @@ export interface ReconnectBudgetOptions {
    * @default () => 1
    */
   nodes?: () => number;
+  /**
+   * How much the delay between a close and its client seeing it may vary, ms: the node spaces its
+   * closes so that any window of 1 s + `jitterMs` holds at most its share of `rate`, so the
+   * clients still see at most `rate` in any 1-s window. 0 bounds the node's own closes only.
+   * @default 250
+   */
+  jitterMs?: number;
   /** The source of time for `reserve()` without an argument. @default systemClock */
   clock?: Clock;
+}
+
+/** The defaults of {@link ReconnectBudgetOptions}, declared once. */
+export const RECONNECT_BUDGET_DEFAULTS = Object.freeze({
+  /** Delivery delays on a loaded 2-core machine varied by up to about 250 ms between closes. */
+  jitterMs: 250,
+});
+
+/** The largest accepted jitter allowance, ms: a minute is far past any delivery delay. */
+const MAX_JITTER_MS = 60_000;
+
+/**
+ * @throws {RangeError} When `jitterMs` is not a number from 0 to 60,000.
+ */
+export function checkJitterMs(jitterMs: unknown, name = 'jitterMs'): number {
+  if (typeof jitterMs !== 'number' || !Number.isFinite(jitterMs) || jitterMs < 0 || jitterMs > MAX_JITTER_MS) {
+    throw new RangeError(`ReconnectBudget: ${name} must be a number of ms from 0 to ${MAX_JITTER_MS}, got ${String(jitterMs)}`);
+  }
+  return jitterMs;
 }
 
 /** The largest accepted rate: a close every microsecond is already no pacing at all. */
@@ -48,6 +80,8 @@ export function checkReconnectRate(rate: unknown, name = 'rate'): number {
 export class ReconnectBudget {
   /** Closes per second across the fleet. */
   readonly rate: number;
+  /** How much delivery delays may vary, ms (see {@link ReconnectBudgetOptions.jitterMs}). */
+  readonly jitterMs: number;
   readonly clock: Clock;
   private readonly nodes: () => number;
   /** The earliest time the next new slot may take. */
@@ -58,12 +92,13 @@ export class ReconnectBudget {
   /** Cancelled slots still in the future, ascending: handed out again before new ones. */
   private readonly free: number[] = [];
 
-  /** @throws {RangeError} When `rate` is out of range or `nodes` is not a function. */
+  /** @throws {RangeError} When `rate` or `jitterMs` is out of range or `nodes` is not a function. */
   constructor(options: ReconnectBudgetOptions) {
     if (options === null || typeof options !== 'object') {
       throw new TypeError(`ReconnectBudget: options must be an object such as { rate: 200 }, got ${String(options)}`);
     }
     this.rate = checkReconnectRate(options.rate);
+    this.jitterMs = checkJitterMs(options.jitterMs ?? RECONNECT_BUDGET_DEFAULTS.jitterMs);
     if (options.nodes !== undefined && typeof options.nodes !== 'function') {
       throw new TypeError(`ReconnectBudget: nodes must be a function returning the live node count, got ${typeof options.nodes}`);
     }
@@ -77,9 +112,14 @@ export class ReconnectBudget {
     return this.rate / (Number.isFinite(n) && n > 1 ? Math.floor(n) : 1);
   }
 
-  /** Milliseconds between two of this node's slots now. */
+  /** The window the node holds to its share of `rate`: 1 s + `jitterMs`. */
+  windowMs(): number {
+    return 1000 + this.jitterMs;
+  }
+
+  /** Milliseconds between two of this node's slots now: its share of `rate` per {@link windowMs}. */
   spacingMs(): number {
-    return 1000 / this.nodeRate();
+    return this.windowMs() / this.nodeRate();
   }
 
   /**

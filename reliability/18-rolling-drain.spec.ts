@@ -10,6 +10,9 @@ import { max, min, waitFor } from './support/util.js';
 
 const CLIENTS = 1_000;
 const RATE = 200;
+/** The budget's default jitter allowance: the node paces RATE per 1 s + this, 160 per second. */
+const JITTER_MS = 250;
+const NODE_PACE = Math.ceil((RATE * 1000) / (1000 + JITTER_MS));
 /** The example server's shutdown timeout (examples/server.ts). */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -50,7 +53,7 @@ describe(report.name, () => {
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
-  it(`makes at most ${RATE} closes in any 1-s window, seen spread over the drain by the clients, each after its reconnectAdvised, and exits 0 within the shutdown timeout`, async function () {
+  it(`closes at most ${RATE} per second as the clients see them (their busiest 1-s window), each after its reconnectAdvised, and exits 0 within the shutdown timeout`, async function () {
     this.timeout(30_000);
     const signalled = Date.now();
     server!.proc.kill('SIGTERM');
@@ -81,11 +84,11 @@ describe(report.name, () => {
         `node exited 0 ${ms(exitMs)} after SIGTERM (timeout ${ms(SHUTDOWN_TIMEOUT_MS)})`,
     );
     expect(made, 'one "Drain: closing" line per connection').to.have.length(CLIENTS);
-    expect(madeBusiest, 'closes the node made in its busiest 1-s window').to.be.at.most(RATE);
-    expect(planned, 'closes the node planned in its busiest 1-s window').to.be.at.most(RATE);
-    // The clients see the node's pace plus their own delays (their event loop, the busy core: up to
-    // seconds here), so their busiest window is a figure, not a bound; what they must see is a spread
-    // as long as the budget makes it, never a burst.
+    expect(planned, 'closes the node planned in its busiest 1-s window').to.be.at.most(NODE_PACE);
+    expect(madeBusiest, 'closes the node made in its busiest 1-s window').to.be.at.most(NODE_PACE);
+    // What the budget is for: the clients' own busiest second. The node spaces its closes for
+    // delivery delays that vary by up to the budget's jitter allowance.
+    expect(seen, 'closes the clients saw in their busiest 1-s window').to.be.at.most(RATE);
     expect(spreadMs, 'the clients see the closes spread over the drain').to.be.at.least(((CLIENTS - RATE) / RATE) * 1000);
   });
 });

@@ -3,6 +3,7 @@ import type { Clock } from '../lib/clock.js';
 import { pacerOf } from '../lib/close-pacer.js';
 import type { WebSocketTimeoutManager } from '../lib/manager.js';
 import { ReconnectBudget } from '../lib/reconnect-budget.js';
+import { busiestWindow } from './support/busiest-window.js';
 
 /** A clock whose timers run only when the test says, as late as it likes: an event loop that stalls. */
 function lateClock() {
@@ -36,19 +37,10 @@ function lateClock() {
 const fakeManager = () =>
   ({ state: 'open', sendJsonWithTimeout: () => Promise.resolve(true), whenClosed: () => new Promise<void>(() => undefined) }) as unknown as WebSocketTimeoutManager;
 
-function busiestWindow(times: readonly number[], windowMs = 1000): number {
-  let most = 0;
-  for (let start = 0, end = 0; start < times.length; start++) {
-    while (end < times.length && times[end]! < times[start]! + windowMs) end++;
-    most = Math.max(most, end - start);
-  }
-  return most;
-}
-
 describe('close pacing when timers fire late (lib/close-pacer)', () => {
   it('after a stall, catches up four closes at a time at most, at twice the pace at most, never over the rate in any 1-s window', () => {
     const { clock, runNext } = lateClock();
-    const budget = new ReconnectBudget({ rate: 10, clock }); // slots 100 ms apart
+    const budget = new ReconnectBudget({ jitterMs: 0, rate: 10, clock }); // slots 100 ms apart
     const closedAt: number[] = [];
     for (let i = 0; i < 40; i++) pacerOf(budget).schedule(fakeManager(), 'going_away', () => closedAt.push(clock.now()));
     runNext(700); // the first timer runs 700 ms late: 7 slots are overdue
@@ -64,11 +56,23 @@ describe('close pacing when timers fire late (lib/close-pacer)', () => {
 
   it('keeps the pace when every timer is late by δ: the closes fall behind by at most δ per second of draining', () => {
     const { clock, runNext } = lateClock();
-    const budget = new ReconnectBudget({ rate: 200, clock });
+    const budget = new ReconnectBudget({ jitterMs: 0, rate: 200, clock });
     const closedAt: number[] = [];
     for (let i = 0; i < 1_000; i++) pacerOf(budget).schedule(fakeManager(), 'going_away', () => closedAt.push(clock.now()));
     while (runNext(7)); // each timer 7 ms late, on a 5 ms grid: one close per wakeup would fall behind for good
     expect(busiestWindow(closedAt)).to.be.at.most(200);
     expect(closedAt[999]! - 4_995).to.be.at.most(7 * 6);
+  });
+
+  it('catching up with a jitter allowance, keeps 1-s windows to the planned pace and leaves the allowance to delivery', () => {
+    const { clock, runNext } = lateClock();
+    const budget = new ReconnectBudget({ rate: 200, jitterMs: 250, clock }); // 200 per 1.25 s: 160 per second planned
+    const closedAt: number[] = [];
+    for (let i = 0; i < 1_000; i++) pacerOf(budget).schedule(fakeManager(), 'going_away', () => closedAt.push(clock.now()));
+    runNext(700); // a stall: 112 slots overdue
+    while (runNext(1));
+    expect(closedAt).to.have.length(1_000);
+    expect(busiestWindow(closedAt, 1_000), 'closes made in any 1-s window').to.be.at.most(160);
+    expect(busiestWindow(closedAt, 1_250), 'closes made in any 1.25-s window').to.be.at.most(200);
   });
 });

@@ -48,7 +48,7 @@ describe('rolling drain (lib/drain)', () => {
   describe('drainConnections()', () => {
     it('advises every client of its retryAfterMs at once, then closes each with 1001 at its slot', async () => {
       const clients = connect(5);
-      const budget = new ReconnectBudget({ rate: 5, clock: t.clock }); // a slot every 200 ms
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 5, clock: t.clock }); // a slot every 200 ms
       const drained = watch(drainConnections(registry.managers(), { budget, withinMs: 10_000, logger: logs.logger }));
       await t.flush();
       expect(clients.map((c) => messages(c)[0])).to.deep.equal(
@@ -68,7 +68,7 @@ describe('rolling drain (lib/drain)', () => {
 
     it('raises the pace to fit withinMs when the budget is too slow, and logs a warning that says so', async () => {
       const clients = connect(4);
-      const budget = new ReconnectBudget({ rate: 1, clock: t.clock }); // 4 s for 4 closes
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 1, clock: t.clock }); // 4 s for 4 closes
       const drained = watch(drainConnections(registry.managers(), { budget, withinMs: 1_000, logger: logs.logger }));
       await t.flush();
       expect(clients.map((c) => messages(c)[0]!.retryAfterMs)).to.deep.equal([0, 250, 500, 750]);
@@ -83,7 +83,7 @@ describe('rolling drain (lib/drain)', () => {
 
     it('waits for a peer that does not answer the close frame, at most closeTimeoutMs', async () => {
       connect(1, { answerClose: false });
-      const budget = new ReconnectBudget({ rate: 5, clock: t.clock });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 5, clock: t.clock });
       const drained = watch(drainConnections(registry.managers(), { budget, withinMs: 10_000, logger: logs.logger }));
       await t.tickAsync(999);
       expect(drained.settled).to.equal(false);
@@ -95,7 +95,7 @@ describe('rolling drain (lib/drain)', () => {
       const clients = connect(3);
       const [first] = registry.managers();
       void first!.gracefulClose(1000); // already closing: not drained
-      const budget = new ReconnectBudget({ rate: 5, clock: t.clock });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 5, clock: t.clock });
       const drained = watch(drainConnections(registry.managers(), { budget, withinMs: 10_000, logger: logs.logger }));
       await t.flush();
       expect(messages(clients[0]!)).to.deep.equal([]);
@@ -108,7 +108,7 @@ describe('rolling drain (lib/drain)', () => {
     });
 
     it('keeps the slot of a connection already waiting for its lifetime close', async () => {
-      const budget = new ReconnectBudget({ rate: 5, clock: t.clock });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 5, clock: t.clock });
       const lifetimeRegistry = new ConnectionRegistry({
         clock: t.clock,
         logger: logs.logger,
@@ -127,7 +127,7 @@ describe('rolling drain (lib/drain)', () => {
     });
 
     it('closes what is still open when withinMs is up, at once, even a lifetime slot past it', async () => {
-      const budget = new ReconnectBudget({ rate: 1, clock: t.clock }); // lifetime slots 1 s apart
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 1, clock: t.clock }); // lifetime slots 1 s apart
       const lifetimeRegistry = new ConnectionRegistry({
         clock: t.clock,
         logger: logs.logger,
@@ -150,18 +150,25 @@ describe('rolling drain (lib/drain)', () => {
 
   describe('checkDrainBudget()', () => {
     it('reports a config that drains in time', () => {
-      const report = checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 5_000 });
+      const report = checkDrainBudget({ connections: 1_000, rate: 200, jitterMs: 0, timeoutMs: 10_000, closeTimeoutMs: 5_000 });
       expect(report).to.include({ ok: true, nodeRate: 200, drainMs: 5_000, availableMs: 5_000 });
     });
 
     it('reports a config that cannot, with the rate that would fit', () => {
-      const report = checkDrainBudget({ connections: 10_000, rate: 200, nodes: 2, timeoutMs: 30_000, closeTimeoutMs: 5_000 });
+      const report = checkDrainBudget({ connections: 10_000, rate: 200, jitterMs: 0, nodes: 2, timeoutMs: 30_000, closeTimeoutMs: 5_000 });
       expect(report).to.include({ ok: false, nodeRate: 100, drainMs: 100_000, availableMs: 25_000, neededRate: 400 });
       expect(report.message).to.match(/raise WS_FLEET_RECONNECT_RATE to at least 800/);
     });
 
+    it('counts the jitter allowance (250 ms by default): 1,000 closes at 200 per 1.25 s take 6.25 s', () => {
+      const report = checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 5_000 });
+      expect(report).to.include({ ok: false, nodeRate: 200, drainMs: 6_250, availableMs: 5_000, neededRate: 250 });
+      expect(report.message).to.match(/200 per 1250 ms.*raise WS_FLEET_RECONNECT_RATE to at least 250/);
+      expect(checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 2_000 })).to.include({ ok: true, drainMs: 6_250 });
+    });
+
     it('uses the shutdown and close timeouts defaults (10 s and 5 s)', () => {
-      expect(checkDrainBudget({ connections: 1_001, rate: 200 })).to.include({ ok: false, availableMs: 5_000 });
+      expect(checkDrainBudget({ connections: 1_001, rate: 200, jitterMs: 0 })).to.include({ ok: false, availableMs: 5_000 });
     });
 
     for (const [input, pattern] of [

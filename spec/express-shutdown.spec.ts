@@ -116,7 +116,7 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
         const advice = clients.map((ws) => new Promise<Record<string, unknown>>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))));
         const closes = clients.map(closed);
         const managers = [...s.gateway.managers];
-        const reconnectBudget = new ReconnectBudget({ rate: 10, clock: t.clock }); // a slot every 100 ms
+        const reconnectBudget = new ReconnectBudget({ jitterMs: 0, rate: 10, clock: t.clock }); // a slot every 100 ms
         const shutdown = watch(
           shutdownGracefully(s.http, target === 'registry' ? registry : s.gateway, { logger: silentLogger, timeoutMs: 10_000, clock: t.clock, reconnectBudget }),
         );
@@ -145,7 +145,7 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
       for (let i = 0; i < 4; i++) clients.push(await openClient(`${s.wsUrl}/ws`));
       const closes = clients.map(closed);
       const managers = [...s.gateway.managers];
-      const reconnectBudget = new ReconnectBudget({ rate: 1, clock: t.clock }); // 4 s for 4 closes; 1 s is left
+      const reconnectBudget = new ReconnectBudget({ jitterMs: 0, rate: 1, clock: t.clock }); // 4 s for 4 closes; 1 s is left
       const shutdown = watch(shutdownGracefully(s.http, s.gateway, { logger: silentLogger, timeoutMs: 1_500, clock: t.clock, reconnectBudget }));
       await t.tickAsync(749);
       expect(managers[3]!.state, '1 ms before the last slot (3 × 250 ms)').to.equal('open');

@@ -19,13 +19,13 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
 
   describe('slots', () => {
     it('hands out slots 1000/rate ms apart: slot k of a burst at start + k/rate s', () => {
-      const budget = new ReconnectBudget({ rate: 200 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200 });
       const slots = Array.from({ length: 5 }, () => budget.reserve(T0));
       expect(slots).to.deep.equal([T0, T0 + 5, T0 + 10, T0 + 15, T0 + 20]);
     });
 
     it('never puts more than `rate` slots in any 1-s window, over thousands of slots and arrivals at random times', () => {
-      const budget = new ReconnectBudget({ rate: 200 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200 });
       const random = sequence(7);
       const slots: number[] = [];
       let now = T0;
@@ -39,7 +39,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('does not bank an idle period into a burst: after a quiet minute the next slots are spaced again', () => {
-      const budget = new ReconnectBudget({ rate: 200 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200 });
       expect(budget.reserve(T0)).to.equal(T0);
       const later = T0 + 60_000;
       const slots = Array.from({ length: 400 }, () => budget.reserve(later));
@@ -51,7 +51,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('spaces slots more than a second apart for rates below 1/s', () => {
-      const budget = new ReconnectBudget({ rate: 0.5 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 0.5 });
       const slots = Array.from({ length: 4 }, () => budget.reserve(T0));
       expect(slots).to.deep.equal([T0, T0 + 2_000, T0 + 4_000, T0 + 6_000]);
       expect(busiestWindow(slots, 1000)).to.equal(1);
@@ -60,13 +60,13 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
 
     it('reads the clock when reserve() is called without a time', () => {
       const t = createTestClock();
-      const budget = new ReconnectBudget({ rate: 10, clock: t.clock });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 10, clock: t.clock });
       expect(budget.reserve()).to.equal(t.now());
       expect(budget.reserve()).to.equal(t.now() + 100);
     });
 
     it('closes faster than the budget only when told to (maxSpacingMs), still evenly', () => {
-      const budget = new ReconnectBudget({ rate: 1 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 1 });
       expect([budget.reserve(T0, 250), budget.reserve(T0, 250), budget.reserve(T0, 250)]).to.deep.equal([T0, T0 + 250, T0 + 500]);
       expect(budget.reserve(T0)).to.equal(T0 + 1_500); // a full spacing after the last one again
     });
@@ -75,7 +75,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
   describe('fleet share', () => {
     it('uses rate / nodes() per node, reading the node count at each reservation', () => {
       let nodes = 4;
-      const budget = new ReconnectBudget({ rate: 200, nodes: () => nodes });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200, nodes: () => nodes });
       expect(budget.nodeRate()).to.equal(50);
       expect([budget.reserve(T0), budget.reserve(T0)]).to.deep.equal([T0, T0 + 20]);
       nodes = 2;
@@ -89,7 +89,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
         [200, 3],
       ] as const) {
         const random = sequence(n);
-        const fleet = Array.from({ length: n }, () => new ReconnectBudget({ rate, nodes: () => n }));
+        const fleet = Array.from({ length: n }, () => new ReconnectBudget({ jitterMs: 0, rate, nodes: () => n }));
         const slots: number[] = [];
         // Each node starts at its own phase and gets its own bursts.
         for (const budget of fleet) {
@@ -104,14 +104,50 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('counts a node count below 1 (no membership read yet) as one node', () => {
-      expect(new ReconnectBudget({ rate: 200, nodes: () => 0 }).nodeRate()).to.equal(200);
-      expect(new ReconnectBudget({ rate: 200, nodes: () => NaN }).nodeRate()).to.equal(200);
+      expect(new ReconnectBudget({ jitterMs: 0, rate: 200, nodes: () => 0 }).nodeRate()).to.equal(200);
+      expect(new ReconnectBudget({ jitterMs: 0, rate: 200, nodes: () => NaN }).nodeRate()).to.equal(200);
     });
+  });
+
+  describe('jitter allowance (jitterMs): the rate as the clients see it', () => {
+    /**
+     * When each client sees its close: the slot plus a delay that varies from close to close by up
+     * to `spreadMs` (the close handshake, event loops, the network), on top of a fixed 20 ms.
+     */
+    function seenTimes(budget: ReconnectBudget, count: number, spreadMs: number): number[] {
+      const random = sequence(11);
+      return Array.from({ length: count }, () => budget.reserve(T0) + 20 + random() * spreadMs);
+    }
+
+    it('spaces slots (1000 + jitterMs) / rate ms apart, 250 ms by default: 6.25 ms at 200/s', () => {
+      const budget = new ReconnectBudget({ rate: 200 });
+      expect(budget.jitterMs).to.equal(250);
+      expect([budget.reserve(T0), budget.reserve(T0), budget.reserve(T0)]).to.deep.equal([T0, T0 + 6.25, T0 + 12.5]);
+      expect(new ReconnectBudget({ rate: 200, jitterMs: 100, nodes: () => 2 }).spacingMs()).to.equal(11);
+    });
+
+    it('keeps the clients at or under the rate in every 1-s window while delays vary by up to jitterMs', () => {
+      for (const jitterMs of [50, 250, 1_000]) {
+        const seen = seenTimes(new ReconnectBudget({ rate: 200, jitterMs }), 3_000, jitterMs);
+        expect(busiestWindow(seen), `jitterMs ${jitterMs}`).to.be.at.most(200);
+      }
+    });
+
+    it('without the allowance (jitterMs: 0) the same delays put more than the rate in one of the clients\' windows', () => {
+      const seen = seenTimes(new ReconnectBudget({ rate: 200, jitterMs: 0 }), 3_000, 250);
+      expect(busiestWindow(seen)).to.be.above(200);
+    });
+
+    for (const jitterMs of [-1, NaN, Infinity, 60_001, '250']) {
+      it(`refuses jitterMs ${String(jitterMs)} with a RangeError naming the option, the value and the range`, () => {
+        expect(() => new ReconnectBudget({ rate: 200, jitterMs: jitterMs as number })).to.throw(RangeError, new RegExp(`jitterMs must be a number of ms from 0 to 60000, got ${String(jitterMs)}`));
+      });
+    }
   });
 
   describe('cancel()', () => {
     it('gives the newest slot back to the next reservation', () => {
-      const budget = new ReconnectBudget({ rate: 200 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200 });
       budget.reserve(T0);
       const second = budget.reserve(T0);
       budget.cancel(second);
@@ -120,7 +156,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('reuses a cancelled slot in the middle before new ones, and drops it once it is in the past', () => {
-      const budget = new ReconnectBudget({ rate: 200 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 200 });
       const slots = Array.from({ length: 4 }, () => budget.reserve(T0));
       budget.cancel(slots[1]!);
       expect(budget.reserve(T0 + 1)).to.equal(slots[1]);
@@ -129,7 +165,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('keeps the window property through cancels and reuses', () => {
-      const budget = new ReconnectBudget({ rate: 100 });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 100 });
       const random = sequence(3);
       const held = new Set<number>();
       let now = T0;
@@ -152,12 +188,12 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
   describe('validation', () => {
     for (const rate of [0, -1, NaN, Infinity, 2_000_000, '200']) {
       it(`refuses rate ${String(rate)} with a RangeError naming the option, the value and the range`, () => {
-        expect(() => new ReconnectBudget({ rate: rate as number })).to.throw(RangeError, new RegExp(`rate must be a number of closes per second greater than 0.*got ${String(rate)}`));
+        expect(() => new ReconnectBudget({ jitterMs: 0, rate: rate as number })).to.throw(RangeError, new RegExp(`rate must be a number of closes per second greater than 0.*got ${String(rate)}`));
       });
     }
 
     it('refuses a nodes that is not a function', () => {
-      expect(() => new ReconnectBudget({ rate: 1, nodes: 3 as unknown as () => number })).to.throw(TypeError, /nodes must be a function/);
+      expect(() => new ReconnectBudget({ jitterMs: 0, rate: 1, nodes: 3 as unknown as () => number })).to.throw(TypeError, /nodes must be a function/);
     });
   });
 
@@ -198,7 +234,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     const json = (client: TestClient) => client.received.map((m) => JSON.parse(String(m)) as Record<string, unknown>);
 
     it('tells each client its retryAfterMs when the lifetime ends and closes it with 4002 at its slot, not all at once', async () => {
-      const budget = new ReconnectBudget({ rate: 2, clock: t.clock }); // a slot every 500 ms
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 2, clock: t.clock }); // a slot every 500 ms
       const clients = connectAll(budget, 4);
       await untilLifetimeEnds(clients[0]!); // the same tick for all four
       const advised = clients.map((c) => json(c)[0]!);
@@ -224,7 +260,7 @@ describe('ReconnectBudget (lib/reconnect-budget)', () => {
     });
 
     it('gives the slot of a client that left while waiting back to the budget', async () => {
-      const budget = new ReconnectBudget({ rate: 2, clock: t.clock });
+      const budget = new ReconnectBudget({ jitterMs: 0, rate: 2, clock: t.clock });
       const clients = connectAll(budget, 3);
       await untilLifetimeEnds(clients[0]!);
       const last = clients.find((c) => json(c)[0]!.retryAfterMs === 1_000)!;
