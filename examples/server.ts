@@ -35,7 +35,7 @@ import {
   formatConfigProblems,
   healthHandler,
   installGracefulShutdown,
-  loadReconnectRate,
+  loadReconnectBudgetOptions,
   loadTimeoutConfig,
   metricsHandler,
   websocket,
@@ -81,10 +81,13 @@ const { config, port, host, fleetSettings } = readSettings(process.env);
 
 const logger = createLogger();
 const metrics = new TimeoutMetrics();
-/** Lifetime closes and the SIGTERM drain share one pace: WS_FLEET_RECONNECT_RATE closes per second (default 200). */
+/**
+ * Lifetime closes and the SIGTERM drain share one pace: WS_FLEET_RECONNECT_RATE closes per second as the
+ * clients see them (default 200), spaced for WS_FLEET_RECONNECT_JITTER seconds of delivery jitter (default 0.25).
+ */
 // The rate is the fleet's: each node takes its share of it (the live node count, from the fleet's last membership read).
 const reconnectBudget = new ReconnectBudget({
-  rate: loadReconnectRate(process.env), // checked with the timeouts above
+  ...loadReconnectBudgetOptions(process.env), // checked with the timeouts above
   nodes: () => Math.max(1, fleet?.health().nodes ?? 1),
 });
 const registry = new ConnectionRegistry({ config, logger, metrics, managerOptions: { reconnectBudget } });

@@ -12,6 +12,7 @@
  */
 import { cleanEnv, EnvError, makeValidator, type ReporterOptions } from 'envalid';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { RECONNECT_BUDGET_DEFAULTS } from './reconnect-budget.js';
 
 /** The named presets selected with `WS_TIMEOUT_PROFILE`. */
 export type TimeoutProfile = 'development' | 'production' | 'high-latency';
@@ -142,8 +143,8 @@ const TIMEOUT_FIELDS = {
 } as const satisfies Record<string, FieldSpec>;
 
 /**
- * The fleet's reconnect budget (see `ReconnectBudget`): not a timeout of a connection, so declared
- * here, next to the timeout fields, rather than among them. Read by {@link loadReconnectRate};
+ * The fleet's reconnect budget (see `ReconnectBudget`): not timeouts of a connection, so declared
+ * here, next to the timeout fields, rather than among them. Read by {@link loadReconnectBudgetOptions};
  * a bad value is one more problem of {@link loadTimeoutConfig}, reported with the timeouts' ones.
  */
 export const RECONNECT_RATE = Object.freeze({
@@ -153,7 +154,18 @@ export const RECONNECT_RATE = Object.freeze({
   default: 200,
   /** The largest accepted rate: a close every microsecond is no pacing at all. */
   max: 1_000_000,
-  doc: 'closes per second across the fleet for lifetime expiries and drains (fractions allowed); > 0',
+  doc: 'closes per second the clients see across the fleet, from lifetime expiries and drains (fractions allowed); > 0',
+});
+
+/** How much the delay from a close to its client seeing it may vary (`ReconnectBudgetOptions.jitterMs`). */
+export const RECONNECT_JITTER = Object.freeze({
+  /** Its environment variable, in seconds (fractions allowed). */
+  env: 'WS_FLEET_RECONNECT_JITTER',
+  /** Seconds when the variable is unset. */
+  default: RECONNECT_BUDGET_DEFAULTS.jitterMs / 1000,
+  /** The largest accepted value, seconds. */
+  max: 60,
+  doc: 'seconds by which the delay from a close to its client seeing it may vary; the budget paces for it; 0 to 60',
 });
 
 /**
@@ -366,6 +378,15 @@ const rateValidator = makeValidator<number>((input) => {
   return rate;
 });
 
+const jitterValidator = makeValidator<number>((input) => {
+  const text = String(input).trim();
+  const valid = `expected seconds from 0 to ${RECONNECT_JITTER.max} (fractions allowed, e.g. 0.25)`;
+  if (!DECIMAL.test(text)) throw new EnvError(`not a number; ${valid}`);
+  const seconds = Number(text);
+  if (!(seconds >= 0) || seconds > RECONNECT_JITTER.max) throw new EnvError(`out of range; ${valid}`);
+  return Math.round(seconds * 1000);
+});
+
 /** Every variable optional (`default: undefined`): unset ones take the profile's value. */
 const ENV_SPECS = {
   [PROFILE_ENV]: profileValidator({
@@ -376,6 +397,7 @@ const ENV_SPECS = {
     FIELDS.map((field) => [TIMEOUT_ENV[field], secondsValidators.get(field)!({ default: undefined, desc: TIMEOUT_FIELDS[field].doc })]),
   ),
   [RECONNECT_RATE.env]: rateValidator({ default: undefined, desc: RECONNECT_RATE.doc }),
+  [RECONNECT_JITTER.env]: jitterValidator({ default: undefined, desc: RECONNECT_JITTER.doc }),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -651,6 +673,8 @@ export interface TimeoutConfigExplanation {
   readonly config: TimeoutConfig | undefined;
   /** `WS_FLEET_RECONNECT_RATE` (closes per second) or its default; `undefined` when it is invalid. */
   readonly reconnectRate: number | undefined;
+  /** `WS_FLEET_RECONNECT_JITTER` in ms, or its default; `undefined` when it is invalid. */
+  readonly reconnectJitterMs: number | undefined;
 }
 
 /**
@@ -708,6 +732,8 @@ export function explainTimeoutConfig(
 
   problem(RECONNECT_RATE.env);
   const reconnectRate = envErrors[RECONNECT_RATE.env] ? undefined : ((read(RECONNECT_RATE.env) as number | undefined) ?? RECONNECT_RATE.default);
+  problem(RECONNECT_JITTER.env);
+  const reconnectJitterMs = envErrors[RECONNECT_JITTER.env] ? undefined : ((read(RECONNECT_JITTER.env) as number | undefined) ?? RECONNECT_JITTER.default * 1000);
 
   // Code wins over env, env over the profile. A bad env value overridden by valid code stays
   // reported, but the field takes part in the cross-field rules with the code value.
@@ -751,6 +777,7 @@ export function explainTimeoutConfig(
     problems: Object.freeze(problems),
     config,
     reconnectRate,
+    reconnectJitterMs,
   });
 }
 
@@ -784,15 +811,19 @@ export function loadTimeoutConfig(env: Record<string, string | undefined> = proc
 }
 
 /**
- * Reads `WS_FLEET_RECONNECT_RATE`: closes per second across the fleet (fractions allowed), or
- * the default, 200, when it is unset or empty.
+ * Reads the reconnect budget's variables: `WS_FLEET_RECONNECT_RATE`, closes per second across the
+ * fleet (fractions allowed; default 200), and `WS_FLEET_RECONNECT_JITTER`, seconds (default 0.25),
+ * as `ReconnectBudget` options: `new ReconnectBudget({ ...loadReconnectBudgetOptions(), nodes })`.
  * @param env The environment to read. @default process.env
- * @throws {ConfigError} When the value is not a number greater than 0 and at most 1,000,000.
+ * @throws {ConfigError} Naming both variables when both are bad: the rate must be greater than 0
+ *   and at most 1,000,000, the jitter from 0 to 60 s.
  */
-export function loadReconnectRate(env: Record<string, string | undefined> = process.env): number {
-  const { reconnectRate, problems } = explainTimeoutConfig(env);
-  if (reconnectRate === undefined) throw new ConfigError(problems.filter((p) => p.name === RECONNECT_RATE.env));
-  return reconnectRate;
+export function loadReconnectBudgetOptions(env: Record<string, string | undefined> = process.env): { rate: number; jitterMs: number } {
+  const { reconnectRate, reconnectJitterMs, problems } = explainTimeoutConfig(env);
+  if (reconnectRate === undefined || reconnectJitterMs === undefined) {
+    throw new ConfigError(problems.filter((p) => p.name === RECONNECT_RATE.env || p.name === RECONNECT_JITTER.env));
+  }
+  return { rate: reconnectRate, jitterMs: reconnectJitterMs };
 }
 
 /**

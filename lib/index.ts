@@ -12,7 +12,7 @@ export {
   defaultTimeoutConfig,
   explainTimeoutConfig,
   isTimeoutConfig,
-  loadReconnectRate,
+  loadReconnectBudgetOptions,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,

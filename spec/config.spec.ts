@@ -2,13 +2,14 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import {
   DEFAULT_TIMEOUT_CONFIG,
+  RECONNECT_JITTER,
   RECONNECT_RATE,
   TIMEOUT_ENV,
   TIMEOUT_PROFILES,
   defaultTimeoutConfig,
   explainTimeoutConfig,
   isTimeoutConfig,
-  loadReconnectRate,
+  loadReconnectBudgetOptions,
   loadTimeoutConfig,
   resolveTimeoutConfig,
   type TimeoutConfig,
@@ -547,30 +548,46 @@ describe('explainTimeoutConfig', () => {
   });
 });
 
-describe('WS_FLEET_RECONNECT_RATE (loadReconnectRate)', () => {
-  it('is 200 closes per second when unset or empty, the documented default', () => {
+describe('WS_FLEET_RECONNECT_RATE and WS_FLEET_RECONNECT_JITTER (loadReconnectBudgetOptions)', () => {
+  it('are 200 closes per second and 0.25 s when unset or empty, the documented defaults', () => {
     expect(RECONNECT_RATE).to.include({ env: 'WS_FLEET_RECONNECT_RATE', default: 200 });
-    expect(loadReconnectRate({})).to.equal(200);
-    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: '  ' })).to.equal(200);
+    expect(RECONNECT_JITTER).to.include({ env: 'WS_FLEET_RECONNECT_JITTER', default: 0.25 });
+    expect(loadReconnectBudgetOptions({})).to.deep.equal({ rate: 200, jitterMs: 250 });
+    expect(loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_RATE: '  ', WS_FLEET_RECONNECT_JITTER: '' })).to.deep.equal({ rate: 200, jitterMs: 250 });
   });
 
-  it('reads closes per second, fractions allowed', () => {
-    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: '50' })).to.equal(50);
-    expect(loadReconnectRate({ WS_FLEET_RECONNECT_RATE: ' 0.5 ' })).to.equal(0.5);
+  it('reads closes per second and seconds of jitter (in ms), fractions allowed', () => {
+    expect(loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_RATE: '50' })).to.include({ rate: 50 });
+    expect(loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_RATE: ' 0.5 ' })).to.include({ rate: 0.5 });
+    expect(loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_JITTER: '0' })).to.include({ jitterMs: 0 });
+    expect(loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_JITTER: ' 1.5 ' })).to.include({ jitterMs: 1_500 });
   });
 
   for (const value of ['0', '-3', 'fast', '200/s', 'Infinity', '2000000']) {
-    it(`rejects ${JSON.stringify(value)}, naming the variable, echoing the value and giving the range`, () => {
-      const problem = onlyProblem(() => loadReconnectRate({ WS_FLEET_RECONNECT_RATE: value }));
+    it(`rejects rate ${JSON.stringify(value)}, naming the variable, echoing the value and giving the range`, () => {
+      const problem = onlyProblem(() => loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_RATE: value }));
       expect(problem).to.include({ name: 'WS_FLEET_RECONNECT_RATE', value });
       expect(problem.reason).to.match(/expected a number of closes per second greater than 0 and at most 1000000/);
     });
   }
 
-  it('is reported with the timeouts\' problems by loadTimeoutConfig, in one ConfigError', () => {
-    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc', WS_FLEET_RECONNECT_RATE: '0' }));
-    expect(error.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_FLEET_RECONNECT_RATE']);
-    expect(explainTimeoutConfig({ WS_FLEET_RECONNECT_RATE: '10' })).to.include({ reconnectRate: 10 });
+  for (const value of ['-0.1', '250ms', 'NaN', '61']) {
+    it(`rejects jitter ${JSON.stringify(value)}, naming the variable, echoing the value and giving the range`, () => {
+      const problem = onlyProblem(() => loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_JITTER: value }));
+      expect(problem).to.include({ name: 'WS_FLEET_RECONNECT_JITTER', value });
+      expect(problem.reason).to.match(/expected seconds from 0 to 60/);
+    });
+  }
+
+  it('names both when both are bad, in one ConfigError', () => {
+    const error = configError(() => loadReconnectBudgetOptions({ WS_FLEET_RECONNECT_RATE: '0', WS_FLEET_RECONNECT_JITTER: 'x' }));
+    expect(error.problems.map((p) => p.name)).to.deep.equal(['WS_FLEET_RECONNECT_RATE', 'WS_FLEET_RECONNECT_JITTER']);
+  });
+
+  it('are reported with the timeouts\' problems by loadTimeoutConfig, in one ConfigError', () => {
+    const error = configError(() => loadTimeoutConfig({ WS_IDLE_TIMEOUT: 'abc', WS_FLEET_RECONNECT_RATE: '0', WS_FLEET_RECONNECT_JITTER: '-1' }));
+    expect(error.problems.map((p) => p.name)).to.deep.equal(['WS_IDLE_TIMEOUT', 'WS_FLEET_RECONNECT_RATE', 'WS_FLEET_RECONNECT_JITTER']);
+    expect(explainTimeoutConfig({ WS_FLEET_RECONNECT_RATE: '10', WS_FLEET_RECONNECT_JITTER: '0.1' })).to.include({ reconnectRate: 10, reconnectJitterMs: 100 });
   });
 });
 

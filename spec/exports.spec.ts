@@ -34,7 +34,7 @@ const ROOT_VALUES = [
   'healthHandler',
   'installGracefulShutdown',
   'isTimeoutConfig',
-  'loadReconnectRate',
+  'loadReconnectBudgetOptions',
   'loadTimeoutConfig',
   'metricsHandler',
   'redact',

@@ -4,7 +4,7 @@
  * operator can check a deployment's variables without starting a server. The fleet's variables
  * (`ws-timeouts/fleet`) are listed too: all of them once `REDIS_URL` is set, else the ones set.
  */
-import { PROFILE_ENV, RECONNECT_RATE, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
+import { PROFILE_ENV, RECONNECT_JITTER, RECONNECT_RATE, TIMEOUT_ENV, explainTimeoutConfig, isDisabled, type TimeoutValueOrigin } from '../config.js';
 import { formatConfigProblems } from '../errors.js';
 import { FLEET_ENV, explainFleetSettings } from '../fleet/settings.js';
 
@@ -54,8 +54,12 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
     const disabled = isDisabled(value.field, value.ms) ? ' (disabled)' : '';
     rows.push([value.variable, `${value.ms / 1000}${disabled}`, 's', sourceText(value, explained.profile)]);
   }
-  const rate = RECONNECT_RATE.env;
-  rows.push([rate, explained.reconnectRate === undefined ? JSON.stringify(env[rate]) : String(explained.reconnectRate), '/s', env[rate]?.trim() ? (explained.reconnectRate === undefined ? 'variable (invalid)' : 'variable') : 'default']);
+  const budgetRow = (variable: string, value: number | undefined, unit: string): void => {
+    const set = Boolean(env[variable]?.trim());
+    rows.push([variable, value === undefined ? JSON.stringify(env[variable]) : String(value), unit, set ? (value === undefined ? 'variable (invalid)' : 'variable') : 'default']);
+  };
+  budgetRow(RECONNECT_RATE.env, explained.reconnectRate, '/s');
+  budgetRow(RECONNECT_JITTER.env, explained.reconnectJitterMs === undefined ? undefined : explained.reconnectJitterMs / 1000, 's');
   const fleet = explainFleetSettings(env);
   const fleetOn = env[FLEET_ENV.redisUrl]?.trim();
   for (const value of fleet.values) {
@@ -63,7 +67,7 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
   }
   out.write(table(rows));
 
-  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV), RECONNECT_RATE.env, ...Object.values(FLEET_ENV)]);
+  const known = new Set<string>([PROFILE_ENV, ...Object.values(TIMEOUT_ENV), RECONNECT_RATE.env, RECONNECT_JITTER.env, ...Object.values(FLEET_ENV)]);
   const ignored = Object.keys(env).filter((name) => name.startsWith('WS_') && !known.has(name)).sort();
   if (ignored.length > 0) err.write(`Not read by ws-timeouts (misspelt?): ${ignored.join(', ')}\n`);
 

@@ -53,8 +53,9 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
     expect(table.WS_TIMER_RESOLUTION![0]).to.equal('1');
     expect(table.WS_TIMER_RESOLUTION![2]).to.match(/^derived/);
     expect(table.WS_FLEET_RECONNECT_RATE).to.deep.equal(['200', '/s', 'default']);
+    expect(table.WS_FLEET_RECONNECT_JITTER).to.deep.equal(['0.25', 's', 'default']);
     expect(table.REDIS_URL).to.deep.equal(['(unset)', '-', 'unset: one process, no fleet']);
-    expect(Object.keys(table)).to.have.length(11);
+    expect(Object.keys(table)).to.have.length(12);
     expect(run.stdout).to.include('The configuration is valid.');
   });
 
