@@ -230,6 +230,7 @@ describe('ConnectionRegistry over real ws sockets', function () {
     // Past the first pings (their phases spread over the interval), well before any pong deadline.
     await until(() => silent.every((m) => m.pingOutstandingSince >= 0) && healthy.some((m) => m.pingOutstandingSince >= 0), 5_000, 'the first pings');
     const waiting = healthy.filter((m) => m.pingOutstandingSince >= 0);
+    expect(waiting.length, 'healthy peers with a ping outstanding when the stall starts').to.be.at.least(1);
     expect(silent.every((m) => m.state === 'open')).to.equal(true);
 
     // The stall: synchronous work. The healthy peers' pongs arrive meanwhile, unread.
