@@ -37,6 +37,9 @@ describe('graceful shutdown (lib/express/shutdown)', () => {
 
   afterEach(async () => {
     if (server?.http.listening) await server.close();
+    // A shutdown the test left waiting on the fake clock still holds its peers: end them, or they
+    // keep the mocha process alive for seconds after the last test.
+    else for (const ws of server?.gateway.wss.clients ?? []) ws.terminate();
     server = undefined;
   });
 

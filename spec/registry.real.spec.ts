@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { ConnectionRegistry, type RegistryOptions } from '../lib/registry.js';
 import type { WebSocketTimeoutManager } from '../lib/manager.js';
 import { silentLogger } from '../lib/logger.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import type { TimeoutConfig } from '../lib/config.js';
 import { captureLogs } from '../lib/testing/log-capture.js';
 import { startWsServer, type TestServer } from './support/ws-server.js';
@@ -93,7 +94,7 @@ describe('ConnectionRegistry over real ws sockets', function () {
 
   it('ends a close the peer starts within closeTimeoutMs though the peer keeps the connection open, and counts no timeout', async () => {
     const logs = captureLogs();
-    const closeTimeoutMs = 300;
+    const closeTimeoutMs = 100;
     // The pong deadline (2 s) is far past the close bound: before the bound, it ended such peers, as a pong_timeout.
     await serve({ logger: logs.logger }, { pingIntervalMs: 50, pongTimeoutMs: 2_000, closeTimeoutMs, resolutionMs: 10 });
     const peer = await rawClient(server!.port);
@@ -155,15 +156,24 @@ describe('ConnectionRegistry over real ws sockets', function () {
   });
 
   it('cleans up 900 of 1,000 sessions in batches that yield to the event loop, while others connect and disconnect', async () => {
-    const url = await serve({ batchSize: 50 }, {});
+    // The registry's clock is the system clock, moved 1.2 s ahead at once below: every session has
+    // then been quiet for 1.2 s by the registry's time, without the test sleeping through it.
+    let aheadMs = 0;
+    const clock: Clock = { ...systemClock, now: () => Date.now() + aheadMs };
+    const heardFrom = new Set<WebSocketTimeoutManager>();
+    const url = await serve({ batchSize: 50, clock, managerOptions: { onMessage: (_message, manager) => void heardFrom.add(manager) } }, {});
     clients = await openClients(url, 1_000);
     await until(() => registry.size === 1_000, 10_000, '1,000 connections');
+    aheadMs = 1_200;
     const active = clients.slice(900);
-    const chatter = setInterval(() => {
+    const speak = (): void => {
       for (const client of active) if (client.ws.readyState === WebSocket.OPEN) client.ws.send('still here');
-    }, 100);
+    };
+    speak();
+    const chatter = setInterval(speak, 100);
     try {
-      await sleep(1_200);
+      // The active clients have spoken since the jump once the registry has read a message from each.
+      await until(() => heardFrom.size === 100, 5_000, 'a message from each active client');
       // Event-loop turns during the run: the run yields after each batch of 50, so I/O (and this
       // counter) runs at least once per batch boundary. No wall-clock bound: that is the bench's.
       let turns = 0;
@@ -194,15 +204,19 @@ describe('ConnectionRegistry over real ws sockets', function () {
     expect(registry.getSessionMetrics()).to.include({ sessionsCleaned: 900, cleanupErrors: 0, cleanupRuns: 1 });
   });
 
-  it('terminates no healthy peer whose pong arrived during a 1 s event-loop stall, and still terminates silent ones', async () => {
-    // pingInterval 0.2 s, pongTimeout 0.6 s, resolution 50 ms; healthy peers answer 100 ms after each ping.
+  it('terminates no healthy peer whose pong arrived during a 0.5 s event-loop stall, and still terminates silent ones', async () => {
+    // pingInterval 0.1 s, pongTimeout 0.4 s, resolution 50 ms; healthy peers answer 50 ms after each ping.
     // The stall outlasts the pong timeout, so every ping outstanding at its start is overdue at its end.
+    const STALL_MS = 500;
     const bigRtts = new Set<WebSocketTimeoutManager>();
-    const url = await serve(
-      { managerOptions: { onPong: (rttMs, manager) => rttMs >= 800 && bigRtts.add(manager) } },
-      { pingIntervalMs: 200, pongTimeoutMs: 600, resolutionMs: 50, closeTimeoutMs: 200 },
-    );
-    child = spawn(process.execPath, [fileURLToPath(new URL('./support/registry-clients.mjs', import.meta.url)), url, '50', '5', '100'], {
+    const answeredAfterStall = new Set<WebSocketTimeoutManager>();
+    let stallEndedAt = Infinity;
+    const onPong = (rttMs: number, manager: WebSocketTimeoutManager): void => {
+      if (rttMs >= STALL_MS - 100) bigRtts.add(manager);
+      if (Date.now() - rttMs >= stallEndedAt) answeredAfterStall.add(manager); // a ping sent after the stall
+    };
+    const url = await serve({ managerOptions: { onPong } }, { pingIntervalMs: 100, pongTimeoutMs: 400, resolutionMs: 50, closeTimeoutMs: 200 });
+    child = spawn(process.execPath, [fileURLToPath(new URL('./support/registry-clients.mjs', import.meta.url)), url, '50', '5', '50'], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -210,24 +224,28 @@ describe('ConnectionRegistry over real ws sockets', function () {
       child!.once('exit', (code) => reject(new Error(`clients exited with ${code}`)));
     });
     await until(() => registry.size === 55, 5_000, '55 connections');
-    await sleep(300); // past the first pings, well before the silent peers' pong deadline
     const all = [...registry.managers()];
     const healthy = all.filter((m) => m.labels?.kind === 'healthy');
     const silent = all.filter((m) => m.labels?.kind === 'silent');
+    // Past the first pings (their phases spread over the interval), well before any pong deadline.
+    await until(() => silent.every((m) => m.pingOutstandingSince >= 0) && healthy.some((m) => m.pingOutstandingSince >= 0), 5_000, 'the first pings');
     const waiting = healthy.filter((m) => m.pingOutstandingSince >= 0);
     expect(waiting.length, 'healthy peers with a ping outstanding when the stall starts').to.be.at.least(1);
     expect(silent.every((m) => m.state === 'open')).to.equal(true);
 
-    // The stall: 1 s of synchronous work. The healthy peers' pongs arrive meanwhile, unread.
-    const blockedUntil = Date.now() + 1_000;
+    // The stall: synchronous work. The healthy peers' pongs arrive meanwhile, unread.
+    const blockedUntil = Date.now() + STALL_MS;
     while (Date.now() < blockedUntil) {
       /* blocking the event loop on purpose */
     }
+    stallEndedAt = Date.now();
 
-    await sleep(600);
+    // The silent peers' pong deadlines passed during the stall: the deadline checks right after it
+    // end them. Every healthy peer then answers a ping sent after the stall: the heartbeat goes on.
+    await until(() => silent.every((m) => m.state === 'closed'), 5_000, 'the silent peers terminated');
+    await until(() => healthy.every((m) => answeredAfterStall.has(m) || m.state !== 'open'), 5_000, 'a pong after the stall from every healthy peer');
     expect(healthy.filter((m) => m.state !== 'open').map((m) => m.id)).to.deep.equal([]);
     for (const manager of waiting) expect(bigRtts.has(manager), `${manager.id}'s pong from the stall was credited`).to.equal(true);
-    expect(silent.every((m) => m.state === 'closed')).to.equal(true);
     expect(registry.timeoutsByReason.pong_timeout).to.equal(5);
     expect(registry.size).to.equal(50);
   });

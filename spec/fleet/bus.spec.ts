@@ -10,7 +10,8 @@ import { createTestClock, type TestClock } from '../../lib/testing/clock.js';
 import { silentLogger } from '../../lib/logger.js';
 import { RedisServer, requireRedisServer } from '../support/redis-server.js';
 
-const DEADLINE_MS = 500;
+// The buses' command deadline; a stalled RedisBus also probes at this pace until Redis answers.
+const DEADLINE_MS = 250;
 
 interface Harness {
   /** A new bus on the shared backend (a node's connection to Redis), once it is ready. */

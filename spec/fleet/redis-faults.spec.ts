@@ -32,15 +32,19 @@ describe('the fleet on a real redis-server', function () {
   });
   after(async () => server?.stop());
 
+  /** Node `nodeId` joins this test's fleet (nodes[i] in the order they join). */
+  async function join(nodeId: string, membershipTtlMs = TTL_MS): Promise<FleetNode> {
+    const logs = captureLogs();
+    const registry = new ConnectionRegistry({ logger: logs.logger, config: { idleTimeoutMs: 0, connectionTimeoutMs: 0, messageTimeoutMs: 1_000 } });
+    const fleet = await joinFleet({ registry, redisUrl: server.url, nodeId, prefix: `spec${prefix}`, requestTimeoutMs: REQUEST_MS, membershipTtlMs, logger: logs.logger });
+    nodes.push({ fleet, registry });
+    return fleet;
+  }
+
   beforeEach(async () => {
     prefix++;
     nodes = [];
-    for (const nodeId of ['a', 'b']) {
-      const logs = captureLogs();
-      const registry = new ConnectionRegistry({ logger: logs.logger, config: { idleTimeoutMs: 0, connectionTimeoutMs: 0, messageTimeoutMs: 1_000 } });
-      const fleet = await joinFleet({ registry, redisUrl: server.url, nodeId, prefix: `spec${prefix}`, requestTimeoutMs: REQUEST_MS, membershipTtlMs: TTL_MS, logger: logs.logger });
-      nodes.push({ fleet, registry });
-    }
+    for (const nodeId of ['a', 'b']) await join(nodeId);
   });
 
   afterEach(async () => {
@@ -120,14 +124,17 @@ describe('the fleet on a real redis-server', function () {
     expect(await fleetDeliveryBack(client)).to.include({ status: 'ok', nodes: 2 });
   });
 
-  it('a node that stops refreshing leaves the fleet within the TTL, and its connection ids answer gone', async () => {
-    const { manager } = connect(1);
-    const id = nodes[1]!.fleet.idOf(manager);
-    await eventually(async () => (await nodes[0]!.fleet.members()).length === 2 || undefined, 'two members');
-    await nodes[1]!.fleet.bus.close(); // b stops talking to Redis without a goodbye, as a killed node does
+  it('a node that stops refreshing leaves the fleet within its TTL, and its connection ids answer gone', async () => {
+    const ttlMs = 300; // c's own: the time this test waits for
+    const c = await join('c', ttlMs);
+    const { manager } = connect(2);
+    const id = c.idOf(manager);
+    await eventually(async () => (await nodes[0]!.fleet.members()).length === 3 || undefined, 'three members');
+    await c.bus.close(); // c stops talking to Redis without a goodbye, as a killed node does
     const startedAt = Date.now();
-    await eventually(async () => (await nodes[0]!.fleet.members()).length === 1 || undefined, 'b gone from the members', TTL_MS * 5);
-    expect(Date.now() - startedAt, 'b stayed after its TTL').to.be.below(TTL_MS + 1_000);
+    await eventually(async () => (await nodes[0]!.fleet.members()).length === 2 || undefined, 'c gone from the members', ttlMs * 5 + 5_000);
+    expect(Date.now() - startedAt, 'c stayed after its TTL').to.be.below(ttlMs + 1_000);
+    expect((await nodes[0]!.fleet.members()).map((m) => m.nodeId)).to.deep.equal(['a', 'b']);
     expect(await nodes[0]!.fleet.close(id)).to.equal('gone');
   });
 });

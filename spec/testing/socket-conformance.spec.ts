@@ -501,19 +501,20 @@ const managerBehaviours: Behaviour[] = [
     title: 'WebSocketTimeoutManager: sends the JSON notice, then closes an idle connection with 4001',
     async run(h) {
       const { server, client } = await h.connect();
-      manage(server, { config: { idleTimeoutMs: 100 } }).start();
+      manage(server, { config: { idleTimeoutMs: 30 } }).start();
       expect(await client.waitForClose()).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
-      expect(client.receivedJson()[0]).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: 0.1 });
+      expect(client.receivedJson()[0]).to.include({ type: 'connectionTimeout', reason: 'idle', idleSeconds: 0.03 });
     },
   },
   {
     title: 'WebSocketTimeoutManager: terminates a client that ignores pings after ping interval + pong timeout, with no close frame',
     async run(h) {
       const { server, client } = await h.connect({ autoPong: false });
+      const heartbeat = { pingIntervalMs: 20, pongTimeoutMs: 50 };
       const started = Date.now(); // before the manager exists: its deadlines run from its construction
-      const manager = manage(server).start();
+      const manager = manage(server, { config: heartbeat }).start();
       expect(await client.waitForClose()).to.deep.equal({ code: 1006, reason: '' });
-      expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.pingIntervalMs! + SHORT_TIMEOUTS.pongTimeoutMs! - 5);
+      expect(Date.now() - started).to.be.at.least(heartbeat.pingIntervalMs + heartbeat.pongTimeoutMs - 5);
       expect(client.pings).to.be.at.least(1);
       expect(client.closeFrame).to.equal(null);
       expect(manager.state).to.equal('closed');
@@ -523,10 +524,10 @@ const managerBehaviours: Behaviour[] = [
     title: "WebSocketTimeoutManager: keeps a client that answers pings, and measures the round trip",
     async run(h) {
       const { server, client } = await h.connect();
-      const manager = manage(server).start();
-      await sleep(300);
+      const manager = manage(server, { config: { pingIntervalMs: 20 } }).start();
+      // No ping goes out while one is outstanding: a third ping means the first two pongs were credited.
+      await until(() => client.pings >= 3, 'three pings');
       expect(manager.state).to.equal('open');
-      expect(client.pings).to.be.at.least(3);
       expect(manager.lastRttMs).to.be.at.least(0);
       await manager.gracefulClose();
     },
@@ -539,9 +540,10 @@ const managerBehaviours: Behaviour[] = [
       expect(await answering.client.waitForClose()).to.deep.equal({ code: 4000, reason: 'done' });
 
       const ignoring = await h.connect({ answerClose: false });
+      const closeTimeoutMs = 50;
       const started = Date.now();
-      expect(await manage(ignoring.server).gracefulClose(4000, 'done')).to.equal('terminated');
-      expect(Date.now() - started).to.be.at.least(SHORT_TIMEOUTS.closeTimeoutMs! - 5);
+      expect(await manage(ignoring.server, { config: { closeTimeoutMs } }).gracefulClose(4000, 'done')).to.equal('terminated');
+      expect(Date.now() - started).to.be.at.least(closeTimeoutMs - 5);
       expect(await ignoring.client.waitForClose()).to.deep.equal({ code: 4000, reason: 'done' });
     },
   },
@@ -554,8 +556,8 @@ const managerBehaviours: Behaviour[] = [
       await sleep(5);
       await fillBuffers(server);
       const started = Date.now();
-      expect(await manager.sendTextWithTimeout('late', 100)).to.equal(false);
-      expect(Date.now() - started).to.be.within(95, 1_000);
+      expect(await manager.sendTextWithTimeout('late', 50)).to.equal(false);
+      expect(Date.now() - started).to.be.within(45, 1_000);
       client.startReading();
       expect(await client.waitForClose()).to.deep.equal({ code: 4003, reason: 'send_timeout' });
     },
