@@ -174,12 +174,13 @@ const NO_DEADLINE = -1;
 type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
 
 /**
- * The receive and send queues, allocated on first use: a socket served by `onMessage` that
- * never waits for room under `maxBufferedBytes` never pays for them. The common case, one
+ * The receive and send queues and the close lifecycle's I/O, allocated on first use: a socket
+ * served by `onMessage` that never waits for room under `maxBufferedBytes` pays for none of it
+ * until it closes, and holds one field for all of it. The common case, one
  * receive waiting and nothing queued, holds no array: an array keeps the backing store it grew
  * (17 slots, about 150 B) after it is emptied, so emptied arrays are dropped.
  */
-interface Queues {
+interface IoState {
   /** Messages no `receiveWithTimeout` has taken yet; null when none. */
   messages: Message[] | null;
   /** The oldest waiting `receiveWithTimeout` call; null when none waits. */
@@ -197,9 +198,11 @@ interface Queues {
   sends: Send[] | null;
   /** The socket was paused because `messages` reached `maxQueuedMessages`. */
   paused: boolean;
+  /** Allocated by `gracefulClose`, a bounded closing handshake or `whenClosed`. */
+  closing: Closing | null;
 }
 
-/** The I/O of the close lifecycle, allocated by `gracefulClose`, a bounded closing handshake or `whenClosed`. */
+/** The I/O of the close lifecycle. */
 interface Closing {
   /** `gracefulClose`'s one promise; null until it is called. */
   outcome: Promise<CloseOutcome> | null;
@@ -348,11 +351,12 @@ export class WebSocketTimeoutManager {
   readonly ws: ManagedSocket;
   private readonly options: ResolvedOptions;
   private readonly connection: ConnectionCore;
-  private readonly seq: number;
-  /** Whether the scheduler judges this connection's deadlines: see {@link Enforcement}. */
-  private enforcement: EnforcementValue = Enforcement.Off;
-  private queues: Queues | null = null;
-  private closing: Closing | null = null;
+  /**
+   * This connection's sequence number (its default id) times 4, plus its {@link Enforcement}:
+   * one small integer for both, a field fewer on every connection.
+   */
+  private seqAndEnforcement: number;
+  private io: IoState | null = null;
   // The scheduler's intrusive links (lib/scheduler.ts), set by initSchedulerEntry in the constructor.
   /** @internal */ declare schedulerNext: null;
   /** @internal */ declare schedulerPrev: null;
@@ -374,7 +378,7 @@ export class WebSocketTimeoutManager {
     }
     this.ws = ws;
     const resolved = (this.options = resolveOptions(options));
-    this.seq = ++nextConnectionSeq;
+    this.seqAndEnforcement = ++nextConnectionSeq * 4 + Enforcement.Off;
     this.connection = new ConnectionCore(
       resolved.config,
       resolved.clock.now(),
@@ -395,7 +399,7 @@ export class WebSocketTimeoutManager {
 
   /** Connection id used in logs. */
   get id(): string {
-    return this.options.id ?? `c${this.seq}`;
+    return this.options.id ?? `c${Math.floor(this.seqAndEnforcement / 4)}`;
   }
 
   /** Shown in every log line of this connection. */
@@ -466,7 +470,7 @@ export class WebSocketTimeoutManager {
 
   /** Messages waiting for `receiveWithTimeout`. */
   get queuedMessages(): number {
-    return this.queues?.messages?.length ?? 0;
+    return this.io?.messages?.length ?? 0;
   }
 
   private get clock(): Clock {
@@ -477,17 +481,26 @@ export class WebSocketTimeoutManager {
     return this.options.logger;
   }
 
+  /** Whether the scheduler judges this connection's deadlines. */
+  private get enforcement(): EnforcementValue {
+    return (this.seqAndEnforcement % 4) as EnforcementValue;
+  }
+
+  private set enforcement(value: EnforcementValue) {
+    this.seqAndEnforcement += value - this.enforcement;
+  }
+
   /** `gracefulClose` was called (whether or not the connection has closed since). */
   private get closeRequested(): boolean {
-    return this.closing?.outcome != null;
+    return this.io?.closing?.outcome != null;
   }
 
   private get closed(): boolean {
     return this.connection.state === CoreState.Closed;
   }
 
-  private queue(): Queues {
-    return (this.queues ??= { messages: null, resolve: null, deadline: NO_DEADLINE, waiters: null, timer: undefined, sends: null, paused: false });
+  private ioState(): IoState {
+    return (this.io ??= { messages: null, resolve: null, deadline: NO_DEADLINE, waiters: null, timer: undefined, sends: null, paused: false, closing: null });
   }
 
   // ---------------------------------------------------------------- receiving
@@ -499,10 +512,10 @@ export class WebSocketTimeoutManager {
    */
   receiveWithTimeout(timeoutMs: number = this.config.heartbeatIntervalMs): Promise<Message | null> {
     checkTimeout('timeoutMs', timeoutMs);
-    const messages = this.queues?.messages;
+    const messages = this.io?.messages;
     if (messages != null) {
       const queued = messages.shift()!;
-      if (messages.length === 0) this.queues!.messages = null;
+      if (messages.length === 0) this.io!.messages = null;
       this.resumeIfDrained();
       return Promise.resolve(queued);
     }
@@ -512,7 +525,7 @@ export class WebSocketTimeoutManager {
     captured = null;
     // Rounded up: a receive never times out early.
     const deadline = timeoutMs === Infinity ? NO_DEADLINE : Math.ceil(this.connection.age(this.clock.now()) + timeoutMs);
-    const queues = this.queue();
+    const queues = this.ioState();
     if (queues.resolve === null) {
       queues.resolve = resolve;
       queues.deadline = deadline;
@@ -525,7 +538,7 @@ export class WebSocketTimeoutManager {
 
   /** The earliest deadline of the waiting receives (epoch ms), or -1 when none has one. */
   private receiveDeadlineAt(): number {
-    const queues = this.queues;
+    const queues = this.io;
     if (queues === null || queues.resolve === null) return -1;
     let earliest = queues.deadline === NO_DEADLINE ? Infinity : queues.deadline;
     if (queues.waiters !== null) for (const w of queues.waiters) if (w.deadline !== NO_DEADLINE && w.deadline < earliest) earliest = w.deadline;
@@ -534,7 +547,7 @@ export class WebSocketTimeoutManager {
 
   /** Takes the oldest waiting receive off the queue (the next one moves up), or null when none waits. */
   private takeWaiter(): Resolve | null {
-    const queues = this.queues;
+    const queues = this.io;
     if (queues === null || queues.resolve === null) return null;
     const resolve = queues.resolve;
     const next = queues.waiters?.shift();
@@ -546,7 +559,7 @@ export class WebSocketTimeoutManager {
 
   /** Resolves with `null` every waiting receive whose deadline has passed by `now`. */
   private expireReceives(now: number): void {
-    const queues = this.queues;
+    const queues = this.io;
     if (queues === null || queues.resolve === null) return;
     const age = this.connection.age(now);
     const waiters = queues.waiters;
@@ -587,7 +600,7 @@ export class WebSocketTimeoutManager {
     } else if (this.options.onMessage) {
       this.options.onMessage(message, this);
     } else {
-      const queues = this.queue();
+      const queues = this.ioState();
       const messages = (queues.messages ??= []);
       messages.push(message);
       if (!queues.paused && messages.length >= this.options.maxQueuedMessages && this.ws.pause) {
@@ -599,7 +612,7 @@ export class WebSocketTimeoutManager {
   }
 
   private resumeIfDrained(): void {
-    const queues = this.queues!;
+    const queues = this.io!;
     if (queues.paused && (queues.messages?.length ?? 0) <= this.options.maxQueuedMessages / 2) {
       queues.paused = false;
       this.ws.resume?.();
@@ -637,13 +650,13 @@ export class WebSocketTimeoutManager {
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
-      (this.queue().sends ??= []).push(send);
+      (this.ioState().sends ??= []).push(send);
       this.startDeadline(send);
     });
   }
 
   private waitingSends(): Send[] | null {
-    return this.queues?.sends ?? null;
+    return this.io?.sends ?? null;
   }
 
   private write(send: Send): void {
@@ -700,12 +713,12 @@ export class WebSocketTimeoutManager {
     if (waiting === null) return;
     if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
     while (waiting.length > 0 && this.ws.bufferedAmount <= this.options.maxBufferedBytes) this.write(waiting.shift()!);
-    if (waiting.length === 0 && this.queues!.sends === waiting) this.queues!.sends = null;
+    if (waiting.length === 0 && this.io!.sends === waiting) this.io!.sends = null;
   }
 
   /** Waiting sends can no longer go out (the connection is closing or closed): each resolves `false` now. */
   private failWaiting(): void {
-    const queues = this.queues;
+    const queues = this.io;
     if (queues === null) return;
     const waiting = queues.sends?.splice(0) ?? [];
     queues.sends = null;
@@ -854,7 +867,7 @@ export class WebSocketTimeoutManager {
   }
 
   private armReceiveTimer(at: number): void {
-    const queues = this.queues!;
+    const queues = this.io!;
     this.clock.clearTimeout(queues.timer);
     queues.timer = this.clock.setTimeout(() => {
       queues.timer = undefined;
@@ -866,7 +879,7 @@ export class WebSocketTimeoutManager {
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
     // Read again: the tick's time may be a slice of work old.
-    if (this.queues?.resolve) this.expireReceives(this.clock.now());
+    if (this.io?.resolve) this.expireReceives(this.clock.now());
     const core = this.connection;
     if (this.enforcement !== Enforcement.On || core.state !== CoreState.Open) return this.scheduleCheck();
     // Closing without a close() the manager saw (e.g. ws got the peer's FIN): no verdict on a
@@ -1011,7 +1024,7 @@ export class WebSocketTimeoutManager {
   }
 
   private closingState(): Closing {
-    return (this.closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
+    return (this.ioState().closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
   }
 
   /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
@@ -1067,9 +1080,9 @@ export class WebSocketTimeoutManager {
     for (let waiter = this.takeWaiter(); waiter !== null; waiter = this.takeWaiter()) waiter(null);
     this.stop();
     this.options.scheduler.cancel(this);
-    if (this.queues !== null) this.clock.clearTimeout(this.queues.timer);
+    if (this.io !== null) this.clock.clearTimeout(this.io.timer);
     this.failWaiting();
-    const closing = this.closing;
+    const closing = this.io?.closing ?? null;
     if (closing !== null) {
       this.clock.clearTimeout(closing.timer);
       closing.finish?.('closed');
