@@ -338,9 +338,9 @@ function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): v
 const Enforcement = Object.freeze({ Off: 0, On: 1, Ended: 2 } as const);
 type EnforcementValue = (typeof Enforcement)[keyof typeof Enforcement];
 
-/** `new Promise(captureResolve)` hands out its resolve without a closure per call. */
-let captured: Resolve | null = null;
-function captureResolve(resolve: Resolve): void {
+/** `new Promise(captureResolve)` hands out its resolve in `captured`, without an executor closure per call. */
+let captured: unknown = null;
+function captureResolve(resolve: unknown): void {
   captured = resolve;
 }
 
@@ -521,8 +521,8 @@ export class WebSocketTimeoutManager {
     }
     if (this.closed) return Promise.resolve(null);
     const promise = new Promise<Message | null>(captureResolve);
-    const resolve = captured!;
-    captured = null;
+    const resolve = captured as Resolve;
+    captured = null; // holds no settled promise alive
     // Rounded up: a receive never times out early.
     const deadline = timeoutMs === Infinity ? NO_DEADLINE : Math.ceil(this.connection.age(this.clock.now()) + timeoutMs);
     const queues = this.ioState();
@@ -644,15 +644,19 @@ export class WebSocketTimeoutManager {
     checkTimeout('timeoutMs', timeoutMs);
     if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
     this.connection.activity(this.clock.now());
-    return new Promise((resolve) => {
-      const send: Send = { text, timeoutMs, resolve, timer: undefined, settled: false };
-      if (this.waitingSends() === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) return this.write(send);
+    const promise = new Promise<boolean>(captureResolve);
+    const send: Send = { text, timeoutMs, resolve: captured as Send['resolve'], timer: undefined, settled: false };
+    captured = null;
+    if (this.waitingSends() === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) {
+      this.write(send);
+    } else {
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
       (this.ioState().sends ??= []).push(send);
       this.startDeadline(send);
-    });
+    }
+    return promise;
   }
 
   private waitingSends(): Send[] | null {
