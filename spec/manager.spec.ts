@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { defaultLogger } from '../lib/logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
+import { ReconnectBudget } from '../lib/reconnect-budget.js';
 import { Scheduler } from '../lib/scheduler.js';
 import { createSocketPair } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
@@ -202,6 +203,29 @@ describe('WebSocketTimeoutManager', () => {
       expect(result, 'no idle close after stop()').to.equal('pending');
       await t.tickAsync(1);
       expect(result).to.equal(null);
+    });
+
+    it('keeps its deadline while a lifetime close waits for its reconnect-budget slot, and the lifetime is judged once', async () => {
+      const budget = new ReconnectBudget({ rate: 1, clock: t.clock }); // a close slot a second
+      const config = { connectionTimeoutMs: 1_000, idleTimeoutMs: 0, pingIntervalMs: 500, pongTimeoutMs: 500 };
+      const timeouts: string[] = [];
+      const first = setup({ config, reconnectBudget: budget });
+      const second = setup({ config, reconnectBudget: budget, onTimeout: (reason) => timeouts.push(reason) });
+      first.manager.start();
+      second.manager.start();
+      await t.tickAsync(1_100); // both lifetimes ended: the first took the slot now, the second waits for the next
+      expect(timeouts).to.deep.equal(['max_lifetime']);
+      expect(second.client.closeFrame, 'waiting for its slot').to.equal(null);
+      let result: unknown = 'pending';
+      void second.manager.receiveWithTimeout(300).then((m) => (result = m));
+      await t.tickAsync(299);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+      expect(second.client.closeFrame, 'still waiting for its slot').to.equal(null);
+      await t.tickAsync(1_000);
+      expect(second.client.closeFrame?.code).to.equal(4002);
+      expect(timeouts).to.deep.equal(['max_lifetime']);
     });
 
     it('resolves null without waiting when the timeout is 0, and a queued message at once', async () => {
