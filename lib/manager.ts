@@ -845,11 +845,13 @@ export class WebSocketTimeoutManager {
 
   /**
    * Has the scheduler call `onDue` by the next deadline: the connection's own (while enforcing),
-   * or two ticks before the earliest receive deadline. A receive is resolved at its deadline by
-   * a timer armed only then: a Node timer per `receiveWithTimeout` costs each waiting socket
-   * about 250 B (bench/heap-breakdown.ts --mode manual), and a receive that the scheduler
-   * resolved would wait for the next whole tick. A pong deadline is judged exactly too: on the
-   * next whole tick, a ping sent just after a tick boundary would be judged almost a resolution late.
+   * or two ticks before the earliest receive deadline (one tick of margin for a late tick). A
+   * receive is resolved at its deadline by a timer armed only then: a Node timer per
+   * `receiveWithTimeout` costs each waiting socket about 250 B (bench/heap-breakdown.ts --mode
+   * manual), and a receive that the scheduler resolved would wait for the next whole tick. A
+   * timeout shorter than two ticks gets its timer at once. A pong deadline is judged exactly too:
+   * on the next whole tick, a ping sent just after a tick boundary would be judged almost a
+   * resolution late.
    */
   private scheduleCheck(): void {
     const scheduler = this.options.scheduler;
