@@ -12,8 +12,11 @@
  * child the clients share the server's process; both hold the same clients, so they cancel out.
  * As in figure 2, 200 managed sockets open and close first in both children, so the library's
  * code is compiled in both and not counted per socket. Loopback only; every process exits by itself.
- * `BENCH_LIB=<compiled lib/index.js>` measures a tsc build, as figure 2 does, instead of the
- * sources through tsx; `BENCH_KEEP_SNAPSHOT=1` keeps both snapshots for DevTools.
+ * `--warmup N` opens and closes N sockets first instead (with 2,000, the code V8 optimises once
+ * the sockets are many, about 50–80 B per socket at 2,000 with 200, is compiled before the baseline
+ * and the rows left are what each socket holds). `BENCH_LIB=<compiled lib/index.js>` measures a
+ * tsc build, as figure 2 does, instead of the sources through tsx; `BENCH_KEEP_SNAPSHOT=1` keeps
+ * both snapshots for DevTools.
  */
 import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -30,7 +33,6 @@ import { attachVariant, type Counters, type Library } from './variants.js';
 const lib = (await import(process.env.BENCH_LIB ? pathToFileURL(process.env.BENCH_LIB).href : '../lib/index.js')) as Library;
 
 const SOCKETS = 2_000;
-const WARMUP_SOCKETS = 200;
 
 function onError(): void {
   // teardown resets
@@ -72,7 +74,7 @@ async function snapshot(side: 'raw' | 'managed', mode: Mode): Promise<Map<string
     while (wss.clients.size < count) await new Promise((resolve) => setTimeout(resolve, 10));
     return clients;
   };
-  for (const client of await connect(WARMUP_SOCKETS)) client.terminate();
+  for (const client of await connect(warmupSockets)) client.terminate();
   while (wss.clients.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
   warm = false;
   await connect(SOCKETS);
@@ -111,9 +113,11 @@ function summarise(file: string): Map<string, { count: number; bytes: number }> 
 
 type Summary = Map<string, { count: number; bytes: number }>;
 
-const { values } = parseArgs({ options: { mode: { type: 'string', default: 'registry' }, side: { type: 'string' } } });
+const { values } = parseArgs({ options: { mode: { type: 'string', default: 'registry' }, side: { type: 'string' }, warmup: { type: 'string', default: '200' } } });
 const mode = values.mode as Mode;
 if (!MODES.includes(mode)) throw new Error(`heap-breakdown: --mode must be one of ${MODES.join(', ')}, got ${values.mode}`);
+const warmupSockets = Number(values.warmup);
+if (!Number.isInteger(warmupSockets) || warmupSockets < 0) throw new Error(`heap-breakdown: --warmup must be a whole number of sockets, got ${values.warmup}`);
 if (values.side === 'raw' || values.side === 'managed') {
   // A child: measure one side, answer on stdout.
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') throw new Error('run with --expose-gc');
@@ -124,7 +128,7 @@ if (values.side === 'raw' || values.side === 'managed') {
 
 async function compare(): Promise<void> {
   const child = (side: string): Summary =>
-    new Map(JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--mode', mode, '--side', side], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: 120_000 })) as Array<[string, { count: number; bytes: number }]>);
+    new Map(JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--mode', mode, '--warmup', String(warmupSockets), '--side', side], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: 120_000 })) as Array<[string, { count: number; bytes: number }]>);
   const raw = child('raw');
   const managed = child('managed');
   let total = 0;
