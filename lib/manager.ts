@@ -15,7 +15,7 @@ import {
 import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type TimeoutConfig } from './config.js';
 import { ConnectionCore, CoreState } from './connection-core.js';
 import { managerLogsConnections, type ConnectionObserver } from './connection-observer.js';
-import { withDefaults, type WithDefaults } from './defaults.js';
+import type { WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { pacerOf } from './close-pacer.js';
 import type { ReconnectBudget } from './reconnect-budget.js';
@@ -142,37 +142,67 @@ function resolveOptions(options: ManagerOptions): ResolvedOptions {
   return resolved;
 }
 
+/**
+ * The prototype of every resolved options object: it holds the defaults, so each object holds
+ * only the options given. A copy of every key per connection (`{ ...defaults, ...options }`)
+ * also got a hidden class of its own, about 600 B for each connection that passes its own
+ * options object (bench/heap-breakdown.ts --mode manual). Never frozen: a frozen prototype's
+ * properties could not be shadowed by assignment.
+ */
+const RESOLVED_DEFAULTS: Readonly<ManagerOptions> = Object.assign({}, MANAGER_DEFAULTS);
+
 function resolve(options: ManagerOptions): ResolvedOptions {
-  const merged = withDefaults(MANAGER_DEFAULTS, options);
+  // As withDefaults: an option given as undefined takes its default.
+  const resolved = Object.create(RESOLVED_DEFAULTS) as Record<string, unknown>;
+  for (const key of Object.keys(options)) {
+    const value = options[key as keyof ManagerOptions];
+    if (value !== undefined) resolved[key] = value;
+  }
   const config = isTimeoutConfig(options.config) ? options.config : resolveTimeoutConfig(defaultTimeoutConfig(), options.config);
-  return Object.freeze({
-    ...merged,
-    config,
-    logger: options.logger ?? defaultLogger(),
-    scheduler: options.scheduler ?? sharedScheduler(merged.clock, config.resolutionMs),
-  });
+  resolved.config = config;
+  resolved.logger = options.logger ?? defaultLogger();
+  resolved.scheduler = options.scheduler ?? sharedScheduler((resolved as { clock: Clock }).clock, config.resolutionMs);
+  return Object.freeze(resolved) as unknown as ResolvedOptions;
 }
 
-type Waiter = { resolve: (message: Message | null) => void; timer: TimerHandle };
+type Resolve = (message: Message | null) => void;
+/** A `receiveWithTimeout` call waiting behind the oldest one. */
+type Waiter = { resolve: Resolve; deadline: number };
+/** A waiting receive's deadline when it has none (`Infinity`). */
+const NO_DEADLINE = -1;
 /** A send waiting for room under `maxBufferedBytes`, or handed to the socket and not yet flushed. */
 type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void; timer: TimerHandle; settled: boolean };
 
 /**
- * The receive and send queues, allocated on first use: a socket served by `onMessage` that
- * never waits for room under `maxBufferedBytes` never pays for them.
+ * The receive and send queues and the close lifecycle's I/O, allocated on first use: a socket
+ * served by `onMessage` that never waits for room under `maxBufferedBytes` pays for none of it
+ * until it closes, and holds one field for all of it. The common case, one
+ * receive waiting and nothing queued, holds no array: an array keeps the backing store it grew
+ * (17 slots, about 150 B) after it is emptied, so emptied arrays are dropped.
  */
-interface Queues {
-  /** Messages no `receiveWithTimeout` has taken yet. */
-  messages: Message[];
-  /** `receiveWithTimeout` calls waiting for a message, oldest first. */
-  waiters: Waiter[];
+interface IoState {
+  /** Messages no `receiveWithTimeout` has taken yet; null when none. */
+  messages: Message[] | null;
+  /** The oldest waiting `receiveWithTimeout` call; null when none waits. */
+  resolve: Resolve | null;
+  /**
+   * Its deadline, in ms after the connection was accepted (a small integer, which V8 keeps
+   * unboxed, where an epoch time would cost a heap number), or {@link NO_DEADLINE}.
+   */
+  deadline: number;
+  /** The receives waiting behind it, oldest first; null when at most one waits. */
+  waiters: Waiter[] | null;
+  /** Resolves the earliest receive deadline at its time, once it is within two ticks (see `scheduleCheck`). */
+  timer: TimerHandle;
   /** Sends waiting for `bufferedAmount` to fall to `maxBufferedBytes`, oldest first; null when none. */
   sends: Send[] | null;
   /** The socket was paused because `messages` reached `maxQueuedMessages`. */
   paused: boolean;
+  /** Allocated by `gracefulClose`, a bounded closing handshake or `whenClosed`. */
+  closing: Closing | null;
 }
 
-/** The I/O of the close lifecycle, allocated by `gracefulClose`, a bounded closing handshake or `whenClosed`. */
+/** The I/O of the close lifecycle. */
 interface Closing {
   /** `gracefulClose`'s one promise; null until it is called. */
   outcome: Promise<CloseOutcome> | null;
@@ -300,6 +330,20 @@ function closeAndBound(this: Tagged, code?: number, reason?: string | Buffer): v
   }
 }
 
+/**
+ * Off: not started, or stopped. On: `start()` was called; each check finds what is due and
+ * schedules the next. Ended: a timeout was judged (or a ping could not be sent): no more checks,
+ * and `start()` does not judge the connection again while its close is under way.
+ */
+const Enforcement = Object.freeze({ Off: 0, On: 1, Ended: 2 } as const);
+type EnforcementValue = (typeof Enforcement)[keyof typeof Enforcement];
+
+/** `new Promise(captureResolve)` hands out its resolve in `captured`, without an executor closure per call. */
+let captured: unknown = null;
+function captureResolve(resolve: unknown): void {
+  captured = resolve;
+}
+
 let nextConnectionSeq = 0;
 const noop = (): void => undefined;
 
@@ -307,11 +351,12 @@ export class WebSocketTimeoutManager {
   readonly ws: ManagedSocket;
   private readonly options: ResolvedOptions;
   private readonly connection: ConnectionCore;
-  private readonly seq: number;
-  /** `start()` was called and `stop()` was not since: the scheduler enforces the deadlines. */
-  private enforcing = false;
-  private queues: Queues | null = null;
-  private closing: Closing | null = null;
+  /**
+   * This connection's sequence number (its default id) times 4, plus its {@link Enforcement}:
+   * one small integer for both, a field fewer on every connection.
+   */
+  private seqAndEnforcement: number;
+  private io: IoState | null = null;
   // The scheduler's intrusive links (lib/scheduler.ts), set by initSchedulerEntry in the constructor.
   /** @internal */ declare schedulerNext: null;
   /** @internal */ declare schedulerPrev: null;
@@ -333,7 +378,7 @@ export class WebSocketTimeoutManager {
     }
     this.ws = ws;
     const resolved = (this.options = resolveOptions(options));
-    this.seq = ++nextConnectionSeq;
+    this.seqAndEnforcement = ++nextConnectionSeq * 4 + Enforcement.Off;
     this.connection = new ConnectionCore(
       resolved.config,
       resolved.clock.now(),
@@ -354,7 +399,7 @@ export class WebSocketTimeoutManager {
 
   /** Connection id used in logs. */
   get id(): string {
-    return this.options.id ?? `c${this.seq}`;
+    return this.options.id ?? `c${Math.floor(this.seqAndEnforcement / 4)}`;
   }
 
   /** Shown in every log line of this connection. */
@@ -425,7 +470,7 @@ export class WebSocketTimeoutManager {
 
   /** Messages waiting for `receiveWithTimeout`. */
   get queuedMessages(): number {
-    return this.queues?.messages.length ?? 0;
+    return this.io?.messages?.length ?? 0;
   }
 
   private get clock(): Clock {
@@ -436,17 +481,26 @@ export class WebSocketTimeoutManager {
     return this.options.logger;
   }
 
+  /** Whether the scheduler judges this connection's deadlines. */
+  private get enforcement(): EnforcementValue {
+    return (this.seqAndEnforcement % 4) as EnforcementValue;
+  }
+
+  private set enforcement(value: EnforcementValue) {
+    this.seqAndEnforcement += value - this.enforcement;
+  }
+
   /** `gracefulClose` was called (whether or not the connection has closed since). */
   private get closeRequested(): boolean {
-    return this.closing?.outcome != null;
+    return this.io?.closing?.outcome != null;
   }
 
   private get closed(): boolean {
     return this.connection.state === CoreState.Closed;
   }
 
-  private queue(): Queues {
-    return (this.queues ??= { messages: [], waiters: [], sends: null, paused: false });
+  private ioState(): IoState {
+    return (this.io ??= { messages: null, resolve: null, deadline: NO_DEADLINE, waiters: null, timer: undefined, sends: null, paused: false, closing: null });
   }
 
   // ---------------------------------------------------------------- receiving
@@ -458,24 +512,68 @@ export class WebSocketTimeoutManager {
    */
   receiveWithTimeout(timeoutMs: number = this.config.heartbeatIntervalMs): Promise<Message | null> {
     checkTimeout('timeoutMs', timeoutMs);
-    const queued = this.queues?.messages.shift();
-    if (queued !== undefined) {
+    const messages = this.io?.messages;
+    if (messages != null) {
+      const queued = messages.shift()!;
+      if (messages.length === 0) this.io!.messages = null;
       this.resumeIfDrained();
       return Promise.resolve(queued);
     }
     if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      const waiter: Waiter = { resolve, timer: undefined };
-      const waiters = this.queue().waiters;
-      if (timeoutMs !== Infinity) {
-        waiter.timer = this.clock.setTimeout(() => {
-          const i = waiters.indexOf(waiter);
-          if (i >= 0) waiters.splice(i, 1);
-          resolve(null);
-        }, timeoutMs);
+    const promise = new Promise<Message | null>(captureResolve);
+    const resolve = captured as Resolve;
+    captured = null; // holds no settled promise alive
+    // Rounded up: a receive never times out early.
+    const deadline = timeoutMs === Infinity ? NO_DEADLINE : Math.ceil(this.connection.age(this.clock.now()) + timeoutMs);
+    const queues = this.ioState();
+    if (queues.resolve === null) {
+      queues.resolve = resolve;
+      queues.deadline = deadline;
+    } else {
+      (queues.waiters ??= []).push({ resolve, deadline });
+    }
+    if (deadline !== NO_DEADLINE) this.scheduleCheck();
+    return promise;
+  }
+
+  /** The earliest deadline of the waiting receives (epoch ms), or -1 when none has one. */
+  private receiveDeadlineAt(): number {
+    const queues = this.io;
+    if (queues === null || queues.resolve === null) return -1;
+    let earliest = queues.deadline === NO_DEADLINE ? Infinity : queues.deadline;
+    if (queues.waiters !== null) for (const w of queues.waiters) if (w.deadline !== NO_DEADLINE && w.deadline < earliest) earliest = w.deadline;
+    return earliest === Infinity ? -1 : this.connection.connectedAt + earliest;
+  }
+
+  /** Takes the oldest waiting receive off the queue (the next one moves up), or null when none waits. */
+  private takeWaiter(): Resolve | null {
+    const queues = this.io;
+    if (queues === null || queues.resolve === null) return null;
+    const resolve = queues.resolve;
+    const next = queues.waiters?.shift();
+    queues.resolve = next?.resolve ?? null;
+    queues.deadline = next?.deadline ?? NO_DEADLINE;
+    if (queues.waiters?.length === 0) queues.waiters = null;
+    return resolve;
+  }
+
+  /** Resolves with `null` every waiting receive whose deadline has passed by `now`. */
+  private expireReceives(now: number): void {
+    const queues = this.io;
+    if (queues === null || queues.resolve === null) return;
+    const age = this.connection.age(now);
+    const waiters = queues.waiters;
+    if (waiters !== null) {
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const w = waiters[i]!;
+        if (w.deadline !== NO_DEADLINE && age >= w.deadline) {
+          waiters.splice(i, 1);
+          w.resolve(null);
+        }
       }
-      waiters.push(waiter);
-    });
+      if (waiters.length === 0) queues.waiters = null;
+    }
+    if (queues.deadline !== NO_DEADLINE && age >= queues.deadline) this.takeWaiter()!(null);
   }
 
   /** Yields every message until the connection closes. */
@@ -495,16 +593,17 @@ export class WebSocketTimeoutManager {
       if (message === 'ping') return void this.trySend('pong');
     }
     this.connection.activity(this.clock.now());
-    const waiter = this.queues?.waiters.shift();
-    if (waiter) {
-      this.clock.clearTimeout(waiter.timer);
-      waiter.resolve(message);
+    // The scheduler may still hold the receive's deadline: that check finds nothing due.
+    const waiter = this.takeWaiter();
+    if (waiter !== null) {
+      waiter(message);
     } else if (this.options.onMessage) {
       this.options.onMessage(message, this);
     } else {
-      const queues = this.queue();
-      queues.messages.push(message);
-      if (!queues.paused && queues.messages.length >= this.options.maxQueuedMessages && this.ws.pause) {
+      const queues = this.ioState();
+      const messages = (queues.messages ??= []);
+      messages.push(message);
+      if (!queues.paused && messages.length >= this.options.maxQueuedMessages && this.ws.pause) {
         // Backpressure: stop reading from the peer rather than let the queue grow.
         queues.paused = true;
         this.ws.pause();
@@ -513,8 +612,8 @@ export class WebSocketTimeoutManager {
   }
 
   private resumeIfDrained(): void {
-    const queues = this.queues!;
-    if (queues.paused && queues.messages.length <= this.options.maxQueuedMessages / 2) {
+    const queues = this.io!;
+    if (queues.paused && (queues.messages?.length ?? 0) <= this.options.maxQueuedMessages / 2) {
       queues.paused = false;
       this.ws.resume?.();
     }
@@ -545,19 +644,23 @@ export class WebSocketTimeoutManager {
     checkTimeout('timeoutMs', timeoutMs);
     if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return Promise.resolve(false);
     this.connection.activity(this.clock.now());
-    return new Promise((resolve) => {
-      const send: Send = { text, timeoutMs, resolve, timer: undefined, settled: false };
-      if (this.waitingSends() === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) return this.write(send);
+    const promise = new Promise<boolean>(captureResolve);
+    const send: Send = { text, timeoutMs, resolve: captured as Send['resolve'], timer: undefined, settled: false };
+    captured = null;
+    if (this.waitingSends() === null && this.ws.bufferedAmount <= this.options.maxBufferedBytes) {
+      this.write(send);
+    } else {
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
-      (this.queue().sends ??= []).push(send);
+      (this.ioState().sends ??= []).push(send);
       this.startDeadline(send);
-    });
+    }
+    return promise;
   }
 
   private waitingSends(): Send[] | null {
-    return this.queues?.sends ?? null;
+    return this.io?.sends ?? null;
   }
 
   private write(send: Send): void {
@@ -614,12 +717,12 @@ export class WebSocketTimeoutManager {
     if (waiting === null) return;
     if (this.connection.state !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
     while (waiting.length > 0 && this.ws.bufferedAmount <= this.options.maxBufferedBytes) this.write(waiting.shift()!);
-    if (waiting.length === 0 && this.queues!.sends === waiting) this.queues!.sends = null;
+    if (waiting.length === 0 && this.io!.sends === waiting) this.io!.sends = null;
   }
 
   /** Waiting sends can no longer go out (the connection is closing or closed): each resolves `false` now. */
   private failWaiting(): void {
-    const queues = this.queues;
+    const queues = this.io;
     if (queues === null) return;
     const waiting = queues.sends?.splice(0) ?? [];
     queues.sends = null;
@@ -727,33 +830,64 @@ export class WebSocketTimeoutManager {
    * scheduler: on expiry the notice is sent, the socket closed with its code and `onTimeout` told.
    */
   start(): this {
-    if (this.connection.state !== CoreState.Open || this.enforcing) return this;
-    this.enforcing = true;
+    if (this.connection.state !== CoreState.Open || this.enforcement !== Enforcement.Off) return this;
+    this.enforcement = Enforcement.On;
     this.scheduleCheck();
     return this;
   }
 
   /** Stops automatic enforcement; the manual methods keep working. */
   stop(): void {
-    if (!this.enforcing) return;
-    this.enforcing = false;
-    this.options.scheduler.cancel(this);
+    if (this.enforcement === Enforcement.Off) return;
+    this.enforcement = Enforcement.Off;
+    this.scheduleCheck();
   }
 
+  /**
+   * Has the scheduler call `onDue` by the next deadline: the connection's own (while enforcing),
+   * or two ticks before the earliest receive deadline (one tick of margin for a late tick). A
+   * receive is resolved at its deadline by a timer armed only then: a Node timer per
+   * `receiveWithTimeout` costs each waiting socket about 250 B (bench/heap-breakdown.ts --mode
+   * manual), and a receive that the scheduler resolved would wait for the next whole tick. A
+   * timeout shorter than two ticks gets its timer at once. A pong deadline is judged exactly too:
+   * on the next whole tick, a ping sent just after a tick boundary would be judged almost a
+   * resolution late.
+   */
   private scheduleCheck(): void {
+    const scheduler = this.options.scheduler;
+    let wakeAt = Infinity;
+    const receiveAt = this.receiveDeadlineAt();
+    if (receiveAt >= 0) {
+      const lead = 2 * scheduler.resolutionMs;
+      if (receiveAt - this.clock.now() <= lead) this.armReceiveTimer(receiveAt);
+      else wakeAt = receiveAt - lead;
+    }
     // A callback may have stopped enforcement during this check.
-    if (!this.enforcing) return;
-    const at = this.connection.nextCheckAt();
-    // A pong deadline is judged at its own time: on the next whole tick, a ping sent just after
-    // a tick boundary would be judged almost a resolution late.
-    if (at === this.connection.pongDeadlineAt) this.options.scheduler.scheduleExact(this, at);
-    else this.options.scheduler.schedule(this, at);
+    if (this.enforcement === Enforcement.On) {
+      const core = this.connection;
+      const at = core.nextCheckAt();
+      if (at <= wakeAt) return at === core.pongDeadlineAt ? scheduler.scheduleExact(this, at) : scheduler.schedule(this, at);
+    }
+    if (wakeAt !== Infinity) scheduler.schedule(this, wakeAt);
+    else scheduler.cancel(this);
+  }
+
+  private armReceiveTimer(at: number): void {
+    const queues = this.io!;
+    this.clock.clearTimeout(queues.timer);
+    queues.timer = this.clock.setTimeout(() => {
+      queues.timer = undefined;
+      this.expireReceives(this.clock.now());
+      this.scheduleCheck();
+    }, at - this.clock.now());
   }
 
   /** @internal called by the scheduler when a deadline may have passed */
   onDue(now: number, stalled: boolean): void {
+    // Read again: the tick's time may be a slice of work old.
+    if (this.io?.resolve) this.expireReceives(this.clock.now());
     const core = this.connection;
-    if (core.state !== CoreState.Open) return;
+    if (this.enforcement !== Enforcement.On || core.state !== CoreState.Open) return this.scheduleCheck();
     // Closing without a close() the manager saw (e.g. ws got the peer's FIN): no verdict on a
     // connection that is already ending, only the bound on its end.
     if (this.ws.readyState === ReadyState.CLOSING) return this.handleClosing();
@@ -768,7 +902,7 @@ export class WebSocketTimeoutManager {
     for (let verdict = core.due(now, stalled); verdict !== null; verdict = core.due(now, stalled)) {
       if (verdict === 'ping') {
         core.pingSent(now, true);
-        if (!this.sendPing()) return;
+        if (!this.sendPing()) return this.endEnforcement();
       } else if (verdict === 'reconnect_notice') {
         core.reconnectNoticeSent();
         this.trySend(
@@ -780,9 +914,16 @@ export class WebSocketTimeoutManager {
           }),
         );
       } else {
-        return this.expire(verdict);
+        this.expire(verdict);
+        return this.endEnforcement();
       }
     }
+    this.scheduleCheck();
+  }
+
+  /** No more verdicts for this connection; waiting receives still time out. */
+  private endEnforcement(): void {
+    if (this.enforcement === Enforcement.On) this.enforcement = Enforcement.Ended;
     this.scheduleCheck();
   }
 
@@ -889,7 +1030,7 @@ export class WebSocketTimeoutManager {
   }
 
   private closingState(): Closing {
-    return (this.closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
+    return (this.ioState().closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
   }
 
   /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
@@ -941,15 +1082,13 @@ export class WebSocketTimeoutManager {
   /** @internal the socket closed, whoever closed it */
   handleClose(code: number, reasonBuffer: Buffer): void {
     if (!this.connection.closed()) return;
-    this.stop();
     unwrapSocket(this.ws);
-    const waiters = this.queues?.waiters.splice(0) ?? [];
-    for (const waiter of waiters) {
-      this.clock.clearTimeout(waiter.timer);
-      waiter.resolve(null);
-    }
+    for (let waiter = this.takeWaiter(); waiter !== null; waiter = this.takeWaiter()) waiter(null);
+    this.stop();
+    this.options.scheduler.cancel(this);
+    if (this.io !== null) this.clock.clearTimeout(this.io.timer);
     this.failWaiting();
-    const closing = this.closing;
+    const closing = this.io?.closing ?? null;
     if (closing !== null) {
       this.clock.clearTimeout(closing.timer);
       closing.finish?.('closed');

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { defaultLogger } from '../lib/logger.js';
 import { WebSocketTimeoutManager, type ManagerOptions } from '../lib/manager.js';
+import { ReconnectBudget } from '../lib/reconnect-budget.js';
 import { Scheduler } from '../lib/scheduler.js';
 import { createSocketPair } from '../lib/testing/socket-pair.js';
 import { createTestClock, type TestClock } from '../lib/testing/clock.js';
@@ -139,6 +140,102 @@ describe('WebSocketTimeoutManager', () => {
       expect(result).to.equal('pending');
       await t.tickAsync(1);
       expect(result).to.equal(null);
+    });
+
+    it('holds no timer of its own while it waits: the receives of many connections share their scheduler\'s one timer', async () => {
+      const scheduler = new Scheduler({ clock: t.clock, resolutionMs: 100 });
+      const results: unknown[] = [];
+      for (let i = 0; i < 20; i++) {
+        const manager = new WebSocketTimeoutManager(createSocketPair().server, { clock: t.clock, logger: logs.logger, scheduler });
+        void manager.receiveWithTimeout(60_000).then((m) => results.push(m));
+      }
+      expect(t.fake.countTimers()).to.equal(1);
+      await t.tickAsync(59_999);
+      expect(results, '1 ms before the deadline').to.deep.equal([]);
+      await t.tickAsync(1);
+      expect(results).to.deep.equal(Array(20).fill(null));
+    });
+
+    it('times out concurrent receives each at its own deadline, and hands the next message to the oldest still waiting', async () => {
+      const { client, manager } = setup();
+      const seen: string[] = [];
+      const record = (name: string) => (m: unknown) => seen.push(`${name}: ${String(m)} at ${t.now() - start}`);
+      const start = t.now();
+      void manager.receiveWithTimeout(1_000).then(record('first'));
+      void manager.receiveWithTimeout(300).then(record('second'));
+      void manager.receiveWithTimeout(2_000).then(record('third'));
+      await t.tickAsync(299);
+      expect(seen).to.deep.equal([]);
+      await t.tickAsync(1);
+      expect(seen).to.deep.equal(['second: null at 300']);
+      client.send('a');
+      await t.tickAsync(1_000);
+      expect(seen).to.deep.equal(['second: null at 300', 'first: a at 300']);
+      await t.tickAsync(700);
+      expect(seen).to.deep.equal(['second: null at 300', 'first: a at 300', 'third: null at 2000']);
+    });
+
+    it('resolves null at its deadline on a started manager, whose own timeouts keep their times', async () => {
+      const { client, manager } = setup({ config: { idleTimeoutMs: 1_000 } });
+      manager.start();
+      let result: unknown = 'pending';
+      void manager.receiveWithTimeout(500).then((m) => (result = m));
+      await t.tickAsync(499);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+      // A receive that outlives the idle timeout ends with the connection's close.
+      void manager.receiveWithTimeout(5_000).then((m) => (result = m));
+      await t.tickAsync(499);
+      expect(client.closeFrame, 'before the idle timeout').to.equal(null);
+      await t.tickAsync(101);
+      expect(client.closeFrame?.code).to.equal(4001);
+      expect(result).to.equal(null);
+    });
+
+    it('keeps its deadline after stop()', async () => {
+      const { manager } = setup({ config: { idleTimeoutMs: 1_000 } });
+      manager.start();
+      let result: unknown = 'pending';
+      void manager.receiveWithTimeout(2_000).then((m) => (result = m));
+      manager.stop();
+      await t.tickAsync(1_999);
+      expect(result, 'no idle close after stop()').to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+    });
+
+    it('keeps its deadline while a lifetime close waits for its reconnect-budget slot, and the lifetime is judged once', async () => {
+      const budget = new ReconnectBudget({ rate: 1, clock: t.clock }); // a close slot a second
+      const config = { connectionTimeoutMs: 1_000, idleTimeoutMs: 0, pingIntervalMs: 500, pongTimeoutMs: 500 };
+      const timeouts: string[] = [];
+      const first = setup({ config, reconnectBudget: budget });
+      const second = setup({ config, reconnectBudget: budget, onTimeout: (reason) => timeouts.push(reason) });
+      first.manager.start();
+      second.manager.start();
+      await t.tickAsync(1_100); // both lifetimes ended: the first took the slot now, the second waits for the next
+      expect(timeouts).to.deep.equal(['max_lifetime']);
+      expect(second.client.closeFrame, 'waiting for its slot').to.equal(null);
+      let result: unknown = 'pending';
+      void second.manager.receiveWithTimeout(300).then((m) => (result = m));
+      await t.tickAsync(299);
+      expect(result).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+      expect(second.client.closeFrame, 'still waiting for its slot').to.equal(null);
+      await t.tickAsync(1_000);
+      expect(second.client.closeFrame?.code).to.equal(4002);
+      expect(timeouts).to.deep.equal(['max_lifetime']);
+    });
+
+    it('resolves null without waiting when the timeout is 0, and a queued message at once', async () => {
+      const { client, manager } = setup();
+      const polled = manager.receiveWithTimeout(0);
+      await t.tickAsync(0);
+      expect(await settles(t, polled, 'receive with no time')).to.equal(null);
+      client.send('queued');
+      await t.flush();
+      expect(await settles(t, manager.receiveWithTimeout(0), 'receive of the queued message')).to.equal('queued');
     });
 
     it('gives strings for text frames and Buffers for binary frames', async () => {
