@@ -31,6 +31,9 @@ export interface HeapResultSet {
   variants: Array<{ variant: Variant; points: HeapPoint[] }>;
 }
 
+/** Sockets opened and closed before the baseline, in every variant alike. */
+const WARMUP_SOCKETS = 2_000;
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runHeap(opts: HeapOptions, log: (line: string) => void): Promise<HeapResultSet> {
@@ -42,8 +45,9 @@ export async function runHeap(opts: HeapOptions, log: (line: string) => void): P
       const { port } = await server.call<{ port: number }>('listen', { variant, heartbeatMs: opts.heartbeatMs });
       const url = `ws://127.0.0.1:${port}/`;
       // Warm up every code path a connection takes (and the allocation sites' feedback), then
-      // take the baseline with no socket open.
-      await client.call('connect', { group: 'warmup', url, count: 200, ratePerSec: 4_000, client: clientKind(variant) });
+      // take the baseline with no socket open. As many as the 2k point: code V8 optimises only once
+      // sockets are many is compiled once per process, not held per socket.
+      await client.call('connect', { group: 'warmup', url, count: WARMUP_SOCKETS, ratePerSec: 4_000, client: clientKind(variant) });
       await client.call('drop', { group: 'warmup' });
       await waitForClients(server, 0);
       const base = await server.call<HeapResult>('heap');
