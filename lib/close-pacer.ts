@@ -63,12 +63,13 @@ export class ClosePacer {
    * slot, unless the connection has closed by then (its slot is then given back to the budget).
    * A connection already waiting keeps its slot. Returns the slot time.
    * @param maxSpacingMs see {@link ReconnectBudget.reserve}
+   * @param notBefore No slot earlier than this (ms, on the budget's clock).
    */
-  schedule(manager: WebSocketTimeoutManager, reason: PacedCloseReason, close: (at: number) => unknown, maxSpacingMs?: number): number {
+  schedule(manager: WebSocketTimeoutManager, reason: PacedCloseReason, close: (at: number) => unknown, maxSpacingMs?: number, notBefore = -Infinity): number {
     const waiting = this.byManager.get(manager);
     if (waiting) return waiting.slot;
     const now = this.budget.clock.now();
-    const slot = this.budget.reserve(now, maxSpacingMs);
+    const slot = this.budget.reserve(Math.max(now, notBefore), maxSpacingMs);
     const entry: Entry = { manager, slot, gapMs: Math.min(this.budget.spacingMs(), maxSpacingMs ?? Infinity), close, done: false };
     let i = this.queue.length;
     while (i > 0 && this.queue[i - 1]!.slot > slot) i--;

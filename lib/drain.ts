@@ -26,7 +26,8 @@ export interface DrainOptions {
 /**
  * Closes every open connection of `managers` at the budget's pace: each gets
  * `{"type":"reconnectAdvised","reason":"going_away","retryAfterMs":…}` now, then `1001
- * going_away` at its slot. Connections already waiting for a lifetime close keep that slot.
+ * going_away` at its slot, the first the budget's `jitterMs` from now. Connections already
+ * waiting for a lifetime close keep that slot.
  * Whatever is still open `withinMs` from now (a node running late, a lifetime slot past that
  * time) is closed then, at once, with a warning.
  * Resolves once every one has closed (each close is bounded by its `closeTimeoutMs`). Never rejects.
@@ -36,7 +37,10 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
   const open = Array.from(managers).filter((manager) => manager.state === 'open');
   if (open.length === 0) return;
   const clock = budget.clock;
-  const fitMs = Math.max(0, withinMs) / open.length;
+  // The notices go out first, a burst at both ends: the first close comes a jitter allowance after
+  // them, or the first closes would reach their clients late and together, behind the notices.
+  const startAt = clock.now() + budget.jitterMs;
+  const fitMs = Math.max(0, withinMs - budget.jitterMs) / open.length;
   const spacingMs = budget.spacingMs();
   const nodeRate = budget.nodeRate();
   if (spacingMs > fitMs) {
@@ -48,7 +52,7 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
       withinMs,
     });
   } else {
-    logger.info(`Draining ${open.length} connection(s)`, { connections: open.length, reconnectRate: budget.rate, nodeRate, drainMs: round(open.length * spacingMs) });
+    logger.info(`Draining ${open.length} connection(s)`, { connections: open.length, reconnectRate: budget.rate, nodeRate, drainMs: round(budget.jitterMs + open.length * spacingMs) });
   }
   const pacer = pacerOf(budget);
   const close = (manager: WebSocketTimeoutManager, at = clock.now()): void => {
@@ -62,7 +66,7 @@ export async function drainConnections(managers: Iterable<WebSocketTimeoutManage
     if (start > 0) await new Promise<void>((resolve) => clock.afterIo(resolve));
     for (const manager of open.slice(start, start + NOTICE_BATCH)) {
       if (manager.state !== 'open') continue;
-      pacer.schedule(manager, 'going_away', (at) => close(manager, at), fitMs);
+      pacer.schedule(manager, 'going_away', (at) => close(manager, at), fitMs, startAt);
     }
   }
   // An overloaded node runs late, and a connection waiting for a lifetime slot may have one past
@@ -98,7 +102,7 @@ export interface DrainBudgetReport {
   connections: number;
   /** This node's share of the rate: closes per 1 s + `jitterMs`. */
   nodeRate: number;
-  /** How long closing every connection at that pace takes, ms. */
+  /** How long closing every connection at that pace takes, ms: `jitterMs` after the notices, then one close per spacing. */
   drainMs: number;
   /** The time the drain has: the shutdown timeout less one close handshake, ms. */
   availableMs: number;
@@ -129,9 +133,11 @@ export function checkDrainBudget(input: DrainBudgetInput): DrainBudgetReport {
   // The budget the node will drain with, so the arithmetic is its own.
   const budget = new ReconnectBudget({ rate: input.rate, nodes: () => nodes, jitterMs: input.jitterMs });
   const nodeRate = budget.nodeRate();
-  const drainMs = round(connections * budget.spacingMs());
+  // As drainConnections does it: the first close a jitter allowance after the notices.
+  const drainMs = round(budget.jitterMs + connections * budget.spacingMs());
   const availableMs = Math.max(0, timeoutMs - closeTimeoutMs);
-  const neededRate = availableMs === 0 ? Infinity : round((connections / availableMs) * budget.windowMs());
+  const forCloses = availableMs - budget.jitterMs;
+  const neededRate = forCloses <= 0 ? Infinity : round((connections / forCloses) * budget.windowMs());
   const ok = drainMs <= availableMs;
   const pace = `${round(nodeRate)} per ${budget.windowMs()} ms`;
   const message = ok

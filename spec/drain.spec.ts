@@ -66,6 +66,22 @@ describe('rolling drain (lib/drain)', () => {
       expect(logs.entries.find((e) => e.message === 'Draining 5 connection(s)')?.meta).to.include({ connections: 5, reconnectRate: 5, drainMs: 1000 });
     });
 
+    it('makes the first close a jitter allowance after the notices, so it does not race them to the clients', async () => {
+      const clients = connect(3);
+      const budget = new ReconnectBudget({ rate: 5, jitterMs: 300, clock: t.clock }); // a slot every 260 ms
+      const drained = watch(drainConnections(registry.managers(), { budget, withinMs: 10_000, logger: logs.logger }));
+      await t.flush();
+      expect(clients.map((c) => messages(c)[0]!.retryAfterMs)).to.deep.equal([300, 560, 820]);
+      await t.tickAsync(299);
+      expect(clients.map((c) => c.closeFrame)).to.deep.equal([null, null, null]);
+      await t.tickAsync(1);
+      expect(clients[0]!.closeFrame).to.deep.equal({ code: 1001, reason: 'going_away' });
+      await t.tickAsync(520);
+      expect(clients.map((c) => c.closeFrame?.code)).to.deep.equal([1001, 1001, 1001]);
+      await drained.promise;
+      expect(logs.entries.find((e) => e.message === 'Draining 3 connection(s)')?.meta).to.include({ drainMs: 300 + 3 * 260 });
+    });
+
     it('raises the pace to fit withinMs when the budget is too slow, and logs a warning that says so', async () => {
       const clients = connect(4);
       const budget = new ReconnectBudget({ jitterMs: 0, rate: 1, clock: t.clock }); // 4 s for 4 closes
@@ -160,11 +176,12 @@ describe('rolling drain (lib/drain)', () => {
       expect(report.message).to.match(/raise WS_FLEET_RECONNECT_RATE to at least 800/);
     });
 
-    it('counts the jitter allowance (250 ms by default): 1,000 closes at 200 per 1.25 s take 6.25 s', () => {
+    it('counts the jitter allowance (250 ms by default): the first close 250 ms in, then 1,000 at 200 per 1.25 s', () => {
       const report = checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 5_000 });
-      expect(report).to.include({ ok: false, nodeRate: 200, drainMs: 6_250, availableMs: 5_000, neededRate: 250 });
-      expect(report.message).to.match(/200 per 1250 ms.*raise WS_FLEET_RECONNECT_RATE to at least 250/);
-      expect(checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 2_000 })).to.include({ ok: true, drainMs: 6_250 });
+      // 1,000 closes in the 4,750 ms left after the first 250: 263.158 per 1.25 s.
+      expect(report).to.include({ ok: false, nodeRate: 200, drainMs: 6_500, availableMs: 5_000, neededRate: 263.158 });
+      expect(report.message).to.match(/200 per 1250 ms.*raise WS_FLEET_RECONNECT_RATE to at least 264/);
+      expect(checkDrainBudget({ connections: 1_000, rate: 200, timeoutMs: 10_000, closeTimeoutMs: 2_000 })).to.include({ ok: true, drainMs: 6_500 });
     });
 
     it('uses the shutdown and close timeouts defaults (10 s and 5 s)', () => {
