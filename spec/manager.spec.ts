@@ -115,6 +115,16 @@ describe('WebSocketTimeoutManager', () => {
   });
 
   describe('#receiveWithTimeout()', () => {
+    /** Ticks to 1 ms before `deadlineMs`, where `receive` must still wait, then to it, where it must be null. */
+    async function expectNullAt(receive: Promise<unknown>, deadlineMs: number, why = '1 ms before the deadline'): Promise<void> {
+      let result: unknown = 'pending';
+      void receive.then((m) => (result = m));
+      await t.tickAsync(deadlineMs - 1);
+      expect(result, why).to.equal('pending');
+      await t.tickAsync(1);
+      expect(result).to.equal(null);
+    }
+
     it('resolves a message that arrived before anyone called receive', async () => {
       const { client, manager } = setup();
       client.send('early');
@@ -124,22 +134,12 @@ describe('WebSocketTimeoutManager', () => {
 
     it('resolves null when the timeout passes first, not a millisecond earlier', async () => {
       const { manager } = setup();
-      let result: unknown = 'pending';
-      void manager.receiveWithTimeout(500).then((m) => (result = m));
-      await t.tickAsync(499);
-      expect(result).to.equal('pending');
-      await t.tickAsync(1);
-      expect(result).to.equal(null);
+      await expectNullAt(manager.receiveWithTimeout(500), 500);
     });
 
     it('waits heartbeatIntervalMs by default', async () => {
       const { manager } = setup({ config: { heartbeatIntervalMs: 2_000 } });
-      let result: unknown = 'pending';
-      void manager.receiveWithTimeout().then((m) => (result = m));
-      await t.tickAsync(1_999);
-      expect(result).to.equal('pending');
-      await t.tickAsync(1);
-      expect(result).to.equal(null);
+      await expectNullAt(manager.receiveWithTimeout(), 2_000);
     });
 
     it('holds no timer of its own while it waits: the receives of many connections share their scheduler\'s one timer', async () => {
@@ -178,12 +178,8 @@ describe('WebSocketTimeoutManager', () => {
     it('resolves null at its deadline on a started manager, whose own timeouts keep their times', async () => {
       const { client, manager } = setup({ config: { idleTimeoutMs: 1_000 } });
       manager.start();
+      await expectNullAt(manager.receiveWithTimeout(500), 500);
       let result: unknown = 'pending';
-      void manager.receiveWithTimeout(500).then((m) => (result = m));
-      await t.tickAsync(499);
-      expect(result).to.equal('pending');
-      await t.tickAsync(1);
-      expect(result).to.equal(null);
       // A receive that outlives the idle timeout ends with the connection's close.
       void manager.receiveWithTimeout(5_000).then((m) => (result = m));
       await t.tickAsync(499);
@@ -196,13 +192,9 @@ describe('WebSocketTimeoutManager', () => {
     it('keeps its deadline after stop()', async () => {
       const { manager } = setup({ config: { idleTimeoutMs: 1_000 } });
       manager.start();
-      let result: unknown = 'pending';
-      void manager.receiveWithTimeout(2_000).then((m) => (result = m));
+      const receive = manager.receiveWithTimeout(2_000);
       manager.stop();
-      await t.tickAsync(1_999);
-      expect(result, 'no idle close after stop()').to.equal('pending');
-      await t.tickAsync(1);
-      expect(result).to.equal(null);
+      await expectNullAt(receive, 2_000, 'no idle close after stop()');
     });
 
     it('keeps its deadline while a lifetime close waits for its reconnect-budget slot, and the lifetime is judged once', async () => {
