@@ -73,7 +73,8 @@ export function checkEnv(env: Record<string, string | undefined>, out: TextSink,
 
   const problems = [...explained.problems, ...fleet.problems];
   if (problems.length > 0) {
-    err.write(`${formatConfigProblems(problems)}\n`);
+    // The fleet's and the reconnect budget's variables too: not only timeouts.
+    err.write(`${formatConfigProblems(problems, 'Invalid ws-timeouts configuration')}\n`);
     return 1;
   }
   out.write('The configuration is valid.\n');

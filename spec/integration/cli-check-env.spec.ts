@@ -79,7 +79,7 @@ describe('npx ws-timeouts check-env (the built bin, as a child process)', () => 
       WS_CONNECTION_TIMEOUT: '300',
     });
     expect(run.code).to.equal(1);
-    expect(run.stderr).to.include('Invalid WebSocket timeout configuration (4 problems):');
+    expect(run.stderr).to.include('Invalid ws-timeouts configuration (4 problems):');
     for (const fragment of ['WS_TIMEOUT_PROFILE="staging"', 'WS_IDLE_TIMEOUT="30s"', 'WS_PONG_TIMEOUT="-1"', 'WS_PING_INTERVAL/WS_CONNECTION_TIMEOUT=']) {
       expect(run.stderr).to.include(fragment);
     }
