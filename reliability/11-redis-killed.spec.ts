@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { health, pollUntil, startExampleFleet, type ExampleFleet } from '../spec/support/example-fleet.js';
 import { requireRedisServer } from '../spec/support/redis-server.js';
 import { Fleet as Clients } from './support/fleet.js';
-import { rssBytes, ScanPoster, statuses } from './support/fleet-probes.js';
+import { fleetCaseEnv, rssBytes, ScanPoster, statuses } from './support/fleet-probes.js';
 import { bytes, ms, reliabilityCase } from './support/report.js';
 import { max, sleep, waitFor } from './support/util.js';
 
@@ -12,13 +12,7 @@ const POST_EVERY_MS = 100;
 const DOWN_MS = 10_000;
 const TTL_MS = 1_500;
 const REQUEST_TIMEOUT_MS = 500;
-const ENV = {
-  WS_IDLE_TIMEOUT: '0',
-  WS_PING_INTERVAL: '2',
-  WS_PONG_TIMEOUT: '10',
-  WS_FLEET_TTL: String(TTL_MS / 1000),
-  WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-};
+const ENV = fleetCaseEnv(TTL_MS, REQUEST_TIMEOUT_MS);
 
 const report = reliabilityCase('Redis killed', {
   load: `3 example-server nodes (npm start) on one redis-server, ${SCANNERS} /ws/scans clients on each (child process); a POST /scans on node a every ${POST_EVERY_MS} ms throughout`,

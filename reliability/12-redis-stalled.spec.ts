@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { closeVia, fleetIdOf, health, pollUntil, startExampleFleet, type ExampleFleet } from '../spec/support/example-fleet.js';
 import { openClient } from '../spec/support/express-server.js';
 import { requireRedisServer } from '../spec/support/redis-server.js';
-import { EchoProbe, ScanPoster, statuses } from './support/fleet-probes.js';
+import { fleetCaseEnv, EchoProbe, ScanPoster, statuses } from './support/fleet-probes.js';
 import { ms, reliabilityCase } from './support/report.js';
 import { max, sleep } from './support/util.js';
 import { percentile } from '../bench/stats.js';
@@ -11,13 +11,7 @@ import { percentile } from '../bench/stats.js';
 const NODES = ['a', 'b', 'c'];
 const STALL_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 500;
-const ENV = {
-  WS_IDLE_TIMEOUT: '0',
-  WS_PING_INTERVAL: '2',
-  WS_PONG_TIMEOUT: '10',
-  WS_FLEET_TTL: '3',
-  WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-};
+const ENV = fleetCaseEnv(3_000, REQUEST_TIMEOUT_MS);
 
 const report = reliabilityCase('Redis stalled', {
   load: '3 example-server nodes on one redis-server; on node a an echo client (a message every 20 ms, one in flight) and a POST /scans every 100 ms; remote closes from a of a socket on b',

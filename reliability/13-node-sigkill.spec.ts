@@ -2,19 +2,14 @@ import { expect } from 'chai';
 import { closeVia, health, pollUntil, postScan, startExampleFleet, type ExampleFleet } from '../spec/support/example-fleet.js';
 import { requireRedisServer } from '../spec/support/redis-server.js';
 import { Fleet as Clients } from './support/fleet.js';
+import { fleetCaseEnv } from './support/fleet-probes.js';
 import { ms, reliabilityCase } from './support/report.js';
 
 const NODES = ['a', 'b', 'c'];
 const PER_NODE = 50;
 const TTL_MS = 3_000;
 const REQUEST_TIMEOUT_MS = 500;
-const ENV = {
-  WS_IDLE_TIMEOUT: '0',
-  WS_PING_INTERVAL: '2',
-  WS_PONG_TIMEOUT: '10',
-  WS_FLEET_TTL: String(TTL_MS / 1000),
-  WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-};
+const ENV = fleetCaseEnv(TTL_MS, REQUEST_TIMEOUT_MS);
 
 const report = reliabilityCase('Node SIGKILL', {
   load: `3 example-server nodes on one redis-server, ${PER_NODE} /ws/scans clients on each (child process)`,

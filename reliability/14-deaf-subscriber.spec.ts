@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { health, pollUntil, startExampleFleet, type ExampleFleet, type FleetHealth } from '../spec/support/example-fleet.js';
 import { RedisServer, requireRedisServer } from '../spec/support/redis-server.js';
 import { Fleet as Clients } from './support/fleet.js';
-import { ScanPoster, statuses } from './support/fleet-probes.js';
+import { fleetCaseEnv, ScanPoster, statuses } from './support/fleet-probes.js';
 import { RedisProxy } from './support/redis-proxy.js';
 import { ms, reliabilityCase } from './support/report.js';
 
@@ -10,13 +10,7 @@ const NODES = ['a', 'b'];
 const SCANNERS = 20;
 const TTL_MS = 1_500;
 const REQUEST_TIMEOUT_MS = 500;
-const ENV = {
-  WS_IDLE_TIMEOUT: '0',
-  WS_PING_INTERVAL: '2',
-  WS_PONG_TIMEOUT: '10',
-  WS_FLEET_TTL: String(TTL_MS / 1000),
-  WS_FLEET_REQUEST_TIMEOUT: String(REQUEST_TIMEOUT_MS / 1000),
-};
+const ENV = fleetCaseEnv(TTL_MS, REQUEST_TIMEOUT_MS);
 
 const report = reliabilityCase('Deaf subscriber', {
   load: `2 example-server nodes on one redis-server, node a through a TCP proxy; ${SCANNERS} /ws/scans clients on each (child process); a POST /scans on node b every 100 ms`,

@@ -1,10 +1,25 @@
 /**
  * Probes the fleet fault cases run against example-server nodes (child processes): a steady
- * stream of `POST /scans`, an echo round-trip timer, and a node's resident memory.
+ * stream of `POST /scans`, an echo round-trip timer, and a node's resident memory; and the
+ * nodes' environment they share.
  */
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import type { ExampleServer } from '../../spec/support/example-server.js';
+
+/**
+ * The example nodes' environment in the fleet fault cases: no idle close and a slow heartbeat
+ * (neither is under test), the membership TTL and the fleet request deadline of the case.
+ */
+export function fleetCaseEnv(ttlMs: number, requestTimeoutMs: number): Record<string, string> {
+  return {
+    WS_IDLE_TIMEOUT: '0',
+    WS_PING_INTERVAL: '2',
+    WS_PONG_TIMEOUT: '10',
+    WS_FLEET_TTL: String(ttlMs / 1000),
+    WS_FLEET_REQUEST_TIMEOUT: String(requestTimeoutMs / 1000),
+  };
+}
 
 /** One answer of `POST /scans`: when it was sent, how long it took, and what the fleet said. */
 export interface ScanAnswer {
