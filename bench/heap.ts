@@ -1,7 +1,7 @@
 /**
  * Figure 2 — heap per idle socket: 2k, 5k and 9k (and 1k) idle sockets held by each variant,
- * heap measured after full GCs (`--expose-gc`), minus the heap of the same process before any
- * socket was open. The overhead of a variant is its bytes per socket minus raw ws's at the same
+ * heap measured after full GCs (`--expose-gc`) with the sockets open, minus the heap of the same
+ * process right after they closed (averaged over repeated readings at the small counts). The overhead of a variant is its bytes per socket minus raw ws's at the same
  * count. Every variant runs in a fresh server process; the client sockets live in another process.
  */
 import { round } from './stats.js';
@@ -18,7 +18,7 @@ export interface HeapOptions {
 
 export interface HeapPoint {
   sockets: number;
-  /** Heap used per socket, bytes: (heap after GC with the sockets − heap before any socket) / sockets. */
+  /** Heap used per socket, bytes: (heap after GC with the sockets open − heap after GC once they closed) / sockets, averaged over the readings. */
   bytesPerSocket: number;
   /** bytesPerSocket minus raw ws's at the same count (0 for raw). */
   overheadBytes: number;
@@ -31,8 +31,12 @@ export interface HeapResultSet {
   variants: Array<{ variant: Variant; points: HeapPoint[] }>;
 }
 
-/** Sockets opened and closed before the baseline, in every variant alike. */
+/** Sockets opened and closed before the first reading, in every variant alike. */
 const WARMUP_SOCKETS = 2_000;
+/** A count is read as many times as it takes to open this many sockets (1k: 5 readings, 5k and up: 1). */
+const SOCKETS_PER_POINT = 5_000;
+/** Wait after the server reaches a count, before reading its heap (ms). */
+const SETTLE_MS = 200;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,17 +54,29 @@ export async function runHeap(opts: HeapOptions, log: (line: string) => void): P
       await client.call('connect', { group: 'warmup', url, count: WARMUP_SOCKETS, ratePerSec: 4_000, client: clientKind(variant) });
       await client.call('drop', { group: 'warmup' });
       await waitForClients(server, 0);
-      const base = await server.call<HeapResult>('heap');
       const points: Array<{ sockets: number; heap: number; arrayBuffers: number }> = [];
-      let open = 0;
       for (const count of opts.counts) {
-        const c = await client.call<{ open: number; failed: number }>('connect', { group: 'idle', url, count: count - open, ratePerSec: 3_000, client: clientKind(variant) });
-        open += c.open;
-        if (open !== count) throw new Error(`heap: ${variant}: ${open} of ${count} sockets opened (${c.failed} failed)`);
-        await waitForClients(server, count);
-        await sleep(300);
-        const h = await server.call<HeapResult>('heap');
-        points.push({ sockets: count, heap: h.heapUsed - base.heapUsed, arrayBuffers: h.arrayBuffers - base.arrayBuffers });
+        // Each count is measured against the same process just after its sockets closed, not
+        // against one baseline taken long before: code V8 compiles or throws away in between then
+        // lands on both sides. What V8 does meanwhile still moves one reading by a few hundred KB,
+        // so small counts are repeated (one reading per SOCKETS_PER_POINT sockets) and averaged.
+        const repeats = Math.ceil(SOCKETS_PER_POINT / count);
+        let heap = 0;
+        let arrayBuffers = 0;
+        for (let r = 0; r < repeats; r++) {
+          const c = await client.call<{ open: number; failed: number }>('connect', { group: 'idle', url, count, ratePerSec: 4_000, client: clientKind(variant) });
+          if (c.open !== count) throw new Error(`heap: ${variant}: ${c.open} of ${count} sockets opened (${c.failed} failed)`);
+          await waitForClients(server, count);
+          await sleep(SETTLE_MS);
+          const open = await server.call<HeapResult>('heap');
+          await client.call('drop', { group: 'idle' });
+          await waitForClients(server, 0);
+          await sleep(SETTLE_MS);
+          const closed = await server.call<HeapResult>('heap');
+          heap += (open.heapUsed - closed.heapUsed) / repeats;
+          arrayBuffers += (open.arrayBuffers - closed.arrayBuffers) / repeats;
+        }
+        points.push({ sockets: count, heap, arrayBuffers });
       }
       measured.set(variant, points);
       log(`  ${variant.padEnd(7)} ${points.map((p) => `${p.sockets}: ${Math.round(p.heap / p.sockets)} B`).join(', ')}`);
