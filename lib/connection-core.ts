@@ -1,11 +1,15 @@
 /**
  * `ConnectionCore`: the rules of one connection, with no I/O.
  *
- * It holds a connection's timestamps, its state and its ping phase, and answers every timeout
- * question — what is due now, when to look again, how long is left — from a `now` it is given.
- * It owns no socket, timer, logger or clock: `WebSocketTimeoutManager` binds it to a `ws`
- * socket and does the sending, closing and logging; the registry's snapshot and cleanup ask it.
- * Because of that, every rule is testable as a table of (state, event, time) → verdict.
+ * A core is a connection's timestamps, its state and its ping phase; the functions here answer
+ * every timeout question — what is due now, when to look again, how long is left — from a `now`
+ * they are given. A core owns no socket, timer, logger or clock: `WebSocketTimeoutManager` binds
+ * one to a `ws` socket and does the sending, closing and logging; the registry's snapshot and
+ * cleanup ask it. Because of that, every rule is testable as a table of (state, event, time) → verdict.
+ *
+ * A core is a record and the rules are functions over it, rather than a class, so that the manager
+ * can carry a core's fields itself ({@link initCore}): one object per connection instead of two
+ * saves an object header and a pointer, about 40 B of the few hundred a connection costs.
  */
 import type { TimeoutConfig } from './config.js';
 
@@ -64,214 +68,230 @@ function small(n: number): number {
 /** Weight of a new sample in the smoothed RTT (TCP's SRTT uses 1/8). */
 const RTT_SMOOTHING = 0.125;
 
-export class ConnectionCore {
-  readonly limits: CoreLimits;
+/**
+ * The state of one connection. Times are relative to `origin` (see `sinceOrigin`); read them with
+ * the functions below, which answer in epoch ms.
+ */
+export interface ConnectionCore {
+  /** The limits the rules read. */
+  readonly config: CoreLimits;
   /** This connection's lifetime (the configured one minus its jitter), ms; 0 is unlimited. */
-  readonly lifetimeMs: number;
-  private readonly connected: number;
-  private lastActivity: number;
+  lifetime: number;
+  connected: number;
+  lastActivity: number;
   /** When the last ping went out; before the first, `connected` minus the ping phase. */
-  private lastPing: number;
-  private pingOutstanding = UNSET;
-  private lastPong = UNSET;
-  private reconnectNotice = UNSET;
-  private rttMs = NONE;
+  lastPing: number;
+  pingOutstanding: number;
+  lastPong: number;
+  reconnectNotice: number;
+  rttMs: number;
   /** Smoothed RTT in µs, rounded: an integer, so it stays unboxed (see `origin`). */
-  private smoothedRttUs = NONE;
-  private current: CoreStateValue = CoreState.Open;
+  smoothedRttUs: number;
+  current: CoreStateValue;
+}
 
-  /**
-   * @param now when the connection was accepted (ms since the epoch)
-   * @param lifetimeMs the lifetime after jitter; 0 is unlimited
-   * @param pingOffsetMs how far into the ping interval this connection's pings fall: the first
-   *   ping is due `pingIntervalMs - pingOffsetMs` after `now`
-   * @param reconnectNoticeMs advise a reconnect this long before the lifetime ends; 0 never
-   */
-  constructor(limits: CoreLimits, now: number, lifetimeMs: number, pingOffsetMs = 0, reconnectNoticeMs = 0) {
-    if (origin !== origin) origin = now;
-    const at = sinceOrigin(now);
-    this.limits = limits;
-    this.lifetimeMs = lifetimeMs;
-    this.connected = at;
-    this.lastActivity = at;
-    this.lastPing = at - pingOffsetMs;
-    if (reconnectNoticeMs > 0 && lifetimeMs > reconnectNoticeMs) this.reconnectNotice = at + lifetimeMs - reconnectNoticeMs;
-  }
+/** The fields {@link initCore} writes: all but `config`, which the owner supplies. */
+type CoreFields = Omit<ConnectionCore, 'config'>;
 
-  // ---------------------------------------------------------------- what it holds (epoch ms, -1 for none)
+/**
+ * Writes a core's fields onto `target`, which must already supply `config` (the manager's
+ * `config` getter does). Always the same fields in the same order, so V8 gives every target one
+ * hidden class.
+ * @param now when the connection was accepted (ms since the epoch)
+ * @param lifetimeMs the lifetime after jitter; 0 is unlimited
+ * @param pingOffsetMs how far into the ping interval this connection's pings fall: the first
+ *   ping is due `pingIntervalMs - pingOffsetMs` after `now`
+ * @param reconnectNoticeMs advise a reconnect this long before the lifetime ends; 0 never
+ */
+export function initCore(target: object, now: number, lifetimeMs: number, pingOffsetMs = 0, reconnectNoticeMs = 0): void {
+  if (origin !== origin) origin = now;
+  const at = sinceOrigin(now);
+  const c = target as CoreFields;
+  c.lifetime = lifetimeMs;
+  c.connected = at;
+  c.lastActivity = at;
+  c.lastPing = at - pingOffsetMs;
+  c.pingOutstanding = UNSET;
+  c.lastPong = UNSET;
+  c.reconnectNotice = reconnectNoticeMs > 0 && lifetimeMs > reconnectNoticeMs ? at + lifetimeMs - reconnectNoticeMs : UNSET;
+  c.rttMs = NONE;
+  c.smoothedRttUs = NONE;
+  c.current = CoreState.Open;
+}
 
-  get state(): CoreStateValue {
-    return this.current;
-  }
-  get connectedAt(): number {
-    return this.connected + origin;
-  }
-  /** Last inbound or outbound application message. Ping/pong never move it. */
-  get lastActivityAt(): number {
-    return this.lastActivity + origin;
-  }
-  get lastPingAt(): number {
-    return this.lastPing + origin;
-  }
-  /** When the ping awaiting its pong went out; -1 when none is outstanding. */
-  get pingOutstandingSince(): number {
-    return this.pingOutstanding === UNSET ? NONE : this.pingOutstanding + origin;
-  }
-  get lastPongAt(): number {
-    return this.lastPong === UNSET ? NONE : this.lastPong + origin;
-  }
-  /** When to advise a reconnect; -1 when not configured or already sent. */
-  get reconnectNoticeAt(): number {
-    return this.reconnectNotice === UNSET ? NONE : this.reconnectNotice + origin;
-  }
-  /** Round-trip time of the last answered ping, ms; -1 before the first. */
-  get lastRttMs(): number {
-    return this.rttMs;
-  }
-  /** Exponentially smoothed round-trip time, ms (to the µs); -1 before the first. */
-  get smoothedRttMs(): number {
-    return this.smoothedRttUs === NONE ? NONE : this.smoothedRttUs / 1000;
-  }
+/** A core of its own (the manager carries its core's fields instead; see {@link initCore}). */
+export function createCore(config: CoreLimits, now: number, lifetimeMs: number, pingOffsetMs = 0, reconnectNoticeMs = 0): ConnectionCore {
+  const c = { config } as ConnectionCore;
+  initCore(c, now, lifetimeMs, pingOffsetMs, reconnectNoticeMs);
+  return c;
+}
 
-  // ---------------------------------------------------------------- events
+// ---------------------------------------------------------------- what it holds (epoch ms, -1 for none)
 
-  /** An application message went in or out. */
-  activity(now: number): void {
-    this.lastActivity = sinceOrigin(now);
-  }
+export function connectedAt(c: ConnectionCore): number {
+  return c.connected + origin;
+}
+/** Last inbound or outbound application message. Ping/pong never move it. */
+export function lastActivityAt(c: ConnectionCore): number {
+  return c.lastActivity + origin;
+}
+export function lastPingAt(c: ConnectionCore): number {
+  return c.lastPing + origin;
+}
+/** When the ping awaiting its pong went out; -1 when none is outstanding. */
+export function pingOutstandingSince(c: ConnectionCore): number {
+  return c.pingOutstanding === UNSET ? NONE : c.pingOutstanding + origin;
+}
+export function lastPongAt(c: ConnectionCore): number {
+  return c.lastPong === UNSET ? NONE : c.lastPong + origin;
+}
+/** When to advise a reconnect; -1 when not configured or already sent. */
+export function reconnectNoticeAt(c: ConnectionCore): number {
+  return c.reconnectNotice === UNSET ? NONE : c.reconnectNotice + origin;
+}
+/** Exponentially smoothed round-trip time, ms (to the µs); -1 before the first. */
+export function smoothedRttMs(c: ConnectionCore): number {
+  return c.smoothedRttUs === NONE ? NONE : c.smoothedRttUs / 1000;
+}
 
-  /**
-   * A ping went out. With `keepPhase` (a ping the scheduler found due), the next one stays on
-   * this connection's phase even when this one was late: after a stall every overdue socket
-   * pings in the same tick, but their next pings spread out again.
-   */
-  pingSent(now: number, keepPhase = false): void {
-    const at = sinceOrigin(now);
-    const late = at - this.lastPing - this.limits.pingIntervalMs;
-    this.pingOutstanding = at;
-    this.lastPing = keepPhase && late > 0 ? at - (late % this.limits.pingIntervalMs) : at;
-  }
+// ---------------------------------------------------------------- events
 
-  /** A pong arrived. Returns the round-trip time of the ping it answers, or -1 when none was outstanding. */
-  pongReceived(now: number): number {
-    const at = sinceOrigin(now);
-    this.lastPong = at;
-    if (this.pingOutstanding === UNSET) return NONE;
-    const rtt = at - this.pingOutstanding;
-    this.pingOutstanding = UNSET;
-    this.rttMs = rtt;
-    const us = small(Math.round(rtt * 1000));
-    this.smoothedRttUs = small(this.smoothedRttUs === NONE ? us : Math.round(this.smoothedRttUs + RTT_SMOOTHING * (us - this.smoothedRttUs)));
-    return rtt;
-  }
+/** An application message went in or out. */
+export function activity(c: ConnectionCore, now: number): void {
+  c.lastActivity = sinceOrigin(now);
+}
 
-  /** The reconnect notice went out (it is sent once). */
-  reconnectNoticeSent(): void {
-    this.reconnectNotice = UNSET;
-  }
+/**
+ * A ping went out. With `keepPhase` (a ping the scheduler found due), the next one stays on
+ * this connection's phase even when this one was late: after a stall every overdue socket
+ * pings in the same tick, but their next pings spread out again.
+ */
+export function pingSent(c: ConnectionCore, now: number, keepPhase = false): void {
+  const at = sinceOrigin(now);
+  const late = at - c.lastPing - c.config.pingIntervalMs;
+  c.pingOutstanding = at;
+  c.lastPing = keepPhase && late > 0 ? at - (late % c.config.pingIntervalMs) : at;
+}
 
-  /** A closing handshake started. Returns false when one had already started, or the connection closed. */
-  closing(): boolean {
-    if (this.current !== CoreState.Open) return false;
-    this.current = CoreState.Closing;
-    return true;
-  }
+/** A pong arrived. Returns the round-trip time of the ping it answers, or -1 when none was outstanding. */
+export function pongReceived(c: ConnectionCore, now: number): number {
+  const at = sinceOrigin(now);
+  c.lastPong = at;
+  if (c.pingOutstanding === UNSET) return NONE;
+  const rtt = at - c.pingOutstanding;
+  c.pingOutstanding = UNSET;
+  c.rttMs = rtt;
+  const us = small(Math.round(rtt * 1000));
+  c.smoothedRttUs = small(c.smoothedRttUs === NONE ? us : Math.round(c.smoothedRttUs + RTT_SMOOTHING * (us - c.smoothedRttUs)));
+  return rtt;
+}
 
-  /** The connection closed. Returns false when it already had. */
-  closed(): boolean {
-    if (this.current === CoreState.Closed) return false;
-    this.current = CoreState.Closed;
-    return true;
-  }
+/** The reconnect notice went out (it is sent once). */
+export function reconnectNoticeSent(c: ConnectionCore): void {
+  c.reconnectNotice = UNSET;
+}
 
-  // ---------------------------------------------------------------- verdicts
+/** A closing handshake started. Returns false when one had already started, or the connection closed. */
+export function closing(c: ConnectionCore): boolean {
+  if (c.current !== CoreState.Open) return false;
+  c.current = CoreState.Closing;
+  return true;
+}
 
-  /** No application message for `idleTimeoutMs` (never when idle is disabled). */
-  isIdle(now: number): boolean {
-    return this.isIdleFor(now, this.limits.idleTimeoutMs);
-  }
+/** The connection closed. Returns false when it already had. */
+export function closed(c: ConnectionCore): boolean {
+  if (c.current === CoreState.Closed) return false;
+  c.current = CoreState.Closed;
+  return true;
+}
 
-  /** No application message for `maxAgeMs`; never when `maxAgeMs` is 0. */
-  isIdleFor(now: number, maxAgeMs: number): boolean {
-    return maxAgeMs > 0 && this.idleFor(now) >= maxAgeMs;
-  }
+// ---------------------------------------------------------------- verdicts
 
-  /** Milliseconds since the last application message. */
-  idleFor(now: number): number {
-    return now - origin - this.lastActivity;
-  }
+/** No application message for `idleTimeoutMs` (never when idle is disabled). */
+export function isIdle(c: ConnectionCore, now: number): boolean {
+  return isIdleFor(c, now, c.config.idleTimeoutMs);
+}
 
-  /** Milliseconds since the connection was accepted. */
-  age(now: number): number {
-    return now - origin - this.connected;
-  }
+/** No application message for `maxAgeMs`; never when `maxAgeMs` is 0. */
+export function isIdleFor(c: ConnectionCore, now: number, maxAgeMs: number): boolean {
+  return maxAgeMs > 0 && idleFor(c, now) >= maxAgeMs;
+}
 
-  isLifetimeOver(now: number): boolean {
-    return this.lifetimeMs > 0 && this.age(now) >= this.lifetimeMs;
-  }
+/** Milliseconds since the last application message. */
+export function idleFor(c: ConnectionCore, now: number): number {
+  return now - origin - c.lastActivity;
+}
 
-  /** A ping is due: none is outstanding and the interval has passed since the last one. */
-  shouldPing(now: number): boolean {
-    return this.pingOutstanding === UNSET && now - origin - this.lastPing >= this.limits.pingIntervalMs;
-  }
+/** Milliseconds since the connection was accepted. */
+export function age(c: ConnectionCore, now: number): number {
+  return now - origin - c.connected;
+}
 
-  /** The outstanding ping has gone unanswered for `pongTimeoutMs`. */
-  isPongOverdue(now: number): boolean {
-    return this.pingOutstanding !== UNSET && now - origin - this.pingOutstanding >= this.limits.pongTimeoutMs;
-  }
+export function isLifetimeOver(c: ConnectionCore, now: number): boolean {
+  return c.lifetime > 0 && age(c, now) >= c.lifetime;
+}
 
-  /**
-   * What is due now, or null; only an open connection gets verdicts. After an event-loop stall
-   * (`stalled`) an overdue pong is not judged yet: a pong that arrived during the stall may be
-   * waiting to be read, so pending input gets one more turn (`nextCheckAt()` is then already past).
-   */
-  due(now: number, stalled = false): Verdict | null {
-    if (this.current !== CoreState.Open) return null;
-    if (this.isPongOverdue(now)) return stalled ? null : 'pong_timeout';
-    if (this.isLifetimeOver(now)) return 'max_lifetime';
-    if (this.isIdle(now)) return 'idle';
-    if (this.reconnectNotice !== UNSET && now - origin >= this.reconnectNotice) return 'reconnect_notice';
-    if (this.shouldPing(now)) return 'ping';
-    return null;
-  }
+/** A ping is due: none is outstanding and the interval has passed since the last one. */
+export function shouldPing(c: ConnectionCore, now: number): boolean {
+  return c.pingOutstanding === UNSET && now - origin - c.lastPing >= c.config.pingIntervalMs;
+}
 
-  /**
-   * The earliest time (epoch ms) at which `due` can answer something other than null. While a
-   * ping is outstanding no other ping can be due, so its pong deadline stands in for the next
-   * ping time: the pong that answers it moves the next check to the ping time
-   * (`pongReceived` then changes this answer).
-   */
-  nextCheckAt(): number {
-    let at = this.pingOutstanding === UNSET ? this.lastPing + this.limits.pingIntervalMs : this.pongDeadline();
-    if (this.lifetimeMs > 0) at = Math.min(at, this.connected + this.lifetimeMs);
-    if (this.limits.idleTimeoutMs > 0) at = Math.min(at, this.lastActivity + this.limits.idleTimeoutMs);
-    if (this.reconnectNotice !== UNSET) at = Math.min(at, this.reconnectNotice);
-    return at + origin;
-  }
+/** The outstanding ping has gone unanswered for `pongTimeoutMs`. */
+export function isPongOverdue(c: ConnectionCore, now: number): boolean {
+  return c.pingOutstanding !== UNSET && now - origin - c.pingOutstanding >= c.config.pongTimeoutMs;
+}
 
-  /**
-   * When the outstanding ping counts as unanswered (epoch ms); -1 when none is outstanding.
-   * The manager has this deadline checked exactly rather than on the next whole tick.
-   */
-  get pongDeadlineAt(): number {
-    return this.pingOutstanding === UNSET ? NONE : this.pongDeadline() + origin;
-  }
+/**
+ * What is due now, or null; only an open connection gets verdicts. After an event-loop stall
+ * (`stalled`) an overdue pong is not judged yet: a pong that arrived during the stall may be
+ * waiting to be read, so pending input gets one more turn (`nextCheckAt()` is then already past).
+ */
+export function due(c: ConnectionCore, now: number, stalled = false): Verdict | null {
+  if (c.current !== CoreState.Open) return null;
+  if (isPongOverdue(c, now)) return stalled ? null : 'pong_timeout';
+  if (isLifetimeOver(c, now)) return 'max_lifetime';
+  if (isIdle(c, now)) return 'idle';
+  if (c.reconnectNotice !== UNSET && now - origin >= c.reconnectNotice) return 'reconnect_notice';
+  if (shouldPing(c, now)) return 'ping';
+  return null;
+}
 
-  /** Time left before each deadline, for dashboards. */
-  remaining(now: number): Remaining {
-    const at = now - origin;
-    const left = (deadline: number): number => Math.max(0, deadline - at);
-    const { idleTimeoutMs, pingIntervalMs } = this.limits;
-    return {
-      idleMs: idleTimeoutMs > 0 ? left(this.lastActivity + idleTimeoutMs) : null,
-      lifetimeMs: this.lifetimeMs > 0 ? left(this.connected + this.lifetimeMs) : null,
-      pongMs: this.pingOutstanding !== UNSET ? left(this.pongDeadline()) : null,
-      pingMs: this.pingOutstanding === UNSET ? left(this.lastPing + pingIntervalMs) : null,
-    };
-  }
+/**
+ * The earliest time (epoch ms) at which `due` can answer something other than null. While a
+ * ping is outstanding no other ping can be due, so its pong deadline stands in for the next
+ * ping time: the pong that answers it moves the next check to the ping time
+ * (`pongReceived` then changes this answer).
+ */
+export function nextCheckAt(c: ConnectionCore): number {
+  let at = c.pingOutstanding === UNSET ? c.lastPing + c.config.pingIntervalMs : pongDeadline(c);
+  if (c.lifetime > 0) at = Math.min(at, c.connected + c.lifetime);
+  if (c.config.idleTimeoutMs > 0) at = Math.min(at, c.lastActivity + c.config.idleTimeoutMs);
+  if (c.reconnectNotice !== UNSET) at = Math.min(at, c.reconnectNotice);
+  return at + origin;
+}
 
-  /** Relative ms; Infinity when no ping is outstanding. */
-  private pongDeadline(): number {
-    return this.pingOutstanding === UNSET ? Infinity : this.pingOutstanding + this.limits.pongTimeoutMs;
-  }
+/**
+ * When the outstanding ping counts as unanswered (epoch ms); -1 when none is outstanding.
+ * The manager has this deadline checked exactly rather than on the next whole tick.
+ */
+export function pongDeadlineAt(c: ConnectionCore): number {
+  return c.pingOutstanding === UNSET ? NONE : pongDeadline(c) + origin;
+}
+
+/** Time left before each deadline, for dashboards. */
+export function remaining(c: ConnectionCore, now: number): Remaining {
+  const at = now - origin;
+  const left = (deadline: number): number => Math.max(0, deadline - at);
+  const { idleTimeoutMs, pingIntervalMs } = c.config;
+  return {
+    idleMs: idleTimeoutMs > 0 ? left(c.lastActivity + idleTimeoutMs) : null,
+    lifetimeMs: c.lifetime > 0 ? left(c.connected + c.lifetime) : null,
+    pongMs: c.pingOutstanding !== UNSET ? left(pongDeadline(c)) : null,
+    pingMs: c.pingOutstanding === UNSET ? left(c.lastPing + pingIntervalMs) : null,
+  };
+}
+
+/** Relative ms; Infinity when no ping is outstanding. */
+function pongDeadline(c: ConnectionCore): number {
+  return c.pingOutstanding === UNSET ? Infinity : c.pingOutstanding + c.config.pongTimeoutMs;
 }

@@ -2,7 +2,8 @@
 // times (ms after the connection was accepted) and asks one question at one time. No socket, no
 // timer, no clock: `now` is an argument, so every row is exact.
 import { expect } from 'chai';
-import { ConnectionCore, CoreState, type CoreLimits, type Verdict } from '../lib/connection-core.js';
+import * as connection from '../lib/connection-core.js';
+import { createCore, CoreState, type ConnectionCore, type CoreLimits, type Verdict } from '../lib/connection-core.js';
 
 /** An epoch time like a real clock's, so the core's origin arithmetic is exercised. */
 const T0 = 1_764_000_000_000;
@@ -27,29 +28,29 @@ interface Setup {
 const LIMITS: CoreLimits = { idleTimeoutMs: 10_000, pingIntervalMs: 1_000, pongTimeoutMs: 500 };
 
 function core(setup: Setup): ConnectionCore {
-  const c = new ConnectionCore({ ...LIMITS, ...setup.limits }, T0, setup.lifetimeMs ?? 0, setup.pingOffsetMs ?? 0, setup.reconnectNoticeMs ?? 0);
+  const c = createCore({ ...LIMITS, ...setup.limits }, T0, setup.lifetimeMs ?? 0, setup.pingOffsetMs ?? 0, setup.reconnectNoticeMs ?? 0);
   for (const event of setup.events ?? []) {
     switch (event[0]) {
       case 'activity':
-        c.activity(T0 + event[1]);
+        connection.activity(c, T0 + event[1]);
         break;
       case 'ping':
-        c.pingSent(T0 + event[1]);
+        connection.pingSent(c, T0 + event[1]);
         break;
       case 'pingOnPhase':
-        c.pingSent(T0 + event[1], true);
+        connection.pingSent(c, T0 + event[1], true);
         break;
       case 'pong':
-        c.pongReceived(T0 + event[1]);
+        connection.pongReceived(c, T0 + event[1]);
         break;
       case 'noticeSent':
-        c.reconnectNoticeSent();
+        connection.reconnectNoticeSent(c);
         break;
       case 'closing':
-        c.closing();
+        connection.closing(c);
         break;
       case 'closed':
-        c.closed();
+        connection.closed(c);
         break;
     }
   }
@@ -111,7 +112,7 @@ describe('ConnectionCore', () => {
     ];
     for (const [given, setup, at, stalled, verdict] of rows) {
       it(`${given} — at +${at}${stalled ? ' (stalled)' : ''} → ${verdict ?? 'nothing'}`, () => {
-        expect(core(setup).due(T0 + at, stalled)).to.equal(verdict);
+        expect(connection.due(core(setup), T0 + at, stalled)).to.equal(verdict);
       });
     }
   });
@@ -132,15 +133,15 @@ describe('ConnectionCore', () => {
     ];
     for (const [given, setup, nextCheck] of rows) {
       it(`${given} → +${nextCheck}`, () => {
-        expect(core(setup).nextCheckAt()).to.equal(T0 + nextCheck);
+        expect(connection.nextCheckAt(core(setup))).to.equal(T0 + nextCheck);
       });
     }
 
     it('is exact: due() answers nothing 1 ms before it, and something at it', () => {
       for (const setup of rows.map((row) => row[1])) {
         const c = core(setup);
-        expect(c.due(c.nextCheckAt() - 1), JSON.stringify(setup)).to.equal(null);
-        expect(c.due(c.nextCheckAt()), JSON.stringify(setup)).to.not.equal(null);
+        expect(connection.due(c, connection.nextCheckAt(c) - 1), JSON.stringify(setup)).to.equal(null);
+        expect(connection.due(c, connection.nextCheckAt(c)), JSON.stringify(setup)).to.not.equal(null);
       }
     });
   });
@@ -148,14 +149,14 @@ describe('ConnectionCore', () => {
   describe('remaining(now): what a dashboard shows', () => {
     it('idle, lifetime, pong and ping time left; null for what is off', () => {
       const c = core({ lifetimeMs: 60_000, events: [['activity', 2_000], ['ping', 3_000]] });
-      expect(c.remaining(T0 + 3_200)).to.deep.equal({ idleMs: 8_800, lifetimeMs: 56_800, pongMs: 300, pingMs: null });
-      c.pongReceived(T0 + 3_300);
-      expect(c.remaining(T0 + 3_400)).to.deep.equal({ idleMs: 8_600, lifetimeMs: 56_600, pongMs: null, pingMs: 600 });
-      expect(core({ limits: { idleTimeoutMs: 0 } }).remaining(T0)).to.deep.equal({ idleMs: null, lifetimeMs: null, pongMs: null, pingMs: 1_000 });
+      expect(connection.remaining(c, T0 + 3_200)).to.deep.equal({ idleMs: 8_800, lifetimeMs: 56_800, pongMs: 300, pingMs: null });
+      connection.pongReceived(c, T0 + 3_300);
+      expect(connection.remaining(c, T0 + 3_400)).to.deep.equal({ idleMs: 8_600, lifetimeMs: 56_600, pongMs: null, pingMs: 600 });
+      expect(connection.remaining(core({ limits: { idleTimeoutMs: 0 } }), T0)).to.deep.equal({ idleMs: null, lifetimeMs: null, pongMs: null, pingMs: 1_000 });
     });
 
     it('0 once a deadline has passed, never negative', () => {
-      expect(core({ lifetimeMs: 1_000 }).remaining(T0 + 50_000)).to.include({ idleMs: 0, lifetimeMs: 0, pingMs: 0 });
+      expect(connection.remaining(core({ lifetimeMs: 1_000 }), T0 + 50_000)).to.include({ idleMs: 0, lifetimeMs: 0, pingMs: 0 });
     });
   });
 
@@ -170,8 +171,8 @@ describe('ConnectionCore', () => {
     for (const [given, events, at, maxAgeMs, idle] of rows) {
       it(`${given} → ${idle}`, () => {
         const c = core({ events });
-        expect(c.isIdleFor(T0 + at, maxAgeMs)).to.equal(idle);
-        expect(c.idleFor(T0 + at)).to.equal(at - Math.max(0, ...events.map((e) => e[1] as number)));
+        expect(connection.isIdleFor(c, T0 + at, maxAgeMs)).to.equal(idle);
+        expect(connection.idleFor(c, T0 + at)).to.equal(at - Math.max(0, ...events.map((e) => e[1] as number)));
       });
     }
   });
@@ -179,44 +180,44 @@ describe('ConnectionCore', () => {
   describe('events', () => {
     it('pongReceived answers the round-trip time and smooths it by 1/8; -1 without an outstanding ping', () => {
       const c = core({});
-      expect(c.pongReceived(T0 + 10)).to.equal(-1);
-      expect(c.lastPongAt).to.equal(T0 + 10);
-      expect(c.lastRttMs).to.equal(-1);
-      c.pingSent(T0 + 1_000);
-      expect(c.pingOutstandingSince).to.equal(T0 + 1_000);
-      expect(c.pongDeadlineAt).to.equal(T0 + 1_500);
-      expect(c.pongReceived(T0 + 1_080)).to.equal(80);
-      expect([c.lastRttMs, c.smoothedRttMs, c.pingOutstandingSince, c.pongDeadlineAt]).to.deep.equal([80, 80, -1, -1]);
-      c.pingSent(T0 + 2_000);
-      c.pongReceived(T0 + 2_160);
-      expect([c.lastRttMs, c.smoothedRttMs]).to.deep.equal([160, 90]);
+      expect(connection.pongReceived(c, T0 + 10)).to.equal(-1);
+      expect(connection.lastPongAt(c)).to.equal(T0 + 10);
+      expect(c.rttMs).to.equal(-1);
+      connection.pingSent(c, T0 + 1_000);
+      expect(connection.pingOutstandingSince(c)).to.equal(T0 + 1_000);
+      expect(connection.pongDeadlineAt(c)).to.equal(T0 + 1_500);
+      expect(connection.pongReceived(c, T0 + 1_080)).to.equal(80);
+      expect([c.rttMs, connection.smoothedRttMs(c), connection.pingOutstandingSince(c), connection.pongDeadlineAt(c)]).to.deep.equal([80, 80, -1, -1]);
+      connection.pingSent(c, T0 + 2_000);
+      connection.pongReceived(c, T0 + 2_160);
+      expect([c.rttMs, connection.smoothedRttMs(c)]).to.deep.equal([160, 90]);
     });
 
     it('state: open → closing → closed; each step reports whether it changed anything', () => {
       const c = core({});
-      expect(c.state).to.equal(CoreState.Open);
-      expect(c.closing()).to.equal(true);
-      expect(c.closing()).to.equal(false);
-      expect(c.state).to.equal(CoreState.Closing);
-      expect(c.closed()).to.equal(true);
-      expect(c.closed()).to.equal(false);
-      expect(c.closing()).to.equal(false);
-      expect(c.state).to.equal(CoreState.Closed);
+      expect(c.current).to.equal(CoreState.Open);
+      expect(connection.closing(c)).to.equal(true);
+      expect(connection.closing(c)).to.equal(false);
+      expect(c.current).to.equal(CoreState.Closing);
+      expect(connection.closed(c)).to.equal(true);
+      expect(connection.closed(c)).to.equal(false);
+      expect(connection.closing(c)).to.equal(false);
+      expect(c.current).to.equal(CoreState.Closed);
     });
 
     it('a connection may close without a closing handshake', () => {
       const c = core({});
-      expect(c.closed()).to.equal(true);
-      expect(c.state).to.equal(CoreState.Closed);
+      expect(connection.closed(c)).to.equal(true);
+      expect(c.current).to.equal(CoreState.Closed);
     });
 
     it('times read back as epoch ms, whatever clock the first core saw', () => {
-      const early = new ConnectionCore(LIMITS, 5, 0);
-      early.activity(17);
-      expect([early.connectedAt, early.lastActivityAt]).to.deep.equal([5, 17]);
+      const early = createCore(LIMITS, 5, 0);
+      connection.activity(early, 17);
+      expect([connection.connectedAt(early), connection.lastActivityAt(early)]).to.deep.equal([5, 17]);
       const c = core({ lifetimeMs: 5_000, reconnectNoticeMs: 1_000, pingOffsetMs: 250 });
-      expect([c.connectedAt, c.lastActivityAt, c.lastPingAt, c.reconnectNoticeAt, c.lifetimeMs]).to.deep.equal([T0, T0, T0 - 250, T0 + 4_000, 5_000]);
-      expect(c.age(T0 + 1_234)).to.equal(1_234);
+      expect([connection.connectedAt(c), connection.lastActivityAt(c), connection.lastPingAt(c), connection.reconnectNoticeAt(c), c.lifetime]).to.deep.equal([T0, T0, T0 - 250, T0 + 4_000, 5_000]);
+      expect(connection.age(c, T0 + 1_234)).to.equal(1_234);
     });
   });
 });

@@ -4,6 +4,7 @@
  * for the whole registry, each run timed from the end of the last). Keeps the run statistics
  * `getSessionMetrics()` reports.
  */
+import * as connection from '../connection-core.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { SessionCleanupError } from '../errors.js';
@@ -127,7 +128,7 @@ export class SessionCleanup {
             // Closed, closing or removed since the snapshot: someone else handles it.
             if (manager.state !== 'open' || !live.has(manager)) continue;
             checked++;
-            if (!manager.core.isIdleFor(now, maxAgeMs)) continue;
+            if (!connection.isIdleFor(manager.core, now, maxAgeMs)) continue;
             const bytes = estimatedBytes(manager);
             closes.push(
               this.expire(manager, now, maxAgeMs).then(
@@ -169,7 +170,7 @@ export class SessionCleanup {
   /** The idle close: the notice (best effort, bounded by the send deadline), then 4001. */
   private async expire(manager: WebSocketTimeoutManager, now: number, maxAgeMs: number): Promise<void> {
     this.options.live.timedOut(manager, 'idle');
-    this.options.logger.warn('WebSocket timeout', connectionMeta(manager, { reason: 'idle', source: 'cleanup', maxAgeMs, idleMs: manager.core.idleFor(now) }));
+    this.options.logger.warn('WebSocket timeout', connectionMeta(manager, { reason: 'idle', source: 'cleanup', maxAgeMs, idleMs: connection.idleFor(manager.core, now) }));
     if (this.options.timeoutNotice) {
       // Not awaited: the close frame queues behind the notice, and gracefulClose bounds both.
       void manager.sendJsonWithTimeout({

@@ -7,6 +7,7 @@
  * bookkeeping happens here, and so do the `WebSocket connected` / `WebSocket closed` lines, with
  * `totalConnections` (the managers write none of their own: see `managerLogsConnections`).
  */
+import * as connection from '../connection-core.js';
 import type { Clock } from '../clock.js';
 import type { TimeoutReason } from '../close-codes.js';
 import type { ConnectionObserver } from '../connection-observer.js';
@@ -82,7 +83,7 @@ export class LiveSet implements ConnectionObserver {
     this.endingReasons.delete(manager);
     if (!this.managers.delete(manager)) return;
     const { clock, logger, metrics, hooks } = this.options;
-    const durationMs = manager.core.age(clock.now());
+    const durationMs = connection.age(manager.core, clock.now());
     this.closedCount++;
     this.closedDurationMs += durationMs;
     metrics?.connectionClosed(durationMs, timeoutReason);

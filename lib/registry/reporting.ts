@@ -2,6 +2,7 @@
  * What the registry reports about its sessions: `getSessionMetrics()` for health checks and
  * `snapshot()` for a dashboard. Both are O(n) in the tracked sessions, never on a hot path.
  */
+import * as connection from '../connection-core.js';
 import type { TimeoutReason } from '../close-codes.js';
 import type { WebSocketTimeoutManager } from '../manager.js';
 
@@ -75,20 +76,20 @@ export interface ConnectionSnapshot {
 
 /** A session a cleanup run with `maxAgeMs` would end: closing already, or inactive that long (0: none). */
 export function isExpired(manager: WebSocketTimeoutManager, now: number, maxAgeMs: number): boolean {
-  return manager.state !== 'open' || manager.core.isIdleFor(now, maxAgeMs);
+  return manager.state !== 'open' || connection.isIdleFor(manager.core, now, maxAgeMs);
 }
 
 /** `manager` as the dashboard shows it at `now`. */
 export function snapshotOf(manager: WebSocketTimeoutManager, now: number): ConnectionSnapshot {
   const core = manager.core;
-  const remaining = core.remaining(now);
+  const remaining = connection.remaining(core, now);
   return {
     id: manager.id,
     userId: manager.userId ?? null,
     labels: { ...manager.labels },
     connectedAt: manager.connectedAt,
-    ageMs: core.age(now),
-    idleMs: core.idleFor(now),
+    ageMs: connection.age(core, now),
+    idleMs: connection.idleFor(core, now),
     idleRemainingMs: remaining.idleMs,
     lifetimeRemainingMs: remaining.lifetimeMs,
     lastRttMs: manager.lastRttMs < 0 ? null : manager.lastRttMs,
