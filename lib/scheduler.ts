@@ -69,10 +69,10 @@ export interface SchedulerOptions {
   onError?: (err: unknown, entry: SchedulerEntry) => void;
 }
 
-/** The defaults, declared once. */
 /** The longest the timer sleeps, in ticks, however far the next deadline is. */
 const MAX_SLEEP_TICKS = 64;
 
+/** The defaults, declared once. */
 export const SCHEDULER_DEFAULTS = Object.freeze({ resolutionMs: 1000, wheelSize: 1024 });
 
 /** A timer-driven tick yields to pending I/O once its callbacks have run this long (ms). */
