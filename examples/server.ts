@@ -180,7 +180,9 @@ async function closeConnection(id: string): Promise<'closed' | 'gone' | 'unknown
 
 /** The fleet part of the dashboard: this node, the fleet's health, and every live node's counts (the last read while Redis is unreachable). */
 async function fleetView(node: FleetNode) {
-  return { nodeId: node.nodeId, ...node.health(), members: await node.members() };
+  // Members first: health() totals the last read, which is then this one, so the totals match the rows.
+  const members = await node.members();
+  return { nodeId: node.nodeId, ...node.health(), members };
 }
 
 /** What the dashboard polls: one entry per open connection, plus the counters and the config. */

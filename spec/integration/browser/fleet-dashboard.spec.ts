@@ -38,8 +38,13 @@ describe('the example dashboard of a fleet node in chromium', function () {
   it('lists every node with its connections, and closes a row through the fleet API', async () => {
     const onB = await openClient(`${fleet!.nodes.b!.wsUrl}/ws/echo?user=held-by-b`);
     const onA = await openClient(`${fleet!.nodes.a!.wsUrl}/ws/echo?user=held-by-a`);
-    // Membership is refreshed every 0.5 s: node b's row shows its connection once a has read it.
-    await page.waitForFunction(() => document.querySelector('tr[data-node="b"] [data-field=connections]')?.textContent === '1', undefined, { timeout: 10_000 });
+    // Membership is refreshed every 0.5 s, by each node for itself: each row shows its node's
+    // connection once that node has published it and a has read it (node a's own row can lag b's).
+    await page.waitForFunction(
+      () => ['a', 'b'].every((node) => document.querySelector(`tr[data-node="${node}"] [data-field=connections]`)?.textContent === '1'),
+      undefined,
+      { timeout: 10_000 },
+    );
     expect(await page.locator('#node-id').innerText()).to.equal('a');
     expect(await page.locator('tr[data-node="a"] td').first().innerText()).to.include('this node');
     expect(await page.locator('[data-testid=fleet-status]').innerText()).to.match(/2 node\(s\), 2 connection\(s\)/);
