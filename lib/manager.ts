@@ -179,8 +179,8 @@ type Send = { text: string; timeoutMs: number; resolve: (sent: boolean) => void;
  * The receive and send queues and the close lifecycle's I/O, allocated on first use: a socket
  * served by `onMessage` that never waits for room under `maxBufferedBytes` pays for none of it
  * until it closes, and holds one field for all of it. The common case, one
- * receive waiting and nothing queued, holds no array: an array keeps the backing store it grew
- * (17 slots, about 150 B) after it is emptied, so emptied arrays are dropped.
+ * receive waiting and nothing queued, holds five fields and no array: an array keeps the
+ * backing store it grew (17 slots, about 150 B) after it is emptied, so emptied arrays are dropped.
  */
 interface IoState {
   /** Messages no `receiveWithTimeout` has taken yet; null when none. */
@@ -192,10 +192,16 @@ interface IoState {
    * unboxed, where an epoch time would cost a heap number), or {@link NO_DEADLINE}.
    */
   deadline: number;
-  /** The receives waiting behind it, oldest first; null when at most one waits. */
-  waiters: Waiter[] | null;
   /** Resolves the earliest receive deadline at its time, once it is within two ticks (see `scheduleCheck`). */
   timer: TimerHandle;
+  /** The rest, allocated on first use: one waiting receive never needs it. */
+  extras: IoExtras | null;
+}
+
+/** The I/O state a socket in the manual loop seldom needs. */
+interface IoExtras {
+  /** The receives waiting behind the oldest, oldest first; null when at most one waits. */
+  waiters: Waiter[] | null;
   /** Sends waiting for `bufferedAmount` to fall to `maxBufferedBytes`, oldest first; null when none. */
   sends: Send[] | null;
   /** The socket was paused because `messages` reached `maxQueuedMessages`. */
@@ -490,7 +496,7 @@ export class WebSocketTimeoutManager {
 
   /** `gracefulClose` was called (whether or not the connection has closed since). */
   private get closeRequested(): boolean {
-    return this.io?.closing?.outcome != null;
+    return this.io?.extras?.closing?.outcome != null;
   }
 
   private get closed(): boolean {
@@ -498,7 +504,11 @@ export class WebSocketTimeoutManager {
   }
 
   private ioState(): IoState {
-    return (this.io ??= { messages: null, resolve: null, deadline: NO_DEADLINE, waiters: null, timer: undefined, sends: null, paused: false, closing: null });
+    return (this.io ??= { messages: null, resolve: null, deadline: NO_DEADLINE, timer: undefined, extras: null });
+  }
+
+  private ioExtras(): IoExtras {
+    return (this.ioState().extras ??= { waiters: null, sends: null, paused: false, closing: null });
   }
 
   // ---------------------------------------------------------------- receiving
@@ -528,7 +538,7 @@ export class WebSocketTimeoutManager {
       queues.resolve = resolve;
       queues.deadline = deadline;
     } else {
-      (queues.waiters ??= []).push({ resolve, deadline });
+      (this.ioExtras().waiters ??= []).push({ resolve, deadline });
     }
     if (deadline !== NO_DEADLINE) this.scheduleCheck();
     return promise;
@@ -539,7 +549,8 @@ export class WebSocketTimeoutManager {
     const queues = this.io;
     if (queues === null || queues.resolve === null) return -1;
     let earliest = queues.deadline === NO_DEADLINE ? Infinity : queues.deadline;
-    if (queues.waiters !== null) for (const w of queues.waiters) if (w.deadline !== NO_DEADLINE && w.deadline < earliest) earliest = w.deadline;
+    const waiters = queues.extras?.waiters;
+    if (waiters != null) for (const w of waiters) if (w.deadline !== NO_DEADLINE && w.deadline < earliest) earliest = w.deadline;
     return earliest === Infinity ? -1 : connection.connectedAt(this.core) + earliest;
   }
 
@@ -548,10 +559,11 @@ export class WebSocketTimeoutManager {
     const queues = this.io;
     if (queues === null || queues.resolve === null) return null;
     const resolve = queues.resolve;
-    const next = queues.waiters?.shift();
+    const extras = queues.extras;
+    const next = extras?.waiters?.shift();
     queues.resolve = next?.resolve ?? null;
     queues.deadline = next?.deadline ?? NO_DEADLINE;
-    if (queues.waiters?.length === 0) queues.waiters = null;
+    if (extras?.waiters?.length === 0) extras.waiters = null;
     return resolve;
   }
 
@@ -560,7 +572,8 @@ export class WebSocketTimeoutManager {
     const queues = this.io;
     if (queues === null || queues.resolve === null) return;
     const age = connection.age(this.core, now);
-    const waiters = queues.waiters;
+    const extras = queues.extras;
+    const waiters = extras?.waiters ?? null;
     if (waiters !== null) {
       for (let i = waiters.length - 1; i >= 0; i--) {
         const w = waiters[i]!;
@@ -569,7 +582,7 @@ export class WebSocketTimeoutManager {
           w.resolve(null);
         }
       }
-      if (waiters.length === 0) queues.waiters = null;
+      if (waiters.length === 0) extras!.waiters = null;
     }
     if (queues.deadline !== NO_DEADLINE && age >= queues.deadline) this.takeWaiter()!(null);
   }
@@ -601,9 +614,9 @@ export class WebSocketTimeoutManager {
       const queues = this.ioState();
       const messages = (queues.messages ??= []);
       messages.push(message);
-      if (!queues.paused && messages.length >= this.options.maxQueuedMessages && this.ws.pause) {
+      if (messages.length >= this.options.maxQueuedMessages && this.ws.pause && !queues.extras?.paused) {
         // Backpressure: stop reading from the peer rather than let the queue grow.
-        queues.paused = true;
+        this.ioExtras().paused = true;
         this.ws.pause();
       }
     }
@@ -611,8 +624,8 @@ export class WebSocketTimeoutManager {
 
   private resumeIfDrained(): void {
     const queues = this.io!;
-    if (queues.paused && (queues.messages?.length ?? 0) <= this.options.maxQueuedMessages / 2) {
-      queues.paused = false;
+    if (queues.extras?.paused && (queues.messages?.length ?? 0) <= this.options.maxQueuedMessages / 2) {
+      queues.extras.paused = false;
       this.ws.resume?.();
     }
   }
@@ -651,14 +664,14 @@ export class WebSocketTimeoutManager {
       // A burst over the limit is not yet a slow consumer: a peer that reads drains it within the
       // deadline. Until then the text waits here (a broadcast's one string is shared by every
       // recipient), so the socket holds at most the limit plus one frame.
-      (this.ioState().sends ??= []).push(send);
+      (this.ioExtras().sends ??= []).push(send);
       this.startDeadline(send);
     }
     return promise;
   }
 
   private waitingSends(): Send[] | null {
-    return this.io?.sends ?? null;
+    return this.io?.extras?.sends ?? null;
   }
 
   private write(send: Send): void {
@@ -715,15 +728,16 @@ export class WebSocketTimeoutManager {
     if (waiting === null) return;
     if (this.core.current !== CoreState.Open || this.ws.readyState !== ReadyState.OPEN) return this.failWaiting();
     while (waiting.length > 0 && this.ws.bufferedAmount <= this.options.maxBufferedBytes) this.write(waiting.shift()!);
-    if (waiting.length === 0 && this.io!.sends === waiting) this.io!.sends = null;
+    const extras = this.io!.extras!;
+    if (waiting.length === 0 && extras.sends === waiting) extras.sends = null;
   }
 
   /** Waiting sends can no longer go out (the connection is closing or closed): each resolves `false` now. */
   private failWaiting(): void {
-    const queues = this.io;
-    if (queues === null) return;
-    const waiting = queues.sends?.splice(0) ?? [];
-    queues.sends = null;
+    const extras = this.io?.extras;
+    if (extras == null) return;
+    const waiting = extras.sends?.splice(0) ?? [];
+    extras.sends = null;
     for (const send of waiting) this.settle(send, false);
   }
 
@@ -1027,7 +1041,7 @@ export class WebSocketTimeoutManager {
   }
 
   private closingState(): Closing {
-    return (this.ioState().closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
+    return (this.ioExtras().closing ??= { outcome: null, finish: null, timer: undefined, signal: null, resolveSignal: null });
   }
 
   /** @internal the socket's `close()` was called: by `gracefulClose`, by other code, or by ws on the peer's close frame */
@@ -1085,7 +1099,7 @@ export class WebSocketTimeoutManager {
     this.options.scheduler.cancel(this);
     if (this.io !== null) this.clock.clearTimeout(this.io.timer);
     this.failWaiting();
-    const closing = this.io?.closing ?? null;
+    const closing = this.io?.extras?.closing ?? null;
     if (closing !== null) {
       this.clock.clearTimeout(closing.timer);
       closing.finish?.('closed');
