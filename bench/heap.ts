@@ -1,7 +1,8 @@
 /**
  * Figure 2 — heap per idle socket: 2k, 5k and 9k (and 1k) idle sockets held by each variant,
  * heap measured after full GCs (`--expose-gc`) with the sockets open, minus the heap of the same
- * process right after they closed (averaged over repeated readings at the small counts). The overhead of a variant is its bytes per socket minus raw ws's at the same
+ * process right after they closed (averaged over repeated readings at the small counts), with
+ * V8's code flushing off in the server (see KEEP_CODE). The overhead of a variant is its bytes per socket minus raw ws's at the same
  * count. Every variant runs in a fresh server process; the client sockets live in another process.
  */
 import { round } from './stats.js';
@@ -35,6 +36,13 @@ export interface HeapResultSet {
 const WARMUP_SOCKETS = 2_000;
 /** A count is read as many times as it takes to open this many sockets (1k: 5 readings, 5k and up: 1). */
 const SOCKETS_PER_POINT = 5_000;
+/**
+ * V8 throws away the bytecode and baseline code of functions that have not run for a few GCs,
+ * and compiles them again on their next call. Each reading runs several full GCs, so with flushing
+ * on, ws's and the library's connect and close code was discarded and recompiled between the
+ * readings of one count, a few hundred KB either way: code the process holds once, not per socket.
+ */
+const KEEP_CODE = ['--no-flush-bytecode', '--no-flush-baseline-code'];
 /** Wait after the server reaches a count, before reading its heap (ms). */
 const SETTLE_MS = 200;
 
@@ -44,7 +52,7 @@ export async function runHeap(opts: HeapOptions, log: (line: string) => void): P
   const measured = new Map<Variant, Array<{ sockets: number; heap: number; arrayBuffers: number }>>();
   for (const variant of opts.variants) {
     const client = await startWorker(`heap-client-${variant}`, new URL('./client.ts', import.meta.url));
-    const server = await startWorker(`heap-server-${variant}`, new URL('./server.ts', import.meta.url), ['--expose-gc']);
+    const server = await startWorker(`heap-server-${variant}`, new URL('./server.ts', import.meta.url), ['--expose-gc', ...KEEP_CODE]);
     try {
       const { port } = await server.call<{ port: number }>('listen', { variant, heartbeatMs: opts.heartbeatMs });
       const url = `ws://127.0.0.1:${port}/`;
