@@ -12,7 +12,7 @@
  */
 import { cleanEnv, EnvError, makeValidator, type ReporterOptions } from 'envalid';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { RECONNECT_BUDGET_DEFAULTS } from './reconnect-budget.js';
+import { RECONNECT_BUDGET_DEFAULTS, RECONNECT_BUDGET_LIMITS } from './reconnect-budget.js';
 
 /** The named presets selected with `WS_TIMEOUT_PROFILE`. */
 export type TimeoutProfile = 'development' | 'production' | 'high-latency';
@@ -152,8 +152,8 @@ export const RECONNECT_RATE = Object.freeze({
   env: 'WS_FLEET_RECONNECT_RATE',
   /** Closes per second across the fleet when the variable is unset. */
   default: 200,
-  /** The largest accepted rate: a close every microsecond is no pacing at all. */
-  max: 1_000_000,
+  /** The largest accepted rate, closes per second. */
+  max: RECONNECT_BUDGET_LIMITS.maxRate,
   doc: 'closes per second the clients see across the fleet, from lifetime expiries and drains (fractions allowed); > 0',
 });
 
@@ -164,7 +164,7 @@ export const RECONNECT_JITTER = Object.freeze({
   /** Seconds when the variable is unset. */
   default: RECONNECT_BUDGET_DEFAULTS.jitterMs / 1000,
   /** The largest accepted value, seconds. */
-  max: 60,
+  max: RECONNECT_BUDGET_LIMITS.maxJitterMs / 1000,
   doc: 'seconds by which the delay from a close to its client seeing it may vary; the budget paces for it; 0 to 60',
 });
 
@@ -733,7 +733,7 @@ export function explainTimeoutConfig(
   problem(RECONNECT_RATE.env);
   const reconnectRate = envErrors[RECONNECT_RATE.env] ? undefined : ((read(RECONNECT_RATE.env) as number | undefined) ?? RECONNECT_RATE.default);
   problem(RECONNECT_JITTER.env);
-  const reconnectJitterMs = envErrors[RECONNECT_JITTER.env] ? undefined : ((read(RECONNECT_JITTER.env) as number | undefined) ?? RECONNECT_JITTER.default * 1000);
+  const reconnectJitterMs = envErrors[RECONNECT_JITTER.env] ? undefined : ((read(RECONNECT_JITTER.env) as number | undefined) ?? RECONNECT_BUDGET_DEFAULTS.jitterMs);
 
   // Code wins over env, env over the profile. A bad env value overridden by valid code stays
   // reported, but the field takes part in the cross-field rules with the code value.

@@ -48,26 +48,30 @@ export const RECONNECT_BUDGET_DEFAULTS = Object.freeze({
   jitterMs: 250,
 });
 
-/** The largest accepted jitter allowance, ms: a minute is far past any delivery delay. */
-const MAX_JITTER_MS = 60_000;
+/** The accepted range of the options, declared once (the environment variables read the same). */
+export const RECONNECT_BUDGET_LIMITS = Object.freeze({
+  /** The largest rate, closes per second: a close every microsecond is already no pacing at all. */
+  maxRate: 1_000_000,
+  /** The largest jitter allowance, ms: a minute is far past any delivery delay. */
+  maxJitterMs: 60_000,
+});
+
+const { maxRate: MAX_RATE, maxJitterMs: MAX_JITTER_MS } = RECONNECT_BUDGET_LIMITS;
 
 /**
  * @throws {RangeError} When `jitterMs` is not a number from 0 to 60,000.
  */
-export function checkJitterMs(jitterMs: unknown, name = 'jitterMs'): number {
+function checkJitterMs(jitterMs: unknown, name = 'jitterMs'): number {
   if (typeof jitterMs !== 'number' || !Number.isFinite(jitterMs) || jitterMs < 0 || jitterMs > MAX_JITTER_MS) {
     throw new RangeError(`ReconnectBudget: ${name} must be a number of ms from 0 to ${MAX_JITTER_MS}, got ${String(jitterMs)}`);
   }
   return jitterMs;
 }
 
-/** The largest accepted rate: a close every microsecond is already no pacing at all. */
-const MAX_RATE = 1_000_000;
-
 /**
  * @throws {RangeError} When `rate` is not a number greater than 0 and at most 1,000,000.
  */
-export function checkReconnectRate(rate: unknown, name = 'rate'): number {
+function checkReconnectRate(rate: unknown, name = 'rate'): number {
   if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > MAX_RATE) {
     throw new RangeError(
       `ReconnectBudget: ${name} must be a number of closes per second greater than 0 and at most ${MAX_RATE} ` +
