@@ -17,7 +17,7 @@ import { defaultTimeoutConfig, isTimeoutConfig, resolveTimeoutConfig, type Timeo
 import * as connection from './connection-core.js';
 import { CoreState, initCore, type ConnectionCore } from './connection-core.js';
 import { managerLogsConnections, type ConnectionObserver } from './connection-observer.js';
-import type { WithDefaults } from './defaults.js';
+import { overDefaults, type WithDefaults } from './defaults.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { pacerOf } from './close-pacer.js';
 import type { ReconnectBudget } from './reconnect-budget.js';
@@ -151,20 +151,18 @@ function resolveOptions(options: ManagerOptions): ResolvedOptions {
  * options object (bench/heap-breakdown.ts --mode manual). Never frozen: a frozen prototype's
  * properties could not be shadowed by assignment.
  */
-const RESOLVED_DEFAULTS: Readonly<ManagerOptions> = Object.assign({}, MANAGER_DEFAULTS);
+const RESOLVED_DEFAULTS: typeof MANAGER_DEFAULTS = Object.assign({}, MANAGER_DEFAULTS);
 
 function resolve(options: ManagerOptions): ResolvedOptions {
-  // As withDefaults: an option given as undefined takes its default.
-  const resolved = Object.create(RESOLVED_DEFAULTS) as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    const value = options[key as keyof ManagerOptions];
-    if (value !== undefined) resolved[key] = value;
-  }
+  const merged = overDefaults(RESOLVED_DEFAULTS, options);
   const config = isTimeoutConfig(options.config) ? options.config : resolveTimeoutConfig(defaultTimeoutConfig(), options.config);
-  resolved.config = config;
-  resolved.logger = options.logger ?? defaultLogger();
-  resolved.scheduler = options.scheduler ?? sharedScheduler((resolved as { clock: Clock }).clock, config.resolutionMs);
-  return Object.freeze(resolved) as unknown as ResolvedOptions;
+  return Object.freeze(
+    Object.assign(merged, {
+      config,
+      logger: options.logger ?? defaultLogger(),
+      scheduler: options.scheduler ?? sharedScheduler(merged.clock, config.resolutionMs),
+    }),
+  );
 }
 
 type Resolve = (message: Message | null) => void;
