@@ -10,11 +10,11 @@
  * figure 2). The manual mode runs the bench's own loop (`receiveWithTimeout` →
  * `sendJsonWithTimeout` on a started manager), each socket idle in a pending receive. In each
  * child the clients share the server's process; both hold the same clients, so they cancel out.
- * As in figure 2, 200 managed sockets open and close first in both children, so the library's
- * code is compiled in both and not counted per socket. Loopback only; every process exits by itself.
- * `--warmup N` opens and closes N sockets first instead (with 2,000, the code V8 optimises once
- * the sockets are many, about 50–80 B per socket at 2,000 with 200, is compiled before the baseline
- * and the rows left are what each socket holds). `BENCH_LIB=<compiled lib/index.js>` measures a
+ * 200 managed sockets open and close first in both children, so the library's code is compiled
+ * in both and not counted per socket. Loopback only; every process exits by itself.
+ * `--warmup N` opens and closes N sockets first instead; with 2,000, as figure 2 warms up, the
+ * code V8 optimises once the sockets are many (about 50–80 B per socket at 2,000 with 200) is
+ * compiled before the baseline and the rows left are what each socket holds. `BENCH_LIB=<compiled lib/index.js>` measures a
  * tsc build, as figure 2 does, instead of the sources through tsx; `BENCH_KEEP_SNAPSHOT=1` keeps
  * both snapshots for DevTools.
  */
