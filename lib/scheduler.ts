@@ -13,7 +13,9 @@
  * A deadline that must not wait for the next whole tick (a pong deadline: a ping sent just after
  * a boundary would otherwise be judged almost a resolution late) goes through `scheduleExact()`:
  * the entry is called at the start of the tick that holds its time and, if that is still early,
- * once more at the time itself, by the same one timer.
+ * once more at the time itself, by the same one timer. Inside a tick such entries wait in
+ * `SOON_SLOTS` lists, one per equal part of the tick, each woken at the latest time it holds: an
+ * entry is at most a part of a tick late, and stores no time of its own.
  *
  * One clock timer runs while entries exist and none when the wheel is empty, so a process with
  * no sockets can exit. The timer only queues the tick with `clock.afterIo()` (Node's check
@@ -78,6 +80,9 @@ export const SCHEDULER_DEFAULTS = Object.freeze({ resolutionMs: 1000, wheelSize:
 /** A timer-driven tick yields to pending I/O once its callbacks have run this long (ms). */
 const SLICE_MS = 1;
 
+/** The parts a tick is cut into for `scheduleExact()`: an exact deadline is at most resolution / SOON_SLOTS late. */
+const SOON_SLOTS = 16;
+
 /** The largest wheel: slot indices are computed with 32-bit `&`. */
 const MAX_WHEEL_SIZE = 2 ** 30;
 
@@ -134,10 +139,16 @@ export class Scheduler {
   private readonly mask: number;
   /** Entries taken off the wheel by the running tick and not yet called. */
   private readonly due: SchedulerEntry = createSentinel();
-  /** Entries of `scheduleExact()` whose time falls in a tick already processed: called at `soonAt`. */
-  private readonly soon: SchedulerEntry = createSentinel();
-  /** The latest time of the entries on `soon` (ms); -1 when it is empty. One wake serves them all, none early. */
-  private soonAt = -1;
+  /**
+   * Entries of `scheduleExact()` whose time falls in the tick already processed (the one before
+   * `nextTick`), one list per part of that tick, which starts at `soonStart` (ms).
+   */
+  private readonly soon: SchedulerEntry[] = Array.from({ length: SOON_SLOTS }, createSentinel);
+  /** The latest time each part of `soon` holds (ms), -1 when none: the part is called then, so none of its entries early. */
+  private readonly soonLatest = new Float64Array(SOON_SLOTS).fill(-1);
+  /** The first part of `soon` with a time; SOON_SLOTS when there is none. */
+  private soonFirst = SOON_SLOTS;
+  private soonStart = 0;
   /**
    * Ticks are counted from the tick the scheduler was created in, not from the epoch: at
    * 1-second resolution epoch tick numbers pass 2^30 and would stop being small integers in V8.
@@ -227,9 +238,18 @@ export class Scheduler {
     else this.count++;
     // Below nextTick, like the entries on the due list: schedule() and cancel() work on it as on them.
     entry.schedulerDueTick = this.nextTick - 1;
-    linkLast(this.soon, entry);
-    if (atMs > this.soonAt) this.soonAt = atMs;
+    if (this.soonFirst === SOON_SLOTS) this.soonStart = this.startOf(this.nextTick - 1);
+    // Clamped: a clock set back can give a time before the tick.
+    const part = Math.max(0, Math.min(SOON_SLOTS - 1, Math.floor(((atMs - this.soonStart) * SOON_SLOTS) / this.resolutionMs)));
+    linkLast(this.soon[part]!, entry);
+    if (atMs > this.soonLatest[part]!) this.soonLatest[part] = atMs;
+    if (part < this.soonFirst) this.soonFirst = part;
     if (!this.tickQueued && !this.running) this.armForSoon();
+  }
+
+  /** When the first part of `soon` is due (ms); -1 when `soon` is empty. */
+  private get soonAt(): number {
+    return this.soonFirst === SOON_SLOTS ? -1 : this.soonLatest[this.soonFirst]!;
   }
 
   /** Arms the timer, or arms it earlier, so that it fires by `soonAt`. */
@@ -247,6 +267,9 @@ export class Scheduler {
       // them also keeps the first tick from looking like a stall. Assigned, not maxed: after a
       // clock went back, keeping the old timeline would delay every new deadline by the step.
       this.nextTick = this.tickAt(this.clock.now()) + 1;
+      // Parts whose entries were all cancelled may still hold a time of the old tick.
+      this.soonLatest.fill(-1);
+      this.soonFirst = SOON_SLOTS;
     }
   }
 
@@ -330,7 +353,7 @@ export class Scheduler {
     const first = this.nextTick;
     const due = this.due;
     if (target >= first) this.detachDue(now, target, first);
-    if (this.soonAt >= 0 && now >= this.soonAt) this.detachSoon();
+    if (this.soonAt >= 0 && now >= this.soonAt) this.detachSoon(now);
     if (due.schedulerNext === due) return 0;
     const stalled = this.dueStalled;
 
@@ -381,14 +404,22 @@ export class Scheduler {
     if (lagMs > this.resolutionMs) this.dueStalled = true;
   }
 
-  /** Moves every entry of `scheduleExact()` waiting inside a processed tick to the due list. */
-  private detachSoon(): void {
-    const soon = this.soon;
-    for (let entry = soon.schedulerNext!; entry !== soon; entry = soon.schedulerNext!) {
-      unlink(entry);
-      linkLast(this.due, entry);
+  /** Moves the entries of `scheduleExact()` in every part of the processed tick whose time has come to the due list. */
+  private detachSoon(now: number): void {
+    let part = this.soonFirst;
+    for (; part < SOON_SLOTS; part++) {
+      const latest = this.soonLatest[part]!;
+      if (latest < 0) continue;
+      // Parts are in time order: every time in a later part is later than this one's latest.
+      if (latest > now) break;
+      const list = this.soon[part]!;
+      for (let entry = list.schedulerNext!; entry !== list; entry = list.schedulerNext!) {
+        unlink(entry);
+        linkLast(this.due, entry);
+      }
+      this.soonLatest[part] = -1;
     }
-    this.soonAt = -1;
+    this.soonFirst = part;
   }
 
   private report(err: unknown, entry: SchedulerEntry): void {

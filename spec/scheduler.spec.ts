@@ -220,19 +220,29 @@ describe('Scheduler', () => {
       expect(p.doneAt - B).to.equal(3_038);
     });
 
-    it('is never early, and no later than the latest exact time in the same tick', async () => {
+    it('is never early, and no later than the latest exact time in the same sixteenth of its tick', async () => {
       await t.tickAsync(250);
-      const s = create({ resolutionMs: 100 });
+      const s = create({ resolutionMs: 160 });
       const start = t.now();
-      const offsets = [1, 13, 49, 50, 99, 100, 101, 1_037, 1_099];
+      const offsets = [1, 13, 14, 19, 49, 50, 99, 100, 101, 159, 1_037, 1_099];
       const probes = offsets.map((o) => exact(s, start + o));
       await t.tickAsync(1_200);
+      const part = (at: number): number => Math.floor(at / 10); // 160 ms / 16
       for (const [i, p] of probes.entries()) {
         const at = start + offsets[i]!;
         expect(p.doneAt, `offset ${offsets[i]}`).to.be.at.least(at);
-        const latestInItsTick = Math.max(...offsets.map((o) => start + o).filter((o) => Math.floor(o / 100) === Math.floor(at / 100)));
-        expect(p.doneAt, `offset ${offsets[i]}`).to.be.at.most(latestInItsTick + 1);
+        const latestInItsPart = Math.max(...offsets.map((o) => start + o).filter((o) => part(o) === part(at)));
+        expect(p.doneAt, `offset ${offsets[i]}`).to.be.at.most(latestInItsPart + 1);
       }
+    });
+
+    it('does not hold an early deadline back for a later one in the same tick', async () => {
+      const s = create({ resolutionMs: 1_000 });
+      const late = exact(s, B + 1_900);
+      const early = exact(s, B + 1_100);
+      await t.tickAsync(2_000);
+      expect(early.doneAt - B).to.equal(1_101);
+      expect(late.doneAt - B).to.equal(1_901);
     });
 
     it('makes a time already passed due on the next tick, as schedule() does (pending input first)', () => {
@@ -262,6 +272,19 @@ describe('Scheduler', () => {
       s.cancel(b);
       expect(s.size).to.equal(0);
       expect(t.fake.countTimers()).to.equal(0);
+    });
+
+    it('forgets the times of cancelled entries: a clock set back then gets its deadlines on time', async () => {
+      const s = create({ resolutionMs: 100 });
+      const a = new Probe('a');
+      a.then = () => s.scheduleExact(a, B + 1_005);
+      s.schedule(a, B + 1_000);
+      await t.tickAsync(1_001);
+      s.cancel(a);
+      t.fake.setSystemTime(B + 500);
+      const p = exact(s, B + 590);
+      await t.tickAsync(100);
+      expect(p.doneAt - B).to.equal(591);
     });
 
     it('rejects a time that is not finite', () => {
