@@ -222,9 +222,9 @@ export class Scheduler {
   /**
    * Makes `entry` due at `atMs` itself rather than on the tick after it: it is called at the
    * start of the tick that holds `atMs` (early, so it must check and call this again) and, when
-   * that tick is already under way, at `atMs` — later only by the time other entries scheduled
-   * exactly in the same tick need, never earlier. A time already passed is due on the next tick,
-   * as with `schedule()`: pending input is read first.
+   * that tick is already under way, at `atMs` — never earlier, and later by at most
+   * `resolutionMs / 16` (the latest time scheduled exactly in the same part of the tick). A time
+   * already passed is due once pending input has been read, never in the run that scheduled it.
    */
   scheduleExact(entry: SchedulerEntry, atMs: number): void {
     if (!Number.isFinite(atMs)) {
@@ -233,7 +233,6 @@ export class Scheduler {
     this.restartIfIdle();
     const holding = Math.floor(atMs / this.resolutionMs) - this.originTick;
     if (holding >= this.nextTick) return this.put(entry, holding);
-    if (atMs <= this.clock.now()) return this.schedule(entry, atMs);
     if (entry.schedulerDueTick >= 0) unlink(entry);
     else this.count++;
     // Below nextTick, like the entries on the due list: schedule() and cancel() work on it as on them.

@@ -245,14 +245,16 @@ describe('Scheduler', () => {
       expect(late.doneAt - B).to.equal(1_901);
     });
 
-    it('makes a time already passed due on the next tick, as schedule() does (pending input first)', () => {
+    it('calls an entry whose time already passed once pending input is read, not in the run that scheduled it nor a tick later', async () => {
       const s = create({ resolutionMs: 100 });
-      const p = new Probe();
-      t.fake.setSystemTime(B + 550);
-      s.scheduleExact(p, B + 540);
-      expect(s.tick()).to.equal(0);
-      t.fake.setSystemTime(B + 600);
-      expect(s.tick()).to.equal(1);
+      const [a, b] = [new Probe('a'), new Probe('b')];
+      a.then = () => s.scheduleExact(b, B + 990);
+      s.schedule(a, B + 1_000);
+      await t.tickAsync(1_001);
+      expect([a.calls.length, b.calls.length]).to.deep.equal([1, 0]);
+      await t.tickAsync(9);
+      // A timer and an afterIo turn later, where schedule() would wait for the tick at 1,100.
+      expect(b.calls.map((c) => c.now - B)).to.deep.equal([1_003]);
     });
 
     it('can be cancelled or moved to the wheel while waiting inside a tick, and stops the timer with the last entry', async () => {
