@@ -43,6 +43,9 @@ export interface HotPathVariant {
   ackCpuRatioSpread: number;
   rateRatio: number;
   rateRatioSpread: number;
+  /** The user-space part of `cpuUsPerMsg`, µs, median, and its paired ratio to raw ws + send result's. */
+  userUsPerMsg: number;
+  userAckRatio: number;
   /** Server CPU per message in the closed loop (at each variant's own top speed), µs, median. */
   closedCpuUsPerMsg: number;
   closedCpuRatio: number;
@@ -52,6 +55,8 @@ export interface HotPathVariant {
 interface RoundFigures {
   /** At the fixed load. */
   cpuUsPerMsg: number;
+  /** The user-space part of `cpuUsPerMsg` (JavaScript, V8 and libuv; the rest is the kernel's). */
+  userUsPerMsg: number;
   /** Closed loop. */
   roundTripsPerSec: number;
   closedCpuUsPerMsg: number;
@@ -100,6 +105,7 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
         const closed = await server.call<WindowResult>('windowStop');
         const entry = {
           cpuUsPerMsg: paced.cpuUs / paced.messages,
+          userUsPerMsg: (paced.cpuUs - paced.systemUs) / paced.messages,
           roundTripsPerSec: echo.roundTrips / (echo.wallMs / 1000),
           closedCpuUsPerMsg: closed.cpuUs / closed.messages,
           messages: paced.messages,
@@ -108,7 +114,7 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
       }
       const line = HOT_PATH_VARIANTS.map((v) => {
         const e = perRound.get(v)![r]!;
-        return `${v} ${e.cpuUsPerMsg.toFixed(2)} µs/msg, closed ${e.closedCpuUsPerMsg.toFixed(2)} µs/msg ${Math.round(e.roundTripsPerSec)} rt/s`;
+        return `${v} ${e.cpuUsPerMsg.toFixed(2)} µs/msg (user ${e.userUsPerMsg.toFixed(2)}), closed ${e.closedCpuUsPerMsg.toFixed(2)} µs/msg ${Math.round(e.roundTripsPerSec)} rt/s`;
       }).join(' | ');
       log(`  round ${r + 1}/${opts.rounds}: ${line}`);
     }
@@ -134,10 +140,13 @@ export async function runHotPath(opts: HotPathOptions, log: (line: string) => vo
         ackCpuRatioSpread: round(spread(ackCpuRatios), 3),
         rateRatio: round(median(rateRatios), 3),
         rateRatioSpread: round(spread(rateRatios), 3),
+        userUsPerMsg: round(median(rounds.map((e) => e.userUsPerMsg)), 3),
+        userAckRatio: round(median(rounds.map((e, i) => e.userUsPerMsg / rawAck[i]!.userUsPerMsg)), 3),
         closedCpuUsPerMsg: round(median(rounds.map((e) => e.closedCpuUsPerMsg)), 3),
         closedCpuRatio: round(median(rounds.map((e, i) => e.closedCpuUsPerMsg / raw[i]!.closedCpuUsPerMsg)), 3),
         rounds: rounds.map((e) => ({
           cpuUsPerMsg: round(e.cpuUsPerMsg, 3),
+          userUsPerMsg: round(e.userUsPerMsg, 3),
           roundTripsPerSec: Math.round(e.roundTripsPerSec),
           closedCpuUsPerMsg: round(e.closedCpuUsPerMsg, 3),
           messages: e.messages,

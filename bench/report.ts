@@ -63,6 +63,17 @@ export function hotPathRows(r: HotPathResult): Row[] {
     });
   }
   for (const v of r.variants) {
+    // Not judged: where the CPU goes. The kernel's part (the rest) is the same work for every variant.
+    rows.push({
+      figure: `1 hot path user-space CPU/msg (same load)`,
+      variant: NAMES[v.variant],
+      value: fmt(v.userUsPerMsg, 'µs'),
+      ratio: v.variant === 'rawAck' ? '1.00× raw+result' : `${x(v.userAckRatio)} raw+result`,
+      target: '',
+      result: '',
+    });
+  }
+  for (const v of r.variants) {
     rows.push({
       figure: `1 hot path round-trips/s (closed loop)`,
       variant: NAMES[v.variant],

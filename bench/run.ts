@@ -33,7 +33,7 @@ const BUILD_DIR = `${ROOT}node_modules/.cache/ws-timeouts-bench`;
 /** Sizes of the full and the quick run. */
 const PLANS = {
   full: {
-    hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 5, roundMs: 3_000, warmupMs: 2_000 },
+    hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 10, roundMs: 1_500, warmupMs: 2_000 },
     heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual', 'socketio'] as const },
     heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false },
     fleet: { socketsPerNode: 1_000, rounds: 30, restWindowMs: 10_000, closes: 200 },

@@ -530,7 +530,8 @@ export class WebSocketTimeoutManager {
     const resolve = captured as Resolve;
     captured = null; // holds no settled promise alive
     // Rounded up: a receive never times out early.
-    const deadline = timeoutMs === Infinity ? NO_DEADLINE : Math.ceil(connection.age(this.core, this.clock.now()) + timeoutMs);
+    const now = this.clock.now();
+    const deadline = timeoutMs === Infinity ? NO_DEADLINE : Math.ceil(connection.age(this.core, now) + timeoutMs);
     const queues = this.ioState();
     if (queues.resolve === null) {
       queues.resolve = resolve;
@@ -538,7 +539,7 @@ export class WebSocketTimeoutManager {
     } else {
       (this.ioExtras().waiters ??= []).push({ resolve, deadline });
     }
-    if (deadline !== NO_DEADLINE) this.scheduleCheck();
+    if (deadline !== NO_DEADLINE) this.scheduleCheck(now);
     return promise;
   }
 
@@ -716,7 +717,8 @@ export class WebSocketTimeoutManager {
   private settle(send: Send, sent: boolean): void {
     if (send.settled) return;
     send.settled = true;
-    this.clock.clearTimeout(send.timer);
+    // Most sends never needed a deadline timer (see `write`).
+    if (send.timer !== undefined) this.clock.clearTimeout(send.timer);
     send.resolve(sent);
   }
 
@@ -862,14 +864,15 @@ export class WebSocketTimeoutManager {
    * timeout shorter than two ticks gets its timer at once. A pong deadline is judged exactly too:
    * on the next whole tick, a ping sent just after a tick boundary would be judged almost a
    * resolution late.
+   * @param now the time, when the caller has just read it: one clock read fewer per receive
    */
-  private scheduleCheck(): void {
+  private scheduleCheck(now?: number): void {
     const scheduler = this.options.scheduler;
     let wakeAt = Infinity;
     const receiveAt = this.receiveDeadlineAt();
     if (receiveAt >= 0) {
       const lead = 2 * scheduler.resolutionMs;
-      if (receiveAt - this.clock.now() <= lead) this.armReceiveTimer(receiveAt);
+      if (receiveAt - (now ?? this.clock.now()) <= lead) this.armReceiveTimer(receiveAt);
       else wakeAt = receiveAt - lead;
     }
     // A callback may have stopped enforcement during this check.
