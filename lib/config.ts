@@ -121,7 +121,8 @@ const TIMEOUT_FIELDS = {
     doc: "seconds gracefulClose waits for the peer's close frame before terminating",
   },
   /**
-   * The shared scheduler's tick: timeouts fire no later than deadline + resolution.
+   * The shared scheduler's tick: pings go out on ticks, and idle, lifetime and pong timeouts
+   * fire at their deadline, no later than a sixteenth of a tick after it.
    * Env `WS_TIMER_RESOLUTION` (seconds). Must be > 0 and not greater than the smallest enabled
    * tick-driven timeout (ping interval, pong timeout, idle, lifetime).
    *
@@ -138,7 +139,7 @@ const TIMEOUT_FIELDS = {
     default: 1_000,
     profiles: { development: 1_000, production: 1_000, 'high-latency': 1_000 },
     zeroDisables: false,
-    doc: 'seconds per tick of the shared scheduler; timeouts fire no later than deadline + resolution',
+    doc: 'seconds per tick of the shared scheduler; pings wait for a tick, timeouts fire within 1/16 tick of their deadline',
   },
 } as const satisfies Record<string, FieldSpec>;
 

@@ -272,10 +272,17 @@ export function nextCheckAt(c: ConnectionCore): number {
 
 /**
  * When the outstanding ping counts as unanswered (epoch ms); -1 when none is outstanding.
- * The manager has this deadline checked exactly rather than on the next whole tick.
  */
 export function pongDeadlineAt(c: ConnectionCore): number {
   return c.pingOutstanding === UNSET ? NONE : pongDeadline(c) + origin;
+}
+
+/**
+ * When the next ping is due (epoch ms); -1 while one is outstanding. The manager has every other
+ * deadline checked at its own time, and pings on whole ticks, where they go out together.
+ */
+export function nextPingAt(c: ConnectionCore): number {
+  return c.pingOutstanding === UNSET ? c.lastPing + c.config.pingIntervalMs + origin : NONE;
 }
 
 /** Time left before each deadline, for dashboards. */

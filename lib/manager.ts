@@ -861,9 +861,9 @@ export class WebSocketTimeoutManager {
    * receive is resolved at its deadline by a timer armed only then: a Node timer per
    * `receiveWithTimeout` costs each waiting socket about 250 B (bench/heap-breakdown.ts --mode
    * manual), and a receive that the scheduler resolved would wait for the next whole tick. A
-   * timeout shorter than two ticks gets its timer at once. A pong deadline is judged exactly too:
-   * on the next whole tick, a ping sent just after a tick boundary would be judged almost a
-   * resolution late.
+   * timeout shorter than two ticks gets its timer at once. The connection's own deadlines are
+   * judged at their time too (`scheduleExact`), all but the next ping: pings wait for a whole
+   * tick, where the pings of many sockets go out together.
    * @param now the time, when the caller has just read it: one clock read fewer per receive
    */
   private scheduleCheck(now?: number): void {
@@ -878,7 +878,7 @@ export class WebSocketTimeoutManager {
     // A callback may have stopped enforcement during this check.
     if (this.enforcement === Enforcement.On) {
       const at = connection.nextCheckAt(this.core);
-      if (at <= wakeAt) return at === connection.pongDeadlineAt(this.core) ? scheduler.scheduleExact(this, at) : scheduler.schedule(this, at);
+      if (at <= wakeAt) return at === connection.nextPingAt(this.core) ? scheduler.schedule(this, at) : scheduler.scheduleExact(this, at);
     }
     if (wakeAt !== Infinity) scheduler.schedule(this, wakeAt);
     else scheduler.cancel(this);
@@ -915,6 +915,7 @@ export class WebSocketTimeoutManager {
       if (verdict === 'ping') {
         connection.pingSent(core, now, true);
         if (!this.sendPing()) return this.endEnforcement();
+        break; // the last verdict in precedence: nothing else can be due at this `now`
       } else if (verdict === 'reconnect_notice') {
         connection.reconnectNoticeSent(core);
         this.trySend(

@@ -579,6 +579,36 @@ describe('WebSocketTimeoutManager', () => {
       expect(client.closeFrame).to.deep.equal({ code: 4001, reason: 'idle_timeout' });
     });
 
+    describe('idle and lifetime verdicts at their own time, not at the next whole tick', () => {
+      const config = { idleTimeoutMs: 2_500, connectionTimeoutMs: 0, pingIntervalMs: 60_000, pongTimeoutMs: 60_000, resolutionMs: 1_000 };
+
+      it('closes an idle connection at its last message + idleTimeoutMs', async () => {
+        const verdicts: number[] = [];
+        const { client, manager } = setup({ config, onTimeout: () => verdicts.push(t.now()) });
+        manager.start();
+        await t.tickAsync(1_337);
+        client.send('last words');
+        await t.flush();
+        const deadline = manager.lastActivityAt + config.idleTimeoutMs;
+        await t.tickAsync(deadline - t.now() - 1);
+        expect(manager.state, '1 ms before the deadline').to.equal('open');
+        await t.tickAsync(1_000);
+        // Up to the 1 ms fake-timers puts before an immediate; never before the deadline.
+        expect(verdicts.map((at) => at - deadline)).to.have.length(1).and.satisfy(([ms]: number[]) => ms! >= 0 && ms! <= 1);
+      });
+
+      it('closes a connection at connectedAt + its lifetime', async () => {
+        const verdicts: number[] = [];
+        const { manager } = setup({ config: { ...config, idleTimeoutMs: 0, connectionTimeoutMs: 2_750, pingIntervalMs: 2_000 }, onTimeout: () => verdicts.push(t.now()) });
+        manager.start();
+        const deadline = manager.connectedAt + manager.lifetimeMs;
+        await t.tickAsync(deadline - t.now() - 1);
+        expect(manager.state, '1 ms before the deadline').to.equal('open');
+        await t.tickAsync(1_000);
+        expect(verdicts.map((at) => at - deadline)).to.have.length(1).and.satisfy(([ms]: number[]) => ms! >= 0 && ms! <= 1);
+      });
+    });
+
     describe('a pong verdict after a late tick, neither early nor late', () => {
       const config = { idleTimeoutMs: 0, connectionTimeoutMs: 0, pingIntervalMs: 1_000, pongTimeoutMs: 2_000, resolutionMs: 100 };
 
