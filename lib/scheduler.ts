@@ -141,14 +141,14 @@ export class Scheduler {
   private readonly due: SchedulerEntry = createSentinel();
   /**
    * Entries of `scheduleExact()` whose time falls in the tick already processed (the one before
-   * `nextTick`), one list per part of that tick, which starts at `soonStart` (ms).
+   * `nextTick`), one list per part of that tick. The next tick processed finds every part's time
+   * come, so the lists never hold entries of an older tick.
    */
   private readonly soon: SchedulerEntry[] = Array.from({ length: SOON_SLOTS }, createSentinel);
   /** The latest time each part of `soon` holds (ms), -1 when none: the part is called then, so none of its entries early. */
   private readonly soonLatest = new Float64Array(SOON_SLOTS).fill(-1);
   /** The first part of `soon` with a time; SOON_SLOTS when there is none. */
   private soonFirst = SOON_SLOTS;
-  private soonStart = 0;
   /**
    * Ticks are counted from the tick the scheduler was created in, not from the epoch: at
    * 1-second resolution epoch tick numbers pass 2^30 and would stop being small integers in V8.
@@ -237,9 +237,8 @@ export class Scheduler {
     else this.count++;
     // Below nextTick, like the entries on the due list: schedule() and cancel() work on it as on them.
     entry.schedulerDueTick = this.nextTick - 1;
-    if (this.soonFirst === SOON_SLOTS) this.soonStart = this.startOf(this.nextTick - 1);
     // Clamped: a clock set back can give a time before the tick.
-    const part = Math.max(0, Math.min(SOON_SLOTS - 1, Math.floor(((atMs - this.soonStart) * SOON_SLOTS) / this.resolutionMs)));
+    const part = Math.max(0, Math.min(SOON_SLOTS - 1, Math.floor(((atMs - this.startOf(this.nextTick - 1)) * SOON_SLOTS) / this.resolutionMs)));
     linkLast(this.soon[part]!, entry);
     if (atMs > this.soonLatest[part]!) this.soonLatest[part] = atMs;
     if (part < this.soonFirst) this.soonFirst = part;
