@@ -263,7 +263,7 @@ export function due(c: ConnectionCore, now: number, stalled = false): Verdict | 
  * (`pongReceived` then changes this answer).
  */
 export function nextCheckAt(c: ConnectionCore): number {
-  let at = c.pingOutstanding === UNSET ? c.lastPing + c.config.pingIntervalMs : pongDeadline(c);
+  let at = c.pingOutstanding === UNSET ? nextPing(c) : pongDeadline(c);
   if (c.lifetime > 0) at = Math.min(at, c.connected + c.lifetime);
   if (c.config.idleTimeoutMs > 0) at = Math.min(at, c.lastActivity + c.config.idleTimeoutMs);
   if (c.reconnectNotice !== UNSET) at = Math.min(at, c.reconnectNotice);
@@ -271,34 +271,32 @@ export function nextCheckAt(c: ConnectionCore): number {
 }
 
 /**
- * When the outstanding ping counts as unanswered (epoch ms); -1 when none is outstanding.
- */
-export function pongDeadlineAt(c: ConnectionCore): number {
-  return c.pingOutstanding === UNSET ? NONE : pongDeadline(c) + origin;
-}
-
-/**
  * When the next ping is due (epoch ms); -1 while one is outstanding. The manager has every other
  * deadline checked at its own time, and pings on whole ticks, where they go out together.
  */
 export function nextPingAt(c: ConnectionCore): number {
-  return c.pingOutstanding === UNSET ? c.lastPing + c.config.pingIntervalMs + origin : NONE;
+  return c.pingOutstanding === UNSET ? nextPing(c) + origin : NONE;
 }
 
 /** Time left before each deadline, for dashboards. */
 export function remaining(c: ConnectionCore, now: number): Remaining {
   const at = now - origin;
   const left = (deadline: number): number => Math.max(0, deadline - at);
-  const { idleTimeoutMs, pingIntervalMs } = c.config;
+  const { idleTimeoutMs } = c.config;
   return {
     idleMs: idleTimeoutMs > 0 ? left(c.lastActivity + idleTimeoutMs) : null,
     lifetimeMs: c.lifetime > 0 ? left(c.connected + c.lifetime) : null,
     pongMs: c.pingOutstanding !== UNSET ? left(pongDeadline(c)) : null,
-    pingMs: c.pingOutstanding === UNSET ? left(c.lastPing + pingIntervalMs) : null,
+    pingMs: c.pingOutstanding === UNSET ? left(nextPing(c)) : null,
   };
 }
 
-/** Relative ms; Infinity when no ping is outstanding. */
+/** When the outstanding ping counts as unanswered, relative ms (only while one is outstanding). */
 function pongDeadline(c: ConnectionCore): number {
-  return c.pingOutstanding === UNSET ? Infinity : c.pingOutstanding + c.config.pongTimeoutMs;
+  return c.pingOutstanding + c.config.pongTimeoutMs;
+}
+
+/** When a ping is due once none is outstanding, relative ms. */
+function nextPing(c: ConnectionCore): number {
+  return c.lastPing + c.config.pingIntervalMs;
 }

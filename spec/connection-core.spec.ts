@@ -185,10 +185,10 @@ describe('ConnectionCore', () => {
       expect(c.rttMs).to.equal(-1);
       connection.pingSent(c, T0 + 1_000);
       expect(connection.pingOutstandingSince(c)).to.equal(T0 + 1_000);
-      expect(connection.pongDeadlineAt(c)).to.equal(T0 + 1_500);
+      expect(connection.remaining(c, T0 + 1_000).pongMs, 'the pong deadline: T0 + 1,500').to.equal(500);
       expect(connection.nextPingAt(c), 'while a ping is outstanding').to.equal(-1);
       expect(connection.pongReceived(c, T0 + 1_080)).to.equal(80);
-      expect([c.rttMs, connection.smoothedRttMs(c), connection.pingOutstandingSince(c), connection.pongDeadlineAt(c)]).to.deep.equal([80, 80, -1, -1]);
+      expect([c.rttMs, connection.smoothedRttMs(c), connection.pingOutstandingSince(c), connection.remaining(c, T0 + 1_080).pongMs]).to.deep.equal([80, 80, -1, null]);
       expect(connection.nextPingAt(c)).to.equal(T0 + 1_000 + c.config.pingIntervalMs);
       connection.pingSent(c, T0 + 2_000);
       connection.pongReceived(c, T0 + 2_160);
