@@ -35,7 +35,7 @@ const PLANS = {
   full: {
     hotPath: { sockets: 1_000, ratePerSec: 10_000, rounds: 10, roundMs: 1_500, warmupMs: 2_000 },
     heap: { counts: [1_000, 2_000, 5_000, 9_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'manual', 'socketio'] as const },
-    heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false },
+    heartbeat: { counts: [1_000, 5_000, 9_000], windowMs: 8_000, finalWindowMs: 20_000, heartbeatMs: 1_000, defaultResolutionOnly: false, repeatRounds: 2 },
     fleet: { socketsPerNode: 1_000, rounds: 30, restWindowMs: 10_000, closes: 200 },
     accuracy: {
       sockets: 1_000,
@@ -48,7 +48,7 @@ const PLANS = {
   quick: {
     hotPath: { sockets: 200, ratePerSec: 4_000, rounds: 2, roundMs: 500, warmupMs: 300 },
     heap: { counts: [1_000], heartbeatMs: 25_000, variants: ['raw', 'recipe', 'timers', 'auto', 'socketio'] as const },
-    heartbeat: { counts: [1_000], windowMs: 1_000, finalWindowMs: 1_000, heartbeatMs: 1_000, defaultResolutionOnly: true },
+    heartbeat: { counts: [1_000], windowMs: 1_000, finalWindowMs: 1_000, heartbeatMs: 1_000, defaultResolutionOnly: true, repeatRounds: 0 },
     accuracy: { sockets: 200, runs: [{ resolutionMs: 200, idleTimeoutMs: 600, pingIntervalMs: 400, pongTimeoutMs: 400 }] },
     fleet: { socketsPerNode: 200, rounds: 5, restWindowMs: 4_000, closes: 20 },
   },
@@ -63,6 +63,8 @@ const HEARTBEAT_VARIANTS = [
   { label: 'ws-timeouts (res 50 ms)', variant: 'auto', heartbeat: true, resolutionMs: 50 },
   { label: 'socket.io 4', variant: 'socketio', heartbeat: true },
 ] as const;
+/** The two variants the CPU target compares: the recipe and ws-timeouts at its default resolution. */
+const HEARTBEAT_CPU_PAIR = HEARTBEAT_VARIANTS.filter((v) => v.variant === 'recipe' || ('resolutionMs' in v && v.resolutionMs === 1_000)).map((v) => v.label);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -183,7 +185,8 @@ async function main(): Promise<void> {
   if (only.has('4')) {
     log(`\n[4] heartbeat every ${plan.heartbeat.heartbeatMs} ms at ${plan.heartbeat.counts.join(', ')} sockets`);
     const variants = HEARTBEAT_VARIANTS.filter((v) => !plan.heartbeat.defaultResolutionOnly || !('resolutionMs' in v) || v.resolutionMs === 1_000);
-    figures.heartbeat = await runHeartbeat({ ...plan.heartbeat, variants: variants.map((v) => ({ ...v })) }, log);
+    const { repeatRounds, ...heartbeat } = plan.heartbeat;
+    figures.heartbeat = await runHeartbeat({ ...heartbeat, variants: variants.map((v) => ({ ...v })), repeat: { labels: HEARTBEAT_CPU_PAIR, rounds: repeatRounds } }, log);
     rows.push(...heartbeatRows(figures.heartbeat));
     figureDone();
   }
