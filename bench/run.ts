@@ -2,7 +2,7 @@
  * `npm run bench`: ws-timeouts against raw ws, the ws README heartbeat recipe, one Node timer
  * per socket and socket.io 4, side by side in one run, printed as one table of ratios (see BENCHMARKS.md).
  *
- *   npm run bench                  # the full run (about 11 min on 2 cores), writes bench/results.json
+ *   npm run bench                  # the full run (about 14 min on 2 cores), writes bench/results.json
  *   npm run bench -- --quick       # a smaller run (< 1 min), writes nothing unless --out is given
  *   npm run bench -- --only 1,3    # some figures only (1 hot path, 2 heap, 3 scheduler, 4 heartbeat, 5 accuracy, 6 fleet)
  *   npm run bench -- --out FILE    # where to write the results JSON
