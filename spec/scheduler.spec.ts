@@ -527,7 +527,7 @@ describe('Scheduler', () => {
       expect(p.calls.map((c) => c.now - B)).to.deep.equal([1001, 2001]);
     });
 
-    it('yields to pending I/O once a timer-driven tick has run its callbacks for its 1 ms slice, and finishes it next turn', () => {
+    it('yields to pending I/O once a timer-driven tick has run its callbacks for its 0.5 ms slice, and finishes it next turn', () => {
       // A hand-driven clock: each callback takes 0.125 ms, the timer and afterIo run when told.
       let time = B;
       let timer: (() => void) | null = null;
@@ -546,16 +546,17 @@ describe('Scheduler', () => {
       for (const p of probes) s.schedule(p, B + 1000);
       time = B + 1000;
       timer!();
-      // 0 ms: the tick runs after pending I/O; 31 calls (3.875 ms) later it yields and queues the rest.
+      // 0 ms: the tick runs after pending I/O; it first reads the clock after 7 calls (0.875 ms,
+      // past the 0.5 ms slice), then yields and queues the rest.
       turns.shift()!();
-      expect(order).to.have.length(31);
-      expect(s.size).to.equal(69);
+      expect(order).to.have.length(7);
+      expect(s.size).to.equal(93);
       expect(turns).to.have.length(1);
       // Later turns call the rest, in order, each once, with the time of their own turn.
       while (turns.length > 0) turns.shift()!();
       expect(order).to.deep.equal(probes.map((_, i) => i));
       expect(probes.every((p) => p.calls.length === 1)).to.equal(true);
-      expect(probes[31]!.calls[0]!.now).to.equal(B + 1003.875);
+      expect(probes[7]!.calls[0]!.now).to.equal(B + 1000.875);
       expect(s.size).to.equal(0);
     });
 
