@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { RedisServer, requireRedisServer } from '../spec/support/redis-server.js';
+import { monitorRedis, type RedisMonitor } from './support/redis-monitor.js';
 import { ms, reliabilityCase } from './support/report.js';
 import { killNode, readHooks, seedDeadSessions, startSessionNode, startsById, type SessionNode, type SweepEvent } from './support/session-nodes.js';
 import { max, waitFor } from './support/util.js';
@@ -16,12 +17,10 @@ const TAKEOVER_BOUND_MS = LOCK_TTL_MS + Math.floor(LOCK_TTL_MS / 3) + 1_000;
 const PREFIX = 'sweeper-lock';
 
 /** The sweepers' fenced writes as Redis executes them (MONITOR), and whether each was applied. */
-async function watchFencedWrites(redis: Redis): Promise<{ writes: Array<{ token: number; applied: boolean }>; stop(): void }> {
-  const client = redis.duplicate();
-  const monitor = await client.monitor();
+async function watchFencedWrites(url: string): Promise<RedisMonitor & { writes: Array<{ token: number; applied: boolean }> }> {
   const writes: Array<{ token: number; applied: boolean }> = [];
   let current: { token: number; applied: boolean } | null = null;
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+  const monitor = await monitorRedis(url, ({ args, source }) => {
     const command = args[0]?.toLowerCase();
     if (source === 'lua') {
       if (current && ['hset', 'hdel', 'zadd', 'zrem', 'sadd', 'srem'].includes(command ?? '')) current.applied = true;
@@ -35,13 +34,7 @@ async function watchFencedWrites(redis: Redis): Promise<{ writes: Array<{ token:
     current = { token: Number(args[3 + keyCount]!.split('/')[0]), applied: false };
     writes.push(current);
   });
-  return {
-    writes,
-    stop: () => {
-      monitor.disconnect();
-      client.disconnect();
-    },
-  };
+  return { ...monitor, writes };
 }
 
 const report = reliabilityCase('Sweeper lock', {
@@ -73,7 +66,7 @@ describe(report.name, function () {
 
   it('never two sweeps at once (fencing tokens only grow, stale writes refused), no round waits longer than one lock TTL', async function () {
     this.timeout(300_000);
-    fenced = await watchFencedWrites(redis);
+    fenced = await watchFencedWrites(server.url);
     const roundMs: number[] = [];
     const takeoverMs: number[] = [];
     const seeded: string[] = [];
@@ -105,6 +98,7 @@ describe(report.name, function () {
     // Every fenced write Redis executed, in its order (MONITOR): the applied ones never go back to an older token,
     // so no two sweepers ever wrote in the same stretch; the refused ones are stale holders stopped by the fence.
     fenced.stop();
+    expect(fenced.failure(), 'the MONITOR connection').to.equal(undefined);
     const applied = fenced.writes.filter((w) => w.applied).map((w) => w.token);
     const backwards = applied.filter((token, i) => i > 0 && token < applied[i - 1]!).length;
     expect(applied.length, 'fenced writes seen: claim, delete, unlist per round').to.be.at.least(3 * ROUNDS);
