@@ -36,15 +36,16 @@ export function formatConfigProblems(problems: readonly ConfigProblem[], heading
 }
 
 /**
- * Every problem in a configuration, reported at once. Thrown by `loadTimeoutConfig`; its message
- * is {@link formatConfigProblems} of its `problems`.
+ * Every problem in a configuration, reported at once. Thrown by `loadTimeoutConfig` and
+ * `loadFleetSettings`; its message is {@link formatConfigProblems} of its `problems`, under a
+ * heading that names which configuration they are in.
  */
 export class ConfigError extends Error {
   readonly code = 'WS_TIMEOUTS_ERR_CONFIG';
   readonly problems: readonly ConfigProblem[];
 
-  constructor(problems: readonly ConfigProblem[]) {
-    super(formatConfigProblems(problems));
+  constructor(problems: readonly ConfigProblem[], heading?: string) {
+    super(formatConfigProblems(problems, heading));
     this.name = 'ConfigError';
     this.problems = Object.freeze([...problems]);
   }

@@ -146,6 +146,6 @@ export function explainFleetSettings(env: Record<string, string | undefined> = p
  */
 export function loadFleetSettings(env: Record<string, string | undefined> = process.env): FleetSettings | null {
   const { settings, problems } = explainFleetSettings(env);
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, 'Invalid fleet configuration');
   return settings;
 }

@@ -33,9 +33,10 @@ describe('loadFleetSettings', () => {
     expect(loadFleetSettings(env)).to.deep.equal({ redisUrl: 'rediss://u:pw@redis.internal:6380/2', nodeId: 'web-1', prefix: 'shop:ws', membershipTtlMs: 4_500, requestTimeoutMs: 250 });
   });
 
-  it('names every problem at once, echoing each value (the password of REDIS_URL masked) and what is accepted', () => {
+  it('names every problem at once under a fleet heading, echoing each value (the password of REDIS_URL masked) and what is accepted', () => {
     const error = problemsOf({ REDIS_URL: 'http://u:s3cret@host', NODE_ID: 'a:b', WS_FLEET_PREFIX: 'has space', WS_FLEET_TTL: '15000', WS_FLEET_REQUEST_TIMEOUT: '500ms' });
     expect(error.problems.map((p) => p.name)).to.deep.equal(['REDIS_URL', 'NODE_ID', 'WS_FLEET_PREFIX', 'WS_FLEET_TTL', 'WS_FLEET_REQUEST_TIMEOUT']);
+    expect(error.message).to.match(/^Invalid fleet configuration \(5 problems\):\n {2}REDIS_URL=/);
     expect(error.message).to.not.include('s3cret');
     expect(error.problems[0]!.value).to.equal('http://u:***@host/');
     expect(error.problems[0]!.reason).to.match(/redis:\/\/ or rediss:\/\//);
