@@ -1,12 +1,16 @@
 /**
- * Fleet ids. A node id names one process of the fleet; a fleet connection id is
- * `${nodeId}:${connectionId}`, unique across the fleet because node ids are, and it says which
- * node holds the connection, so a remote operation asks that node only.
+ * Fleet ids. A node id names one process of the fleet; an instance is one run of a node,
+ * `${nodeId}@${startedAt}`; a fleet connection id is `${instance}:${connectionId}`. It says which
+ * node holds the connection, so a remote operation asks that node only, and it is unique across
+ * restarts too: a node restarted under the same id numbers its connections from the start
+ * again, and an id of its earlier run must not reach the new connection that reuses its number.
  */
 import { hostname } from 'node:os';
 
-/** What a node id may be: it is part of Redis keys, channels and fleet ids (so never a `:`). */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** What a node id may be: it is part of Redis keys, channels and fleet ids (so never a `:` or `@`). */
+const NODE_ID = '[A-Za-z0-9._-]{1,64}';
+export const NODE_ID_PATTERN = new RegExp(`^${NODE_ID}$`);
+const INSTANCE_PATTERN = new RegExp(`^(${NODE_ID})@\\d+$`);
 
 /** `nodeId`, checked. @throws {RangeError} naming the rule and echoing the value. */
 export function checkNodeId(nodeId: unknown): string {
@@ -25,16 +29,19 @@ export function defaultNodeId(suffix: string | number = process.pid): string {
   return `${host}-${suffix}`;
 }
 
-export function fleetConnectionId(nodeId: string, connectionId: string): string {
-  return `${nodeId}:${connectionId}`;
+/** `${nodeId}@${startedAt}`: one run of a node (`startedAt` in ms since the epoch). */
+export const instanceOf = (nodeId: string, startedAt: number): string => `${nodeId}@${startedAt}`;
+
+export function fleetConnectionId(instance: string, connectionId: string): string {
+  return `${instance}:${connectionId}`;
 }
 
-/** The node and local connection id of a fleet id; null when it is not one. */
-export function parseFleetConnectionId(fleetId: unknown): { nodeId: string; connectionId: string } | null {
+/** The node, its run and the local connection id of a fleet id; null when it is not one. */
+export function parseFleetConnectionId(fleetId: unknown): { nodeId: string; instance: string; connectionId: string } | null {
   if (typeof fleetId !== 'string') return null;
   const colon = fleetId.indexOf(':');
-  if (colon < 0) return null;
-  const nodeId = fleetId.slice(0, colon);
+  const instance = fleetId.slice(0, colon);
   const connectionId = fleetId.slice(colon + 1);
-  return NODE_ID_PATTERN.test(nodeId) && connectionId !== '' ? { nodeId, connectionId } : null;
+  const nodeId = colon < 0 || connectionId === '' ? undefined : INSTANCE_PATTERN.exec(instance)?.[1];
+  return nodeId === undefined ? null : { nodeId, instance, connectionId };
 }

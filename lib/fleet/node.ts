@@ -20,7 +20,7 @@ import type { WebSocketTimeoutManager } from '../manager.js';
 import { NO_ROLE, type TimeoutMetrics } from '../metrics.js';
 import type { ConnectionRegistry } from '../registry.js';
 import { checkDeadline, type BusStatus, type FleetBus } from './bus.js';
-import { checkNodeId, defaultNodeId, fleetConnectionId, parseFleetConnectionId } from './ids.js';
+import { checkNodeId, defaultNodeId, fleetConnectionId, instanceOf, parseFleetConnectionId } from './ids.js';
 import { Membership, memberKey, type FleetMember, type MemberCounts } from './membership.js';
 import { FleetMetrics } from './metrics.js';
 import { RedisBus } from './redis-bus.js';
@@ -129,7 +129,7 @@ export interface FleetHealth {
  */
 type Header =
   | { t: 'fan'; id: string; from: string; until: number; op: 'broadcast' | 'close'; route?: string; labels?: Record<string, string>; userId?: string; sendMs?: number; code?: number; reason?: string }
-  | { t: 'req'; id: string; from: string; until: number; op: 'send' | 'close'; connectionId: string; sendMs?: number; code?: number; reason?: string }
+  | { t: 'req'; id: string; from: string; until: number; op: 'send' | 'close'; instance: string; connectionId: string; sendMs?: number; code?: number; reason?: string }
   | { t: 'ack'; id: string; from: string; sent?: number; failed?: number; result?: FleetSendResult | FleetCloseResult }
   | { t: 'canary'; from: string; seq: number };
 
@@ -194,6 +194,8 @@ export class FleetNode {
   private readonly ownsBus: boolean;
   /** @internal its start time names this run of the node; session records and the sweeper read the members */
   readonly membership: Membership;
+  /** This run of the node (`${nodeId}@${startedAt}`): the part of its fleet ids a restart changes. */
+  private readonly instance: string;
   private readonly allChannel: string;
   private readonly inbox: string;
   private readonly pending = new Map<string, Pending>();
@@ -242,6 +244,7 @@ export class FleetNode {
         this.refreshFailed = !ok;
       },
     });
+    this.instance = instanceOf(this.nodeId, this.membership.startedAt);
     this.stopStatus = bus.onStatus((status) => this.statusChanged(status));
   }
 
@@ -253,9 +256,12 @@ export class FleetNode {
     this.logger.info('Joined the fleet', { nodeId: this.nodeId, prefix: this.prefix, busStatus: this.bus.status, nodes: this.membership.lastRead?.members.length ?? 0 });
   }
 
-  /** The fleet-unique id of a connection of this node: `${nodeId}:${manager.id}`. */
+  /**
+   * The fleet-unique id of a connection of this node: `${nodeId}@${startedAt}:${manager.id}`.
+   * After a restart under the same node id, the ids of the earlier run answer `gone`.
+   */
   idOf(manager: WebSocketTimeoutManager): string {
-    return fleetConnectionId(this.nodeId, manager.id);
+    return fleetConnectionId(this.instance, manager.id);
   }
 
   /** The live members now, read from the bus; the last known ones when the bus is down. */
@@ -393,13 +399,13 @@ export class FleetNode {
   private async remote(
     op: 'send' | 'close',
     fleetId: string,
-    request: Omit<Extract<Header, { t: 'req' }>, 't' | 'id' | 'from' | 'until' | 'connectionId'>,
+    request: Omit<Extract<Header, { t: 'req' }>, 't' | 'id' | 'from' | 'until' | 'instance' | 'connectionId'>,
     body: string,
     timeoutMs: number,
   ): Promise<FleetSendResult | FleetCloseResult> {
     const target = parseFleetConnectionId(fleetId);
     if (target === null) return this.done(op, 'gone', { fleetId });
-    const header: Header = { t: 'req', id: this.nextId(), from: this.nodeId, until: this.clock.now() + timeoutMs, connectionId: target.connectionId, ...request };
+    const header: Header = { t: 'req', id: this.nextId(), from: this.nodeId, until: this.clock.now() + timeoutMs, instance: target.instance, connectionId: target.connectionId, ...request };
     if (target.nodeId === this.nodeId) return this.done(op, await this.runRequest(header, body), { fleetId });
     if (this.left || this.bus.status !== 'ready') return this.done(op, 'unavailable', { fleetId });
     const pending = this.track(header.id, timeoutMs);
@@ -448,6 +454,8 @@ export class FleetNode {
   }
 
   private async runRequest(header: Extract<Header, { t: 'req' }>, body: string): Promise<FleetSendResult | FleetCloseResult> {
+    // An id of an earlier run of this node: its connection is gone, whatever holds its number now.
+    if (header.instance !== this.instance) return 'gone';
     let manager: WebSocketTimeoutManager | undefined;
     for (const m of this.registry.managers()) {
       if (m.id === header.connectionId) {

@@ -20,10 +20,11 @@ import { defaultLogger, type Logger } from '../logger.js';
 import type { WebSocketTimeoutManager } from '../manager.js';
 import type { ConnectionRegistry } from '../registry.js';
 import type { BusWrite, FleetBus } from './bus.js';
+import { fleetConnectionId, instanceOf } from './ids.js';
 
 /** What the fleet knows of one open connection (and what a reaped session's hook is given). */
 export interface SessionRecord {
-  /** The fleet-wide connection id, `<nodeId>:<connectionId>`. */
+  /** The fleet-wide connection id, `<instance>:<connectionId>` (what `fleet.idOf` gives). */
   fleetId: string;
   /** The node that holds the connection. */
   nodeId: string;
@@ -53,9 +54,6 @@ export function sessionKeys(prefix: string) {
     claims: `${prefix}:session-claims`,
   };
 }
-
-/** `<nodeId>@<startedAt>`: one run of a node. */
-export const instanceOf = (nodeId: string, startedAt: number): string => `${nodeId}@${startedAt}`;
 
 /** The member of the activity set and of the claims hash for one session. */
 export const sessionMember = (instance: string, connectionId: string): string => `${instance}/${connectionId}`;
@@ -214,7 +212,7 @@ export class SessionTracker {
 
   private recordOf(manager: WebSocketTimeoutManager): SessionRecord {
     return {
-      fleetId: `${this.nodeId}:${manager.id}`,
+      fleetId: fleetConnectionId(this.instance, manager.id),
       nodeId: this.nodeId,
       instance: this.instance,
       connectionId: manager.id,

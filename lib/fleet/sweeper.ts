@@ -22,7 +22,8 @@ import { NO_ROLE, type TimeoutMetrics } from '../metrics.js';
 import type { ConnectionRegistry, DisconnectInfo } from '../registry.js';
 import type { BusWrite, FleetBus } from './bus.js';
 import type { FleetNode } from './node.js';
-import { instanceOf, parseSessionMember, SessionTracker, sessionKeys, sessionMember, type SessionRecord } from './sessions.js';
+import { fleetConnectionId, instanceOf } from './ids.js';
+import { parseSessionMember, SessionTracker, sessionKeys, sessionMember, type SessionRecord } from './sessions.js';
 import { SweeperLock, type HeldLock } from './sweeper-lock.js';
 
 /** What a reaped session's disconnect hook is told, on top of a local close's {@link DisconnectInfo}. */
@@ -410,7 +411,7 @@ function parseRecord(value: string): SessionRecord | null {
 /** A record that could not be read still gets its hook, with what its keys say. */
 function brokenRecord(instance: string, connectionId: string, now: number): SessionRecord {
   const nodeId = instance.slice(0, instance.lastIndexOf('@'));
-  return { fleetId: `${nodeId}:${connectionId}`, nodeId, instance, connectionId, userId: null, labels: {}, openedAt: now, lastActivityAt: now };
+  return { fleetId: fleetConnectionId(instance, connectionId), nodeId, instance, connectionId, userId: null, labels: {}, openedAt: now, lastActivityAt: now };
 }
 
 /** The session records of one node and its sweeper, started together by {@link trackSessions}. */

@@ -6,7 +6,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { instanceOf, sessionKeys, sessionMember, type SessionRecord } from '../../lib/fleet/sessions.js';
+import { fleetConnectionId, instanceOf } from '../../lib/fleet/ids.js';
+import { sessionKeys, sessionMember, type SessionRecord } from '../../lib/fleet/sessions.js';
 import { track } from './children.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -85,7 +86,7 @@ export async function seedDeadSessions(redis: Redis, prefix: string, nodeId: str
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const record: SessionRecord = {
-      fleetId: `${nodeId}:c${i}`,
+      fleetId: fleetConnectionId(instance, `c${i}`),
       nodeId,
       instance,
       connectionId: `c${i}`,

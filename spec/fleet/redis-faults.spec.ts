@@ -109,7 +109,7 @@ describe('the fleet on a real redis-server', function () {
   });
 
   it('Redis frozen (SIGSTOP): fleet operations answer unavailable, never hang; thawed (SIGCONT): it comes back', async () => {
-    const { client } = connect(1);
+    const { client, manager } = connect(1);
     await fleetDeliveryBack(client);
     server.pause();
     // Bounded by the deadline; the bound here only guards against a hang (the exact deadline is
@@ -117,7 +117,7 @@ describe('the fleet on a real redis-server', function () {
     const startedAt = Date.now();
     expect(await nodes[0]!.fleet.broadcast('while frozen')).to.include({ status: 'unavailable' });
     expect(Date.now() - startedAt).to.be.below(REQUEST_MS * 10);
-    expect(await nodes[0]!.fleet.send('b:c1', 'm')).to.equal('unavailable');
+    expect(await nodes[0]!.fleet.send(nodes[1]!.fleet.idOf(manager), 'm')).to.equal('unavailable');
     expect(nodes[0]!.fleet.health().status).to.equal('unavailable');
 
     server.resume();

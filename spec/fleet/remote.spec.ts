@@ -8,12 +8,30 @@ describe('fleet remote operations by connection id', () => {
   let f: TestFleet;
   afterEach(async () => f?.cleanup());
 
-  it('fleet ids are `${nodeId}:${connection id}`, unique across nodes', async () => {
+  it('fleet ids are `${nodeId}@${startedAt}:${connection id}`, unique across nodes', async () => {
     f = await createFleet(['a', 'b']);
     const onA = f.nodes.a!.connect().manager;
     const onB = f.nodes.b!.connect().manager;
-    expect(f.nodes.a!.fleet.idOf(onA)).to.equal(`a:${onA.id}`);
+    expect(f.nodes.a!.fleet.idOf(onA)).to.equal(`a@${f.t.now()}:${onA.id}`);
     expect(f.nodes.a!.fleet.idOf(onA)).to.not.equal(f.nodes.b!.fleet.idOf(onB));
+  });
+
+  it('an id of an earlier run of a node is gone after a restart under the same node id, though its connection id is reused', async () => {
+    f = await createFleet(['a', 'b']);
+    const before = f.nodes.b!.connect({ id: 'c7' }).manager;
+    const oldId = f.nodes.b!.fleet.idOf(before);
+    await f.nodes.b!.fleet.leave();
+    await f.t.tickAsync(1);
+    const restarted = await f.join('b');
+    const { client, manager } = restarted.connect({ id: 'c7' });
+    expect(restarted.fleet.idOf(manager)).to.not.equal(oldId);
+    expect(await f.nodes.a!.fleet.send(oldId, 'for the old connection')).to.equal('gone');
+    expect(await f.nodes.a!.fleet.close(oldId)).to.equal('gone');
+    expect(await restarted.fleet.send(oldId, 'asked of itself')).to.equal('gone');
+    expect(client.received).to.deep.equal([]);
+    expect(manager.state).to.equal('open');
+    expect(await f.nodes.a!.fleet.send(restarted.fleet.idOf(manager), 'for the new one')).to.equal('sent');
+    expect(client.received).to.deep.equal(['for the new one']);
   });
 
   it('send reaches a connection held by another node', async () => {
@@ -48,10 +66,12 @@ describe('fleet remote operations by connection id', () => {
     const { manager } = f.nodes.b!.connect();
     expect(await f.nodes.a!.fleet.send('nobody:c1', 'm')).to.equal('gone');
     expect(await f.nodes.a!.fleet.close('nobody:c1')).to.equal('gone');
-    expect(await f.nodes.a!.fleet.send('b:no-such-connection', 'm')).to.equal('gone');
+    const run = f.nodes.b!.fleet.idOf(manager).split(':')[0]!;
+    expect(await f.nodes.a!.fleet.send(`${run}:no-such-connection`, 'm')).to.equal('gone');
+    expect(await f.nodes.a!.fleet.send(`b:${manager.id}`, 'm'), 'no run').to.equal('gone');
     expect(await f.nodes.a!.fleet.send('not a fleet id', 'm')).to.equal('gone');
     await f.nodes.b!.fleet.leave();
-    expect(await f.nodes.a!.fleet.close(`b:${manager.id}`)).to.equal('gone');
+    expect(await f.nodes.a!.fleet.close(`${run}:${manager.id}`)).to.equal('gone');
   });
 
   it('unknown: the owner is live but did not answer within the deadline', async () => {

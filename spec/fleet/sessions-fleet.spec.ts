@@ -41,7 +41,7 @@ describe('trackSessions (a fleet under fake time)', () => {
     const diedAt = f.t.now();
     while (hooks.length < 30 && f.t.now() - diedAt < TTL_MS + 2 * SWEEP_MS) await f.t.tickAsync(100);
     expect(f.t.now() - diedAt).to.be.at.most(TTL_MS + 2 * SWEEP_MS);
-    expect(hooks.map((h) => h.session.fleetId).sort()).to.deep.equal(opened.map((m) => `b:${m.id}`).sort());
+    expect(hooks.map((h) => h.session.fleetId).sort()).to.deep.equal(opened.map((m) => b.fleet.idOf(m)).sort());
     expect(hooks.every((h) => h.on === 'a' && h.info.reason === 'node_gone' && !h.info.repeated)).to.equal(true);
     expect(hooks[0]!.session).to.deep.include({ nodeId: 'b', userId: hooks[0]!.session.userId, labels: { role: 'listener' } });
     await f.t.tickAsync(10 * SWEEP_MS);

@@ -57,7 +57,7 @@ describe('SessionTracker (session records)', () => {
     await t.tickAsync(FLUSH_MS);
     expect(await recordsInRedis()).to.deep.equal({
       [manager.id]: {
-        fleetId: `node-a:${manager.id}`,
+        fleetId: `node-a@${STARTED_AT}:${manager.id}`,
         nodeId: 'node-a',
         instance: `node-a@${STARTED_AT}`,
         connectionId: manager.id,

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { BusWrite, FleetBus } from '../../lib/fleet/bus.js';
+import { fleetConnectionId } from '../../lib/fleet/ids.js';
 import { MemoryBusNetwork, type MemoryBus } from '../../lib/fleet/memory-bus.js';
 import { sessionKeys, sessionMember, type SessionRecord } from '../../lib/fleet/sessions.js';
 import { Sweeper, type ReapInfo, type RemoteClose, type SweeperOptions } from '../../lib/fleet/sweeper.js';
@@ -61,7 +62,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
   function record(instance: string, i: number, lastActivityAt = t.now()): SessionRecord {
     const nodeId = instance.split('@')[0]!;
     return {
-      fleetId: `${nodeId}:c${i}`,
+      fleetId: fleetConnectionId(instance, `c${i}`),
       nodeId,
       instance,
       connectionId: `c${i}`,
@@ -116,7 +117,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
     await sweeperOf('node-a').sweep();
     const closed = logs.entries.filter((e) => e.message === 'WebSocket closed');
     expect(closed).to.have.length(3);
-    expect(closed[0]!.meta).to.include({ connectionId: 'node-dead:c0', userId: 'user-0', role: 'speaker', code: 1006, reason: 'node_gone', source: 'sweeper', fencingToken: 1 });
+    expect(closed[0]!.meta).to.include({ connectionId: 'node-dead@1000:c0', userId: 'user-0', role: 'speaker', code: 1006, reason: 'node_gone', source: 'sweeper', fencingToken: 1 });
     expect(logs.entries.find((e) => e.message === 'Session sweep completed')?.meta).to.include({ cleanupCount: 3, sessionsChecked: 3, errorsEncountered: 0 });
     expect(await counter('connections_checked_total')).to.deep.equal(['ws_timeouts_connections_checked_total 3']);
     expect(await counter('cleanup_runs_total')).to.deep.equal(['ws_timeouts_cleanup_runs_total 1']);
@@ -138,7 +139,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
     expect(await sweep).to.deep.include({ reaped: 12, errors: 3 });
     expect(hooks.map((h) => h.session.connectionId).sort()).to.deep.equal(dead.map((r) => r.connectionId).filter((id) => !['c1', 'c2', 'c3'].includes(id)).sort());
     const failed = logs.entries.filter((e) => e.message === 'onDisconnect hook failed');
-    expect(failed.map((e) => e.meta.connectionId).sort()).to.deep.equal(['node-dead:c1', 'node-dead:c2', 'node-dead:c3']);
+    expect(failed.map((e) => e.meta.connectionId).sort()).to.deep.equal(['node-dead@1000:c1', 'node-dead@1000:c2', 'node-dead@1000:c3']);
     expect(failed.every((e) => e.meta.errorCode === 'WS_TIMEOUTS_ERR_SESSION_STORE')).to.equal(true);
     expect(await counter('cleanup_errors_total')).to.deep.equal(['ws_timeouts_cleanup_errors_total 3']);
     expect(await left(DEAD)).to.equal(0);
@@ -223,8 +224,8 @@ describe('Sweeper (fake time, in-memory bus)', () => {
       const close = sinon.stub<Parameters<RemoteClose>, ReturnType<RemoteClose>>().resolves('closed');
       const result = await sweeperOf('node-a', { sessionTimeoutMs: TIMEOUT, close }).sweep();
       expect(close.args.map(([id, opts]) => [id, opts.code, opts.reason])).to.deep.equal([
-        ['node-live:c0', 4001, 'idle_timeout'],
-        ['node-live:c1', 4001, 'idle_timeout'],
+        ['node-live@2000:c0', 4001, 'idle_timeout'],
+        ['node-live@2000:c1', 4001, 'idle_timeout'],
       ]);
       expect(close.firstCall.args[1].notice).to.deep.include({ type: 'connectionTimeout', reason: 'idle' });
       expect(result).to.deep.include({ closedRemotely: 2, reaped: 0 });

@@ -51,7 +51,7 @@ describe('the example dashboard of a fleet node in chromium', function () {
     expect(await page.locator('[data-testid=chart]').isVisible()).to.equal(true);
 
     const row = page.locator('tr[data-user="held-by-a"]');
-    expect(await row.getAttribute('data-connection-id')).to.match(/^a:/);
+    expect(await row.getAttribute('data-connection-id')).to.match(/^a@\d+:/);
     const close = closed(onA);
     await row.locator('button[data-close]').click();
     expect(await close).to.deep.equal({ code: 1000, reason: 'closed_by_operator' });

@@ -65,7 +65,7 @@ describe('examples/server.ts as a fleet node (REDIS_URL, three processes)', func
   it('closes from node b a socket held by node a (notice, then 1000), and answers 410 Gone the second time', async () => {
     const ws = await openClient(`${node('a').wsUrl}/ws/echo?user=remote-close`);
     const id = await fleetIdOf(node('a'), 'remote-close');
-    expect(id.startsWith('a:'), id).to.equal(true);
+    expect(id, 'the node id and its run, then the connection id').to.match(/^a@\d+:c\d+$/);
     const notice = nextMessage(ws);
     const close = closed(ws);
     expect(await closeVia(node('b'), id)).to.deep.equal({ status: 200, result: 'closed' });
