@@ -10,7 +10,8 @@ import { hostname } from 'node:os';
 /** What a node id may be: it is part of Redis keys, channels and fleet ids (so never a `:` or `@`). */
 const NODE_ID = '[A-Za-z0-9._-]{1,64}';
 export const NODE_ID_PATTERN = new RegExp(`^${NODE_ID}$`);
-const INSTANCE_PATTERN = new RegExp(`^(${NODE_ID})@\\d+$`);
+/** Any run after the `@`: a clock may give a fractional or (faked) negative start time. */
+const INSTANCE_PATTERN = new RegExp(`^(${NODE_ID})@.+$`);
 
 /** `nodeId`, checked. @throws {RangeError} naming the rule and echoing the value. */
 export function checkNodeId(nodeId: unknown): string {

@@ -1,6 +1,7 @@
 // Send and close by fleet connection id, under fake time: the owner acts, a connection no live
 // node holds is `gone`, an owner that does not answer in time is `unknown`.
 import { expect } from 'chai';
+import { fleetConnectionId, instanceOf, parseFleetConnectionId } from '../../lib/fleet/ids.js';
 import { settles } from '../support/settles.js';
 import { createFleet, REQUEST_MS, type TestFleet } from './fleet-harness.js';
 
@@ -14,6 +15,16 @@ describe('fleet remote operations by connection id', () => {
     const onB = f.nodes.b!.connect().manager;
     expect(f.nodes.a!.fleet.idOf(onA)).to.equal(`a@${f.t.now()}:${onA.id}`);
     expect(f.nodes.a!.fleet.idOf(onA)).to.not.equal(f.nodes.b!.fleet.idOf(onB));
+  });
+
+  it('reads back every id it gives: a run started at any clock time, a connection id holding a colon', () => {
+    for (const startedAt of [1_700_000_000_000, 1_700_000_000_000.5, -5]) {
+      const instance = instanceOf('web-1', startedAt);
+      expect(parseFleetConnectionId(fleetConnectionId(instance, 'user:42')), String(startedAt)).to.deep.equal({ nodeId: 'web-1', instance, connectionId: 'user:42' });
+    }
+    expect(parseFleetConnectionId('web-1:c1'), 'no run').to.equal(null);
+    expect(parseFleetConnectionId('web-1@1:'), 'no connection id').to.equal(null);
+    expect(parseFleetConnectionId('web 1@1:c1'), 'not a node id').to.equal(null);
   });
 
   it('an id of an earlier run of a node is gone after a restart under the same node id, though its connection id is reused', async () => {
