@@ -33,6 +33,9 @@ export function defaultNodeId(suffix: string | number = process.pid): string {
 /** `${nodeId}@${startedAt}`: one run of a node (`startedAt` in ms since the epoch). */
 export const instanceOf = (nodeId: string, startedAt: number): string => `${nodeId}@${startedAt}`;
 
+/** The node of an instance (see {@link instanceOf}); undefined when `instance` is not one. */
+export const nodeIdOf = (instance: string): string | undefined => INSTANCE_PATTERN.exec(instance)?.[1];
+
 export function fleetConnectionId(instance: string, connectionId: string): string {
   return `${instance}:${connectionId}`;
 }
@@ -43,6 +46,6 @@ export function parseFleetConnectionId(fleetId: unknown): { nodeId: string; inst
   const colon = fleetId.indexOf(':');
   const instance = fleetId.slice(0, colon);
   const connectionId = fleetId.slice(colon + 1);
-  const nodeId = colon < 0 || connectionId === '' ? undefined : INSTANCE_PATTERN.exec(instance)?.[1];
+  const nodeId = colon < 0 || connectionId === '' ? undefined : nodeIdOf(instance);
   return nodeId === undefined ? null : { nodeId, instance, connectionId };
 }

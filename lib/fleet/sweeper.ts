@@ -22,7 +22,7 @@ import { NO_ROLE, type TimeoutMetrics } from '../metrics.js';
 import type { ConnectionRegistry, DisconnectInfo } from '../registry.js';
 import type { BusWrite, FleetBus } from './bus.js';
 import type { FleetNode } from './node.js';
-import { fleetConnectionId, instanceOf } from './ids.js';
+import { fleetConnectionId, instanceOf, nodeIdOf } from './ids.js';
 import { parseSessionMember, SessionTracker, sessionKeys, sessionMember, type SessionRecord } from './sessions.js';
 import { SweeperLock, type HeldLock } from './sweeper-lock.js';
 
@@ -410,7 +410,8 @@ function parseRecord(value: string): SessionRecord | null {
 
 /** A record that could not be read still gets its hook, with what its keys say. */
 function brokenRecord(instance: string, connectionId: string, now: number): SessionRecord {
-  const nodeId = instance.slice(0, instance.lastIndexOf('@'));
+  // Instances are written by instanceOf; one that is not names no node but itself.
+  const nodeId = nodeIdOf(instance) ?? instance;
   return { fleetId: fleetConnectionId(instance, connectionId), nodeId, instance, connectionId, userId: null, labels: {}, openedAt: now, lastActivityAt: now };
 }
 

@@ -77,7 +77,7 @@ describe('fleet remote operations by connection id', () => {
     const { manager } = f.nodes.b!.connect();
     expect(await f.nodes.a!.fleet.send('nobody:c1', 'm')).to.equal('gone');
     expect(await f.nodes.a!.fleet.close('nobody:c1')).to.equal('gone');
-    const run = f.nodes.b!.fleet.idOf(manager).split(':')[0]!;
+    const run = parseFleetConnectionId(f.nodes.b!.fleet.idOf(manager))!.instance;
     expect(await f.nodes.a!.fleet.send(`${run}:no-such-connection`, 'm')).to.equal('gone');
     expect(await f.nodes.a!.fleet.send(`b:${manager.id}`, 'm'), 'no run').to.equal('gone');
     expect(await f.nodes.a!.fleet.send('not a fleet id', 'm')).to.equal('gone');

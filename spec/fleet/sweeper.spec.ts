@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { BusWrite, FleetBus } from '../../lib/fleet/bus.js';
-import { fleetConnectionId } from '../../lib/fleet/ids.js';
+import { fleetConnectionId, nodeIdOf } from '../../lib/fleet/ids.js';
 import { MemoryBusNetwork, type MemoryBus } from '../../lib/fleet/memory-bus.js';
 import { sessionKeys, sessionMember, type SessionRecord } from '../../lib/fleet/sessions.js';
 import { Sweeper, type ReapInfo, type RemoteClose, type SweeperOptions } from '../../lib/fleet/sweeper.js';
@@ -60,7 +60,7 @@ describe('Sweeper (fake time, in-memory bus)', () => {
   }
 
   function record(instance: string, i: number, lastActivityAt = t.now()): SessionRecord {
-    const nodeId = instance.split('@')[0]!;
+    const nodeId = nodeIdOf(instance)!;
     return {
       fleetId: fleetConnectionId(instance, `c${i}`),
       nodeId,
